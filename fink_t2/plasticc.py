@@ -1,0 +1,234 @@
+"""PLAsTiCC training data: loading, the object split, and alert-like views.
+
+PLAsTiCC's training set holds whole, well-sampled light curves; Fink sees
+alerts: at most 30 days of history, often only a few detections. A *view* is
+what an alert of a PLAsTiCC object would have looked like at some epoch: the
+g/r observations in a history window ending at a detection, optionally
+thinned and made noisier. Views are built for many objects at once and go
+through the same :func:`fink_t2.lightcurves.prepare` as real alerts.
+
+The split is by object and happens before any view is made, so no object's
+views are in two splits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fink_t2.classes import CLASS_CODES, class_indices
+from fink_t2.lightcurves import Observations, observations_from_plasticc
+
+#: ZTF alerts carry this many days of previous history.
+ALERT_HISTORY_DAYS = 30.0
+#: Detection threshold (signal-to-noise) of ZTF and PLAsTiCC difference imaging.
+DETECTION_SNR = 5.0
+
+LIGHTCURVES_FILE = "plasticc_train_lightcurves.csv.gz"
+METADATA_FILE = "plasticc_train_metadata.csv.gz"
+
+
+@dataclass
+class PlasticcData:
+    """All g/r observations of the labelled objects, with labels in model-output order."""
+
+    observations: Observations
+    object_ids: np.ndarray
+    labels: np.ndarray  # class index per object (see fink_t2.classes)
+    metadata: pd.DataFrame
+
+
+def default_data_dir() -> Path:
+    """``../shared/data/plasticc`` next to the repository, where the project keeps PLAsTiCC."""
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "plasticc"
+
+
+def load_plasticc(data_dir: str | Path | None = None, max_objects: int | None = None, seed: int = 0) -> PlasticcData:
+    """Read the PLAsTiCC training set (gzipped CSV) and keep objects of the 14 modelled classes.
+
+    ``max_objects`` takes a stratified random subset (for tests and quick runs).
+    """
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    lc_path, meta_path = data_dir / LIGHTCURVES_FILE, data_dir / METADATA_FILE
+    for path in (lc_path, meta_path):
+        if not path.exists():
+            raise FileNotFoundError(f"PLAsTiCC file not found: {path} (pass --data-dir pointing to its folder)")
+    meta = pd.read_csv(meta_path, skipinitialspace=True)
+    meta.columns = [c.strip() for c in meta.columns]
+    meta = meta[meta["target"].isin(CLASS_CODES)].reset_index(drop=True)
+    if max_objects is not None and max_objects < len(meta):
+        rng = np.random.default_rng(seed)
+        fraction = max_objects / len(meta)
+        picked = []
+        for _, group in meta.groupby("target"):
+            k = max(2, int(round(fraction * len(group))))
+            picked.extend(rng.choice(group.index.to_numpy(), size=min(k, len(group)), replace=False))
+        meta = meta.loc[sorted(picked)].reset_index(drop=True)
+    lightcurves = pd.read_csv(lc_path)
+    lightcurves = lightcurves[lightcurves["object_id"].isin(meta["object_id"])]
+    object_ids = meta["object_id"].to_numpy()
+    observations, _ = observations_from_plasticc(lightcurves, object_ids=object_ids)
+    labels = np.asarray(class_indices(meta["target"]), dtype=np.int64)
+    return PlasticcData(observations, object_ids, labels, meta)
+
+
+def split_objects(labels: np.ndarray, fractions=(0.7, 0.15, 0.15), seed: int = 42) -> dict[str, np.ndarray]:
+    """Stratified split of object positions into train / validation / test."""
+    if abs(sum(fractions) - 1.0) > 1e-9:
+        raise ValueError("split fractions must sum to 1")
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list] = {"train": [], "validation": [], "test": []}
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_val = int(round(fractions[1] * len(members)))
+        n_test = int(round(fractions[2] * len(members)))
+        parts["test"].extend(members[:n_test])
+        parts["validation"].extend(members[n_test:n_test + n_val])
+        parts["train"].extend(members[n_test + n_val:])
+    return {name: np.sort(np.asarray(idx, dtype=np.int64)) for name, idx in parts.items()}
+
+
+# --------------------------------------------------------------------------- views
+
+
+@dataclass
+class ViewSpec:
+    """Per view: source object, alert time, history length, thinning and noise inflation."""
+
+    source: np.ndarray  # object index in the observations
+    alert_time: np.ndarray
+    history_days: np.ndarray
+    keep_fraction: np.ndarray
+    noise_factor: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
+def make_views(obs: Observations, spec: ViewSpec, rng: np.random.Generator | None = None) -> Observations:
+    """Observations of each view (object index = view index), built for all views at once.
+
+    A view keeps its source's observations in ``[alert_time - history_days,
+    alert_time]``. With ``noise_factor`` f > 1 the noise grows by f (flux gets
+    the extra scatter) and detections that fall below 5 sigma become upper
+    limits; with ``keep_fraction`` < 1 points are dropped at random, except the
+    alert's own detection.
+    """
+    order = np.lexsort((obs.time, obs.object_index))
+    src = obs.subset(order)
+    counts = np.bincount(src.object_index, minlength=obs.n_objects)
+    starts = np.cumsum(counts) - counts
+    lo = np.empty(len(spec), dtype=np.int64)
+    hi = np.empty(len(spec), dtype=np.int64)
+    # Search each view's window inside its source's (time-sorted) segment.
+    for obj in np.unique(spec.source):
+        views = np.flatnonzero(spec.source == obj)
+        seg = src.time[starts[obj]:starts[obj] + counts[obj]]
+        lo[views] = starts[obj] + np.searchsorted(seg, spec.alert_time[views] - spec.history_days[views], "left")
+        hi[views] = starts[obj] + np.searchsorted(seg, spec.alert_time[views], "right")
+    lengths = np.maximum(hi - lo, 0)
+    view_index = np.repeat(np.arange(len(spec)), lengths)
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    take = np.repeat(lo, lengths) + offsets
+    time, band = src.time[take], src.band[take]
+    flux, err, detected = src.flux[take].copy(), src.flux_err[take].copy(), src.detected[take].copy()
+    keep = np.ones(len(take), dtype=bool)
+    if rng is not None:
+        factor = spec.noise_factor[view_index]
+        extra = err * np.sqrt(np.maximum(factor ** 2 - 1.0, 0.0))
+        flux = np.where(detected, flux + rng.normal(size=len(flux)) * extra, 0.0)
+        err = err * factor
+        detected &= np.abs(flux) >= DETECTION_SNR * err
+        flux = np.where(detected, flux, 0.0)
+        is_alert_point = time == spec.alert_time[view_index]
+        keep = (rng.random(len(take)) < spec.keep_fraction[view_index]) | is_alert_point
+    return Observations(view_index[keep], time[keep], band[keep], flux[keep], err[keep], detected[keep], len(spec))
+
+
+def detection_epochs(obs: Observations) -> tuple[np.ndarray, np.ndarray]:
+    """Times of g/r detections sorted by (object, time), and their object indices."""
+    det = obs.detected
+    order = np.lexsort((obs.time[det], obs.object_index[det]))
+    return obs.time[det][order], obs.object_index[det][order]
+
+
+def sample_training_views(obs: Observations, objects: np.ndarray, views_per_object: int,
+                          rng: np.random.Generator, long_history_fraction: float = 0.25) -> ViewSpec:
+    """Random alert-like views of ``objects`` (only those with a g/r detection).
+
+    The alert epoch is a detection: with probability 0.6 one of the first 60
+    days after the first detection (where Fink classifies most), otherwise any.
+    History is 30 days (ZTF alerts) or, for ``long_history_fraction`` of views,
+    unlimited. Thinning keeps 30-100 % of points; noise grows by 1-3x.
+    """
+    times, owner = detection_epochs(obs)
+    wanted = np.isin(owner, objects)
+    times, owner = times[wanted], owner[wanted]
+    counts = np.bincount(owner, minlength=obs.n_objects)
+    starts = np.cumsum(counts) - counts
+    usable = objects[counts[objects] > 0]
+    source = np.repeat(usable, views_per_object)
+    n = len(source)
+    first = times[starts[source]]
+    # Detections within 60 d of the first: how many per object.
+    early_limit = first + 60.0
+    n_early = np.array([np.searchsorted(times[starts[o]:starts[o] + counts[o]], first_o + 60.0, "right")
+                        for o, first_o in zip(usable, times[starts[usable]])])
+    n_early = np.repeat(n_early, views_per_object)
+    early = rng.random(n) < 0.6
+    upper = np.where(early, n_early, counts[source])
+    pick = (rng.random(n) * upper).astype(np.int64)
+    alert_time = times[starts[source] + np.minimum(pick, counts[source] - 1)]
+    del early_limit
+    history = np.where(rng.random(n) < long_history_fraction, 1e5, ALERT_HISTORY_DAYS)
+    keep_fraction = rng.uniform(0.3, 1.0, n)
+    keep_fraction[rng.random(n) < 0.3] = 1.0
+    noise_factor = np.where(rng.random(n) < 0.5, 1.0, rng.uniform(1.0, 3.0, n))
+    return ViewSpec(source, alert_time, history, keep_fraction, noise_factor)
+
+
+#: Evaluation epochs: name -> description (see :func:`evaluation_views`).
+EVALUATION_EPOCHS: dict[str, str] = {
+    "full": "all observations up to the last detection",
+    "det3": "3rd g/r detection, 30-day history",
+    "first+10d": "last detection within 10 d of the first, 30-day history",
+    "first+30d": "last detection within 30 d of the first, 30-day history",
+}
+
+
+def evaluation_views(obs: Observations, objects: np.ndarray, epoch: str) -> tuple[ViewSpec, np.ndarray]:
+    """Deterministic views of ``objects`` at a named epoch (no thinning, no extra noise).
+
+    Returns the spec and the positions in ``objects`` that have such a view
+    (an object with fewer than 3 detections has no ``det3`` view).
+    """
+    if epoch not in EVALUATION_EPOCHS:
+        raise ValueError(f"unknown epoch {epoch!r}; known: {list(EVALUATION_EPOCHS)}")
+    times, owner = detection_epochs(obs)
+    counts = np.bincount(owner, minlength=obs.n_objects)
+    starts = np.cumsum(counts) - counts
+    positions, alert_time = [], []
+    for pos, obj in enumerate(objects):
+        n_det = counts[obj]
+        if n_det == 0:
+            continue
+        seg = times[starts[obj]:starts[obj] + n_det]
+        if epoch == "full":
+            t = seg[-1]
+        elif epoch == "det3":
+            if n_det < 3:
+                continue
+            t = seg[2]
+        else:
+            days = 10.0 if epoch == "first+10d" else 30.0
+            t = seg[np.searchsorted(seg, seg[0] + days, "right") - 1]
+        positions.append(pos)
+        alert_time.append(t)
+    positions = np.asarray(positions, dtype=np.int64)
+    m = len(positions)
+    history = np.full(m, 1e5 if epoch == "full" else ALERT_HISTORY_DAYS)
+    spec = ViewSpec(objects[positions], np.asarray(alert_time, dtype=np.float64), history, np.ones(m), np.ones(m))
+    return spec, positions

@@ -1,0 +1,209 @@
+"""Serving the model: verified loading and batched LiteRT inference.
+
+A model is a TFLite flatbuffer plus a YAML metadata file beside it (same stem)
+recording its size, sha256, input shape, band and class order and the
+preparation parameters it was trained with. The bytes are checked against the
+metadata *before* the interpreter sees them, and the interpreter's tensor
+shapes against the metadata after. Loading happens once per process
+(:func:`get_model`); Spark workers reuse the interpreter across batches.
+
+Never imports TensorFlow: the interpreter comes from ``ai_edge_litert``, or
+from ``tflite_runtime`` where LiteRT is not installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from fink_t2.classes import CLASSES
+from fink_t2.lightcurves import BANDS, PreparationConfig
+
+#: The model shipped inside the package.
+DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "t2.tflite"
+
+#: Largest number of light curves per interpreter call.
+DEFAULT_CHUNK = 1024
+
+#: How many times a model file was loaded in this process (tests check reuse).
+LOAD_COUNT = 0
+
+_CACHE: dict[tuple[str, int], "T2Model"] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+class ModelFileError(RuntimeError):
+    """The model file or its metadata is missing, damaged or does not match."""
+
+
+def interpreter_class():
+    """LiteRT's Interpreter, falling back to tflite-runtime's."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError as error:
+            raise ImportError(
+                "No TFLite interpreter: install 'ai-edge-litert' (or 'tflite-runtime')."
+            ) from error
+    return Interpreter
+
+
+def metadata_path(model_path: str | Path) -> Path:
+    """The metadata file of a model: same folder and stem, ``.yaml``."""
+    return Path(model_path).with_suffix(".yaml")
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_metadata(model_path: str | Path) -> dict:
+    """The model's metadata, checked for the keys the runtime relies on."""
+    path = metadata_path(model_path)
+    if not path.exists():
+        raise ModelFileError(f"model metadata not found: {path} (every .tflite needs its .yaml beside it; "
+                             "regenerate both with 'fink-t2 compress')")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            meta = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        raise ModelFileError(f"model metadata {path} is not valid YAML: {error}") from error
+    required = ("size_bytes", "sha256", "input_shape", "bands", "classes", "preparation")
+    missing = [key for key in required if not isinstance(meta, dict) or key not in meta]
+    if missing:
+        raise ModelFileError(f"model metadata {path} lacks {missing}")
+    return meta
+
+
+def verify_model_bytes(model_path: str | Path, data: bytes, meta: dict) -> None:
+    """Size and sha256 of the bytes against the metadata; raises ModelFileError on mismatch."""
+    if len(data) != int(meta["size_bytes"]):
+        raise ModelFileError(f"model file {model_path} has {len(data)} bytes, its metadata says "
+                             f"{meta['size_bytes']}: the file is truncated or replaced; reinstall or re-run "
+                             "'fink-t2 compress'")
+    digest = sha256_of(data)
+    if digest != meta["sha256"]:
+        raise ModelFileError(f"model file {model_path} has sha256 {digest}, its metadata says {meta['sha256']}: "
+                             "refusing to load it; reinstall or re-run 'fink-t2 compress'")
+    if list(meta["bands"]) != list(BANDS):
+        raise ModelFileError(f"model {model_path} expects bands {meta['bands']}, this package prepares {list(BANDS)}")
+    if list(meta["classes"]) != list(CLASSES):
+        raise ModelFileError(f"model {model_path} has classes {meta['classes']}, expected {CLASSES}")
+
+
+@dataclass
+class T2Model:
+    """A verified TFLite t2 with its preparation parameters; ``predict`` is batched."""
+
+    path: Path
+    metadata: dict
+    preparation: PreparationConfig
+    interpreter: object
+    num_threads: int
+
+    def __post_init__(self) -> None:
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        self._batch = int(self._input["shape"][0])
+        self._lock = threading.Lock()
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """(n_steps, n_bands) of one light curve."""
+        return int(self._input["shape"][1]), int(self._input["shape"][2])
+
+    def _resize(self, batch: int) -> None:
+        if batch != self._batch:
+            self.interpreter.resize_tensor_input(self._input["index"], [batch, *self.input_shape])
+            self.interpreter.allocate_tensors()
+            self._input = self.interpreter.get_input_details()[0]
+            self._output = self.interpreter.get_output_details()[0]
+            self._batch = batch
+
+    def predict(self, values: np.ndarray, chunk: int = DEFAULT_CHUNK) -> np.ndarray:
+        """Class probabilities (n, 14) for prepared inputs (n, n_steps, 2): one invoke per chunk."""
+        values = np.asarray(values, dtype=np.float32)
+        if values.ndim != 3 or values.shape[1:] != self.input_shape:
+            raise ValueError(f"expected inputs of shape (n, {self.input_shape[0]}, {self.input_shape[1]}), "
+                             f"got {values.shape}")
+        out = np.empty((len(values), len(CLASSES)), dtype=np.float32)
+        with self._lock:
+            for start in range(0, len(values), chunk):
+                part = values[start:start + chunk]
+                self._resize(len(part))
+                self.interpreter.set_tensor(self._input["index"], np.ascontiguousarray(part))
+                self.interpreter.invoke()
+                out[start:start + len(part)] = self.interpreter.get_tensor(self._output["index"])
+        return out
+
+
+def load_model(model_path: str | Path | None = None, num_threads: int = 1) -> T2Model:
+    """Read, verify and open a model (always from disk; prefer :func:`get_model`)."""
+    global LOAD_COUNT
+    path = Path(model_path) if model_path is not None else DEFAULT_MODEL
+    if not path.exists():
+        raise ModelFileError(f"model file not found: {path} (set 'model_path' in the configuration or pass "
+                             "--model; the package ships fink_t2/data/t2.tflite)")
+    meta = read_metadata(path)
+    data = path.read_bytes()
+    verify_model_bytes(path, data, meta)
+    try:
+        preparation = PreparationConfig.from_dict(meta["preparation"])
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"model metadata {metadata_path(path)}: bad preparation parameters: {error}") from error
+    try:
+        interpreter = interpreter_class()(model_content=data, num_threads=num_threads)
+        interpreter.allocate_tensors()
+    except ImportError:
+        raise
+    except Exception as error:  # the interpreter raises ValueError/RuntimeError on a bad flatbuffer
+        raise ModelFileError(f"model file {path} could not be opened by the TFLite interpreter: {error}") from error
+    model = T2Model(path, meta, preparation, interpreter, num_threads)
+    expected = [int(preparation.n_steps), len(BANDS)]
+    declared = [int(v) for v in meta["input_shape"][1:]]
+    if list(model.input_shape) != expected or declared != expected:
+        raise ModelFileError(f"model {path} takes inputs {list(model.input_shape)} (metadata says {declared}), "
+                             f"but its preparation makes {expected}")
+    n_out = int(model._output["shape"][-1])
+    if n_out != len(CLASSES):
+        raise ModelFileError(f"model {path} outputs {n_out} values, expected {len(CLASSES)} classes")
+    LOAD_COUNT += 1
+    return model
+
+
+def get_model(model_path: str | Path | None = None, num_threads: int = 1) -> T2Model:
+    """The process-wide model for ``model_path``: loaded on first use, then reused."""
+    path = Path(model_path) if model_path is not None else DEFAULT_MODEL
+    key = (str(path.resolve()), int(num_threads))
+    with _CACHE_LOCK:
+        model = _CACHE.get(key)
+        if model is None:
+            model = load_model(path, num_threads)
+            _CACHE[key] = model
+        return model
+
+
+def write_metadata(model_path: str | Path, data: bytes, preparation: PreparationConfig, extra: dict | None = None) -> Path:
+    """Write the metadata YAML for the model bytes ``data`` saved at ``model_path``."""
+    meta = {
+        "model_file": Path(model_path).name,
+        "size_bytes": len(data),
+        "sha256": sha256_of(data),
+        "input_shape": [None, int(preparation.n_steps), len(BANDS)],
+        "output_shape": [None, len(CLASSES)],
+        "bands": list(BANDS),
+        "classes": list(CLASSES),
+        "preparation": preparation.to_dict(),
+    }
+    meta.update(extra or {})
+    path = metadata_path(model_path)
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(meta, handle, sort_keys=False)
+    return path
