@@ -19,7 +19,7 @@ def _add_train(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     p.add_argument("--seed", type=int, default=None, help="override the seed")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(run=_run_train)
+    p.set_defaults(handler=_run_train)
 
 
 def _run_train(args) -> int:
@@ -44,7 +44,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--output", default="docs", help="where the report and plots go (default: %(default)s)")
     p.add_argument("--max-objects", type=int, default=None)
-    p.set_defaults(run=_run_evaluate)
+    p.set_defaults(handler=_run_evaluate)
 
 
 def _run_evaluate(args) -> int:
@@ -63,7 +63,7 @@ def _add_compress(sub) -> None:
     p.add_argument("--ship", default=None, metavar="VARIANT", help="copy this variant into fink_t2/data/")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--report", default="docs/compression.md")
-    p.set_defaults(run=_run_compress)
+    p.set_defaults(handler=_run_compress)
 
 
 def _run_compress(args) -> int:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        return int(args.handler(args) or 0)
     except (FileNotFoundError, ValueError) as error:
         print(f"fink-t2 {args.command}: error: {error}", file=sys.stderr)
         return 2

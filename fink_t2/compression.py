@@ -60,3 +60,313 @@ def save_tflite(data: bytes, path: str | Path, preparation: PreparationConfig, e
     path.write_bytes(data)
     write_metadata(path, data, preparation, extra)
     return path
+
+
+# --------------------------------------------------------------------------- pruning and clustering
+
+
+def _fine_tune(model, x: np.ndarray, y: np.ndarray, weights: np.ndarray, epochs: int, callbacks=None,
+               learning_rate: float = 5e-4) -> None:
+    import tf_keras as keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0),
+                  loss="sparse_categorical_crossentropy")
+    model.fit(x, y, sample_weight=weights, batch_size=256, epochs=epochs, verbose=0, callbacks=callbacks or [])
+
+
+def pruned_model(keras_model, x, y, weights, sparsity: float = 0.5, epochs: int = 3):
+    """Magnitude pruning of Dense/Conv1D kernels to ``sparsity``, fine-tuned, then stripped."""
+    import tensorflow_model_optimization as tfmot
+
+    schedule = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=50)
+    wrapped = _wrap_layers_with_weights(
+        keras_model, lambda layer: tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule))
+    _fine_tune(wrapped, x, y, weights, epochs, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    return tfmot.sparsity.keras.strip_pruning(wrapped)
+
+
+def clustered_model(keras_model, x, y, weights, clusters: int = 16, epochs: int = 3):
+    """Weight clustering of Dense/Conv1D kernels to ``clusters`` centroids, fine-tuned, then stripped."""
+    import tensorflow_model_optimization as tfmot
+
+    init = tfmot.clustering.keras.CentroidInitialization.KMEANS_PLUS_PLUS
+    wrapped = _wrap_layers_with_weights(
+        keras_model,
+        lambda layer: tfmot.clustering.keras.cluster_weights(layer, number_of_clusters=clusters,
+                                                             cluster_centroids_init=init))
+    _fine_tune(wrapped, x, y, weights, epochs)
+    return tfmot.clustering.keras.strip_clustering(wrapped)
+
+
+def _wrap_layers_with_weights(keras_model, wrap):
+    """Clone with ``wrap`` on Dense/Conv1D layers, each built from the trained layer (weights kept)."""
+    import tf_keras as keras
+
+    def clone(layer):
+        if isinstance(layer, (keras.layers.Dense, keras.layers.Conv1D)):
+            return wrap(layer)
+        return layer
+
+    return keras.models.clone_model(keras_model, clone_function=clone)
+
+
+def kernel_sparsity(keras_model) -> dict[str, float]:
+    """Fraction of exact zeros in each Dense/Conv1D kernel (to check pruning really happened)."""
+    import tf_keras as keras
+
+    out = {}
+    for layer in keras_model.layers:
+        if isinstance(layer, (keras.layers.Dense, keras.layers.Conv1D)):
+            kernel = layer.get_weights()[0]
+            out[layer.name] = float(np.mean(kernel == 0))
+    return out
+
+
+def tflite_weight_sparsity(data: bytes) -> float:
+    """Fraction of exact zeros over the constant weight tensors of a TFLite file (>= 64 values)."""
+    from fink_t2.runtime import interpreter_class
+
+    interpreter = interpreter_class()(model_content=data)
+    interpreter.allocate_tensors()
+    zeros = total = 0
+    for detail in interpreter.get_tensor_details():
+        if len(detail["shape"]) < 2 or int(np.prod(detail["shape"])) < 64:
+            continue
+        try:
+            values = interpreter.get_tensor(detail["index"])
+        except ValueError:
+            continue
+        if values.dtype not in (np.int8, np.float32, np.float16):
+            continue
+        if "weights" in detail["name"].lower() or "kernel" in detail["name"].lower() or values.dtype == np.int8:
+            zeros += int(np.sum(values == 0))
+            total += values.size
+    return zeros / total if total else 0.0
+
+
+# --------------------------------------------------------------------------- the compress command
+
+#: Acceptance for the shipped variant (issue "Deep compression").
+MAX_LOG_LOSS_INCREASE = 0.02
+MIN_ARGMAX_AGREEMENT = 0.99
+SAMPLE_ALERTS = Path(__file__).resolve().parents[1] / "data" / "alerts_sample.parquet"
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def ztf_alert_inputs(preparation: PreparationConfig, path: str | Path = SAMPLE_ALERTS) -> np.ndarray:
+    """Prepared model inputs of the real ZTF alerts in ``path`` that the preparation accepts."""
+    import pyarrow.parquet as pq
+
+    from fink_t2.batch import alert_columns
+    from fink_t2.lightcurves import observations_from_alerts, prepare
+
+    columns = alert_columns(pq.read_table(path))
+    optional = {name: columns[name] for name in ("cisdiffpos", "cdiffmaglim") if name in columns}
+    obs, _ = observations_from_alerts(columns["cjd"], columns["cfid"], columns["cmagpsf"], columns["csigmapsf"],
+                                      **optional)
+    batch = prepare(obs, preparation)
+    return batch.values[batch.ok]
+
+
+def latency_microseconds(data: bytes, inputs: np.ndarray, batch: int, repeats: int = 3) -> float:
+    """Wall time per light curve with one LiteRT thread at the given batch size (best of repeats)."""
+    import time
+
+    from fink_t2.runtime import interpreter_class
+
+    interpreter = interpreter_class()(model_content=data, num_threads=1)
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(index, [batch, *inputs.shape[1:]])
+    interpreter.allocate_tensors()
+    n_calls = max(1, min(len(inputs) // batch, 2000 if batch == 1 else 8))
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(n_calls):
+            interpreter.set_tensor(index, inputs[i * batch:(i + 1) * batch])
+            interpreter.invoke()
+        best = min(best, (time.perf_counter() - start) / (n_calls * batch))
+    return best * 1e6
+
+
+def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None = None,
+                 data_dir: str | Path | None = None, report: str | Path | None = "docs/compression.md",
+                 finetune_epochs: int = 3, progress: bool = True) -> dict:
+    """Every variant of a trained run, measured side by side; optionally ship one into the package."""
+    import gzip
+    import json
+    import os
+    import shutil
+    import tempfile
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import tensorflow as tf
+
+    from fink_t2.evaluation import balanced_accuracy, flat_log_loss
+    from fink_t2.plasticc import (
+        EVALUATION_EPOCHS,
+        evaluation_views,
+        load_plasticc,
+        sample_training_views,
+        split_objects,
+    )
+    from fink_t2.runtime import DEFAULT_MODEL, load_model, sha256_of
+    from fink_t2.training import CONFIG_FILE, KERAS_FILE, TrainConfig, class_weights, load_keras_model, prepared_views
+
+    def log(message: str) -> None:
+        if progress:
+            print(message, flush=True)
+
+    run_dir, output_dir = Path(run_dir), Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    config = TrainConfig.from_yaml(run_dir / CONFIG_FILE)
+    prep = config.preparation_config()
+    keras_model = load_keras_model(run_dir / KERAS_FILE)
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.saved_model.save(keras_model, os.path.join(tmp, "saved_model"))
+        saved_model_bytes = directory_bytes(Path(tmp) / "saved_model")
+    keras_bytes = (run_dir / KERAS_FILE).stat().st_size
+    log(f"SavedModel directory: {saved_model_bytes} B; .keras file: {keras_bytes} B")
+
+    data = load_plasticc(data_dir, seed=config.seed)
+    split = split_objects(data.labels, config.split, config.seed)
+    rng = np.random.default_rng(config.seed + 2)
+    spec = sample_training_views(data.observations, split["train"], 4, rng, config.long_history_fraction)
+    x_train, y_train, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction)
+    calibration = x_train[rng.permutation(len(x_train))[:2000]]
+    held_out = {}
+    for epoch in EVALUATION_EPOCHS:
+        espec, _ = evaluation_views(data.observations, split["test"], epoch)
+        held_out[epoch] = prepared_views(data, espec, prep)[:2]
+    x_test = np.concatenate([x for x, _ in held_out.values()])
+    y_test = np.concatenate([y for _, y in held_out.values()])
+    x_ztf = ztf_alert_inputs(prep)
+    log(f"held-out views: {len(x_test)}; real ZTF alerts prepared: {len(x_ztf)}")
+
+    reference_test = keras_model.predict(x_test, batch_size=4096, verbose=0)
+    reference_ztf = keras_model.predict(x_ztf, batch_size=4096, verbose=0)
+
+    flatbuffers: dict[str, bytes] = {}
+    notes: dict[str, str] = {}
+    for variant in VARIANTS:
+        log(f"converting {variant} ...")
+        flatbuffers[variant] = convert(keras_model, variant, prep.n_steps,
+                                       calibration if variant == "full_int8" else None)
+    weights = class_weights(y_train)
+    log("pruning (50% of Dense/Conv1D weights) and fine-tuning ...")
+    pruned = pruned_model(keras_model, x_train, y_train, weights, 0.5, finetune_epochs)
+    flatbuffers["pruned50_dynamic_int8"] = convert(pruned, "dynamic_int8", prep.n_steps)
+    sparsity = kernel_sparsity(pruned)
+    notes["pruned50_dynamic_int8"] = (f"stripped Keras kernels zero fraction {min(sparsity.values()):.2f}-"
+                                      f"{max(sparsity.values()):.2f}; TFLite weight zeros "
+                                      f"{tflite_weight_sparsity(flatbuffers['pruned50_dynamic_int8']):.2f}")
+    log("clustering (16 centroids per Dense/Conv1D kernel) and fine-tuning ...")
+    clustered = clustered_model(keras_model, x_train, y_train, weights, 16, finetune_epochs)
+    flatbuffers["clustered16_dynamic_int8"] = convert(clustered, "dynamic_int8", prep.n_steps)
+    unique = [len(np.unique(layer.get_weights()[0])) for layer in clustered.layers
+              if layer.get_weights() and layer.name.startswith(("ff_", "embedding", "probabilities"))]
+    notes["clustered16_dynamic_int8"] = f"distinct kernel values per clustered layer: {unique}"
+
+    rows = []
+    reference_loss = flat_log_loss(y_test, reference_test)
+    rows.append({"variant": "Keras float32 (reference)", "bytes": keras_bytes,
+                 "gzip_bytes": len(gzip.compress((run_dir / KERAS_FILE).read_bytes(), 9)),
+                 "ratio_to_saved_model": saved_model_bytes / keras_bytes,
+                 "flat_log_loss": reference_loss,
+                 "balanced_accuracy": balanced_accuracy(y_test, reference_test.argmax(1)),
+                 "per_epoch": {e: flat_log_loss(y, keras_model.predict(x, batch_size=4096, verbose=0))
+                               for e, (x, y) in held_out.items()},
+                 "agreement_test": 1.0, "max_dp_test": 0.0, "agreement_ztf": 1.0, "max_dp_ztf": 0.0,
+                 "us_batch1": None, "us_batch1024": None, "note": "tf-keras, not used for serving"})
+    for variant, data_bytes in flatbuffers.items():
+        path = output_dir / f"t2_{variant}.tflite"
+        save_tflite(data_bytes, path, prep, {"variant": variant})
+        model = load_model(path)
+        p_test, p_ztf = model.predict(x_test), model.predict(x_ztf)
+        row = {"variant": variant, "bytes": len(data_bytes), "gzip_bytes": len(gzip.compress(data_bytes, 9)),
+               "ratio_to_saved_model": saved_model_bytes / len(data_bytes),
+               "flat_log_loss": flat_log_loss(y_test, p_test),
+               "balanced_accuracy": balanced_accuracy(y_test, p_test.argmax(1)),
+               "per_epoch": {e: flat_log_loss(y, model.predict(x)) for e, (x, y) in held_out.items()},
+               "agreement_test": float(np.mean(p_test.argmax(1) == reference_test.argmax(1))),
+               "max_dp_test": float(np.abs(p_test - reference_test).max()),
+               "agreement_ztf": float(np.mean(p_ztf.argmax(1) == reference_ztf.argmax(1))),
+               "max_dp_ztf": float(np.abs(p_ztf - reference_ztf).max()),
+               "us_batch1": latency_microseconds(data_bytes, x_test, 1),
+               "us_batch1024": latency_microseconds(data_bytes, x_test, 1024),
+               "sha256": sha256_of(data_bytes), "note": notes.get(variant, "")}
+        row["accepted"] = bool(row["flat_log_loss"] <= reference_loss * (1 + MAX_LOG_LOSS_INCREASE)
+                               and row["agreement_test"] >= MIN_ARGMAX_AGREEMENT
+                               and row["agreement_ztf"] >= MIN_ARGMAX_AGREEMENT)
+        rows.append(row)
+        log(f"  {variant:26s} {row['bytes']:7d} B  LL {row['flat_log_loss']:.4f}  agree {row['agreement_test']:.4f}"
+            f"/{row['agreement_ztf']:.4f}  {row['us_batch1024']:.1f} us/lc  accepted={row['accepted']}")
+
+    chosen = None
+    if ship == "auto":
+        accepted = [r for r in rows[1:] if r["accepted"]]
+        chosen = min(accepted, key=lambda r: (r["bytes"], r["us_batch1024"]))["variant"] if accepted else None
+        if chosen is None:
+            log("no variant meets the acceptance criteria; nothing shipped")
+    elif ship:
+        if ship not in flatbuffers:
+            raise ValueError(f"unknown variant {ship!r}; made: {list(flatbuffers)}")
+        chosen = ship
+    summary = {"run": str(run_dir), "saved_model_bytes": saved_model_bytes, "n_test_views": int(len(x_test)),
+               "n_ztf_alerts": int(len(x_ztf)), "rows": rows, "shipped": chosen,
+               "criteria": {"max_log_loss_increase": MAX_LOG_LOSS_INCREASE,
+                            "min_argmax_agreement": MIN_ARGMAX_AGREEMENT}}
+    if chosen:
+        row = next(r for r in rows if r["variant"] == chosen)
+        shutil.copyfile(output_dir / f"t2_{chosen}.tflite", DEFAULT_MODEL)
+        save_tflite(flatbuffers[chosen], DEFAULT_MODEL, prep, {
+            "variant": chosen, "trained_on": "PLAsTiCC training set, alert-like views (see docs/model_card.md)",
+            "keras_sha256": sha256_of((run_dir / KERAS_FILE).read_bytes()),
+            "held_out_flat_log_loss": round(row["flat_log_loss"], 4),
+            "held_out_balanced_accuracy": round(row["balanced_accuracy"], 4),
+            "model": config.model, "saved_model_bytes": saved_model_bytes})
+        log(f"shipped {chosen} -> {DEFAULT_MODEL} ({row['bytes']} B, sha256 {row['sha256']})")
+    (output_dir / "compression.json").write_text(json.dumps(summary, indent=1))
+    if report:
+        write_compression_report(summary, Path(report))
+    return summary
+
+
+def write_compression_report(summary: dict, path: Path) -> None:
+    """The variant table as markdown."""
+    lines = [
+        "# Compression of t2: measured variants", "",
+        f"Generated by `fink-t2 compress --run {summary['run']}`. SavedModel directory of the same model: "
+        f"**{summary['saved_model_bytes']:,} B**. Held-out: {summary['n_test_views']} views of the PLAsTiCC test "
+        f"objects (all four evaluation epochs); real alerts: {summary['n_ztf_alerts']} ZTF alerts of "
+        "`data/alerts_sample.parquet`. Agreement and max |dp| are against the float Keras model. Latency: one "
+        "LiteRT thread, per light curve, at batch 1 and batch 1024.", "",
+        "| variant | bytes | gzip bytes | x smaller than SavedModel | flat log-loss | balanced acc. "
+        "| argmax agreement held-out | max abs dp held-out | argmax agreement ZTF | max abs dp ZTF "
+        "| us/lc batch 1 | us/lc batch 1024 | meets criteria |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary["rows"]:
+        latency1 = "-" if r["us_batch1"] is None else f"{r['us_batch1']:.1f}"
+        latency_b = "-" if r["us_batch1024"] is None else f"{r['us_batch1024']:.1f}"
+        mark = "shipped" if r["variant"] == summary["shipped"] else ("yes" if r.get("accepted") else "-")
+        lines.append(f"| {r['variant']} | {r['bytes']:,} | {r['gzip_bytes']:,} | {r['ratio_to_saved_model']:.1f} | "
+                     f"{r['flat_log_loss']:.4f} | {r['balanced_accuracy']:.4f} | {r['agreement_test']:.4f} | "
+                     f"{r['max_dp_test']:.4f} | {r['agreement_ztf']:.4f} | {r['max_dp_ztf']:.4f} | {latency1} | "
+                     f"{latency_b} | {mark} |")
+    lines += ["", "Flat log-loss per evaluation epoch:", "",
+              "| variant | " + " | ".join(summary["rows"][0]["per_epoch"]) + " |",
+              "|---|" + "---|" * len(summary["rows"][0]["per_epoch"])]
+    for r in summary["rows"]:
+        lines.append(f"| {r['variant']} | " + " | ".join(f"{v:.4f}" for v in r["per_epoch"].values()) + " |")
+    notes = [f"- {r['variant']}: {r['note']}" for r in summary["rows"] if r.get("note")]
+    if notes:
+        lines += ["", "Notes:", ""] + notes
+    lines += ["", f"Acceptance: flat log-loss within {summary['criteria']['max_log_loss_increase']:.0%} of the "
+              f"float model and argmax agreement >= {summary['criteria']['min_argmax_agreement']:.0%} on both "
+              "held-out objects and real alerts; the smallest accepted variant is shipped.", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))

@@ -59,6 +59,7 @@ class PreparationConfig:
     noise_floor: float = 0.02
     max_points: int = 64
     use_upper_limits: bool = True
+    limit_noise_factor: float = 2.0
     method: str = "gp"
 
     @property
@@ -87,7 +88,7 @@ class PreparationConfig:
     def validate(self) -> None:
         if int(self.n_steps) < 2:
             raise ValueError("n_steps must be >= 2")
-        for name in ("step_days", "time_scale_days", "wavelength_scale", "noise_floor"):
+        for name in ("step_days", "time_scale_days", "wavelength_scale", "noise_floor", "limit_noise_factor"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be > 0")
         if int(self.max_points) < 1:
@@ -166,12 +167,15 @@ def fluxcal_to_mag(flux, flux_err=None):
 # --------------------------------------------------------------------------- sources
 
 
-def observations_from_plasticc(lightcurves, object_ids=None) -> tuple[Observations, np.ndarray]:
+def observations_from_plasticc(lightcurves, object_ids=None,
+                               keep_nondetection_flux: bool = False) -> tuple[Observations, np.ndarray]:
     """PLAsTiCC light-curve rows (object_id, mjd, passband, flux, flux_err, detected_bool).
 
     Only g and r are kept. Non-detections become upper limits (flux 0, noise
-    ``flux_err``), as ZTF delivers them. Returns the observations and the
-    object ids in object-index order (``object_ids`` fixes that order if given).
+    ``flux_err``), as ZTF delivers them, unless ``keep_nondetection_flux``
+    (the forced photometry, used only to draw resampled training curves).
+    Returns the observations and the object ids in object-index order
+    (``object_ids`` fixes that order if given).
     """
     band_of = np.full(8, -1, dtype=np.int8)
     for passband, band in PLASTICC_PASSBAND_TO_BAND.items():
@@ -194,7 +198,7 @@ def observations_from_plasticc(lightcurves, object_ids=None) -> tuple[Observatio
         object_index=object_index[found],
         time=np.asarray(lightcurves["mjd"], dtype=np.float64)[keep][found],
         band=band_of[passband[keep]][found],
-        flux=np.where(detected, flux, 0.0)[found],
+        flux=(flux if keep_nondetection_flux else np.where(detected, flux, 0.0))[found],
         flux_err=np.asarray(lightcurves["flux_err"], dtype=np.float64)[keep][found],
         detected=detected[found],
         n_objects=len(object_ids),
@@ -243,33 +247,45 @@ def _coerce_row(row) -> np.ndarray:
     return out
 
 
-def _flatten_strings(column, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """A column of per-alert string sequences -> (flat object array, lengths)."""
+def _negative_flags(column, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """ZTF ``isdiffpos`` per alert -> (flat bool: difference flux is negative, per-alert lengths).
+
+    'f', '0' or 'false' (any case) mean negative; anything else, null included,
+    is taken as positive. Arrow does the work; odd rows fall back to Python.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     values = list(column)
     if len(values) != n_rows:
         raise ValueError(f"column has {len(values)} rows, expected {n_rows}")
+    try:
+        arr = pa.array(values, type=pa.list_(pa.string()), from_pandas=True)
+        lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        flat = pc.utf8_lower(pc.utf8_trim_whitespace(arr.flatten()))
+        negative = pc.is_in(flat, value_set=pa.array(["f", "0", "false"])).fill_null(False)
+        return negative.to_numpy(zero_copy_only=False).astype(bool), lengths
+    except (pa.ArrowException, TypeError, ValueError):
+        pass
     lengths = np.zeros(n_rows, dtype=np.int64)
-    parts = []
+    flags: list[bool] = []
     for i, row in enumerate(values):
         if row is None or isinstance(row, (str, bytes)) or np.isscalar(row):
             continue
         row = list(row)
         lengths[i] = len(row)
-        parts.extend(row)
-    return np.asarray(parts, dtype=object), lengths
+        flags.extend(_is_negative(value) for value in row)
+    return np.asarray(flags, dtype=bool), lengths
 
 
-def _negative_difference(isdiffpos: np.ndarray) -> np.ndarray:
-    """True where ZTF's isdiffpos says the difference flux is negative ('f' or '0')."""
-    out = np.zeros(len(isdiffpos), dtype=bool)
-    for j, value in enumerate(isdiffpos):
-        if isinstance(value, bytes):
-            value = value.decode(errors="ignore")
-        if isinstance(value, str):
-            out[j] = value.strip().lower() in ("f", "0", "false")
-        elif isinstance(value, (bool, np.bool_)):
-            out[j] = not value
-    return out
+def _is_negative(value) -> bool:
+    if isinstance(value, bytes):
+        value = value.decode(errors="ignore")
+    if isinstance(value, str):
+        return value.strip().lower() in ("f", "0", "false")
+    if isinstance(value, (bool, np.bool_)):
+        return not value
+    return False
 
 
 def observations_from_alerts(
@@ -290,7 +306,7 @@ def observations_from_alerts(
     lengths = [len_jd, len_fid, len_mag, len_sig]
     negative = None
     if cisdiffpos is not None:
-        diffpos, len_pos = _flatten_strings(cisdiffpos, n_rows)
+        diffpos, len_pos = _negative_flags(cisdiffpos, n_rows)
         lengths.append(len_pos)
     if cdiffmaglim is not None:
         lim, len_lim = _flatten_numeric(cdiffmaglim, n_rows)
@@ -310,7 +326,7 @@ def observations_from_alerts(
     jd, fid = aligned(jd, len_jd), aligned(fid, len_fid)
     mag, sig = aligned(mag, len_mag), aligned(sig, len_sig)
     if cisdiffpos is not None:
-        negative = _negative_difference(aligned(diffpos, len_pos))
+        negative = aligned(diffpos, len_pos)
     lim = aligned(lim, len_lim) if cdiffmaglim is not None else np.full(len(jd), np.nan)
 
     band = np.full(len(jd), -1, dtype=np.int8)
@@ -339,8 +355,13 @@ def observations_from_alerts(
 def _select_points(obs: Observations, config: PreparationConfig) -> tuple[Observations, np.ndarray, np.ndarray]:
     """Finite points, recent enough to matter, at most ``max_points`` per object.
 
+    Upper limits are kept only before an object's first detection: there they
+    say "not there yet"; between detections they mostly come from bad nights
+    (shallow, and the source was often just below them), and reading them as
+    zero flux carved false dips into real ZTF light curves.
+
     Returns the kept observations sorted by (object, time), the reference time
-    (latest observation) per object and the peak |detected flux| per object.
+    (latest kept observation) per object and the peak |detected flux| per object.
     """
     valid = (
         np.isfinite(obs.time) & np.isfinite(obs.flux) & np.isfinite(obs.flux_err) & (obs.flux_err > 0)
@@ -353,6 +374,9 @@ def _select_points(obs: Observations, config: PreparationConfig) -> tuple[Observ
     order = np.lexsort((obs.time, obs.object_index))
     obs = obs.subset(order)
     n = obs.n_objects
+    first_detection = np.full(n, np.inf)
+    np.minimum.at(first_detection, obs.object_index[obs.detected], obs.time[obs.detected])
+    obs = obs.subset(obs.detected | (obs.time < first_detection[obs.object_index]))
     t_ref = np.full(n, -np.inf)
     np.maximum.at(t_ref, obs.object_index, obs.time)
     recent = obs.time >= t_ref[obs.object_index] - config.lookback_days
@@ -383,44 +407,82 @@ def _band_correlation(config: PreparationConfig) -> np.ndarray:
 _GP_CHUNK = 256
 
 
-def _gp_grid(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.ndarray, noise: np.ndarray,
-             config: PreparationConfig, out: np.ndarray) -> None:
-    """GP posterior mean on the grid for ``objects`` (all with >= 1 point), written into ``out``.
+def _gp_chunks(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.ndarray, noise: np.ndarray,
+               time_scale: float, band_corr: np.ndarray):
+    """Batched GP solves: yields (objects, scaled times, bands, alpha, mask) per chunk.
 
-    The kernel is Matern-3/2 in time times a fixed g/r correlation (the
-    Matern-3/2 of the bands' wavelength distance), so a band missing from an
-    alert is inferred from the other. Objects are grouped by their number of
-    points (padded to a multiple of 8) and solved in chunks, one batched
-    ``numpy.linalg.solve`` per chunk.
+    ``obs`` must be sorted by (object, time). Objects are grouped by their
+    number of points (padded to a multiple of 8) and solved in chunks, one
+    batched ``numpy.linalg.solve`` per chunk; padding rows are inert.
+    Times are relative to ``t_ref`` and divided by ``time_scale``.
     """
-    n = obs.n_objects
-    counts = np.bincount(obs.object_index, minlength=n)
+    counts = np.bincount(obs.object_index, minlength=obs.n_objects)
     starts = np.cumsum(counts) - counts
-    band_corr = _band_correlation(config)
-    grid_t = (-(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days / config.time_scale_days)
     padded = ((counts[objects] + 7) // 8) * 8
     for size in np.unique(padded):
         col = np.arange(size)
         members = objects[padded == size]
         for c0 in range(0, len(members), _GP_CHUNK):
             group = members[c0:c0 + _GP_CHUNK]
-            m = len(group)
             has = col[None, :] < counts[group][:, None]
             idx = np.where(has, starts[group][:, None] + col[None, :], 0)
-            t = np.where(has, (obs.time[idx] - t_ref[group][:, None]) / config.time_scale_days, 0.0)
+            t = np.where(has, (obs.time[idx] - t_ref[group][:, None]) / time_scale, 0.0)
             band = obs.band[idx]
-            yy = np.where(has, y[idx], 0.0)
             k = _matern32(np.abs(t[:, :, None] - t[:, None, :]))
             k *= band_corr[band[:, :, None], band[:, None, :]]
             k *= has[:, :, None] & has[:, None, :]
             k[:, col, col] += np.where(has, noise[idx] ** 2, 1.0)
-            alpha = np.linalg.solve(k, yy[:, :, None])[:, :, 0]
-            k_time = _matern32(np.abs(grid_t[None, :, None] - t[:, None, :]).astype(np.float32))
-            # mean[band b] = sum_p k_time * corr[b, band_p] * alpha_p
-            weighted = alpha[:, None, :] * band_corr[:, band].transpose(1, 0, 2)  # (m, 2, size)
-            mean = np.einsum("mgp,mbp->mgb", k_time, weighted.astype(np.float32))
-            out[group] = mean
-            del k, k_time, m
+            rhs = np.where(has, y[idx], 0.0)
+            alpha = np.linalg.solve(k, rhs[:, :, None])[:, :, 0]
+            yield group, t, band, alpha, has
+
+
+def _gp_grid(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.ndarray, noise: np.ndarray,
+             config: PreparationConfig, out: np.ndarray) -> None:
+    """GP posterior mean on the grid for ``objects`` (all with >= 1 point), written into ``out``.
+
+    The kernel is Matern-3/2 in time times a fixed g/r correlation (the
+    Matern-3/2 of the bands' wavelength distance), so a band missing from an
+    alert is inferred from the other.
+    """
+    band_corr = _band_correlation(config)
+    grid_t = (-(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days / config.time_scale_days)
+    for group, t, band, alpha, _ in _gp_chunks(obs, objects, t_ref, y, noise, config.time_scale_days, band_corr):
+        k_time = _matern32(np.abs(grid_t[None, :, None] - t[:, None, :]).astype(np.float32))
+        # mean[band b] = sum_p k_time * corr[b, band_p] * alpha_p
+        weighted = alpha[:, None, :] * band_corr[:, band].transpose(1, 0, 2)  # (m, 2, size)
+        out[group] = np.einsum("mgp,mbp->mgb", k_time, weighted.astype(np.float32))
+
+
+def gp_mean_at(obs: Observations, y: np.ndarray, noise: np.ndarray, query_object: np.ndarray,
+               query_time: np.ndarray, query_band: np.ndarray, time_scale: float,
+               config: PreparationConfig | None = None) -> np.ndarray:
+    """GP posterior mean of ``y`` at arbitrary (object, time, band) queries.
+
+    Used to draw ZTF-like resampled training light curves from PLAsTiCC ones;
+    ``obs`` must be sorted by (object, time). Objects without points give 0.
+    """
+    config = config or PreparationConfig()
+    band_corr = _band_correlation(config)
+    t_ref = np.zeros(obs.n_objects)
+    objects = np.unique(obs.object_index)
+    out = np.zeros(len(query_time))
+    q_order = np.argsort(query_object, kind="stable")
+    q_counts = np.bincount(query_object, minlength=obs.n_objects)
+    q_starts = np.cumsum(q_counts) - q_counts
+    for group, t, band, alpha, _ in _gp_chunks(obs, objects, t_ref, y, noise, time_scale, band_corr):
+        q_max = int(q_counts[group].max()) if len(group) else 0
+        if q_max == 0:
+            continue
+        col = np.arange(q_max)
+        q_has = col[None, :] < q_counts[group][:, None]
+        q_idx = q_order[np.where(q_has, q_starts[group][:, None] + col[None, :], 0)]
+        qt = query_time[q_idx] / time_scale
+        qb = query_band[q_idx]
+        k_star = _matern32(np.abs(qt[:, :, None] - t[:, None, :])) * band_corr[qb[:, :, None], band[:, None, :]]
+        mean = np.einsum("mqp,mp->mq", k_star, alpha)
+        out[q_idx[q_has]] = mean[q_has]
+    return out
 
 
 def _linear_grid(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.ndarray,
@@ -479,7 +541,8 @@ def prepare(obs: Observations, config: PreparationConfig | None = None) -> Prepa
         kept = kept.subset(ok[kept.object_index])
         scale = peak[kept.object_index]
         y = kept.flux / scale
-        noise = np.hypot(kept.flux_err / scale, config.noise_floor)
+        error = np.where(kept.detected, kept.flux_err, kept.flux_err * config.limit_noise_factor)
+        noise = np.hypot(error / scale, config.noise_floor)
         grid = np.zeros((n, config.n_steps, len(BANDS)), dtype=np.float64)
         if config.method == "gp":
             _gp_grid(kept, objects, t_ref, y, noise, config, grid)

@@ -36,6 +36,7 @@ class PlasticcData:
     """All g/r observations of the labelled objects, with labels in model-output order."""
 
     observations: Observations
+    forced: Observations  # same points, non-detections keeping their measured flux
     object_ids: np.ndarray
     labels: np.ndarray  # class index per object (see fink_t2.classes)
     metadata: pd.DataFrame
@@ -71,8 +72,9 @@ def load_plasticc(data_dir: str | Path | None = None, max_objects: int | None = 
     lightcurves = lightcurves[lightcurves["object_id"].isin(meta["object_id"])]
     object_ids = meta["object_id"].to_numpy()
     observations, _ = observations_from_plasticc(lightcurves, object_ids=object_ids)
+    forced, _ = observations_from_plasticc(lightcurves, object_ids=object_ids, keep_nondetection_flux=True)
     labels = np.asarray(class_indices(meta["target"]), dtype=np.int64)
-    return PlasticcData(observations, object_ids, labels, meta)
+    return PlasticcData(observations, forced, object_ids, labels, meta)
 
 
 def split_objects(labels: np.ndarray, fractions=(0.7, 0.15, 0.15), seed: int = 42) -> dict[str, np.ndarray]:
@@ -232,3 +234,101 @@ def evaluation_views(obs: Observations, objects: np.ndarray, epoch: str) -> tupl
     history = np.full(m, 1e5 if epoch == "full" else ALERT_HISTORY_DAYS)
     spec = ViewSpec(objects[positions], np.asarray(alert_time, dtype=np.float64), history, np.ones(m), np.ones(m))
     return spec, positions
+
+
+# --------------------------------------------------------------------------- ZTF-like resampling
+
+#: Gaps in days between successive ZTF visits of a field, and their frequencies.
+ZTF_NIGHT_GAPS = np.array([1.0, 2.0, 3.0, 4.0, 6.0])
+ZTF_NIGHT_GAP_WEIGHTS = np.array([0.3, 0.3, 0.2, 0.1, 0.1])
+#: Probability that a visit night has a g (resp. r) exposure.
+ZTF_BAND_PROBABILITY = 0.7
+
+
+def _subset_views(spec: ViewSpec, which: np.ndarray) -> ViewSpec:
+    return ViewSpec(spec.source[which], spec.alert_time[which], spec.history_days[which],
+                    spec.keep_fraction[which], spec.noise_factor[which])
+
+
+def resample_views(forced: Observations, spec: ViewSpec, rng: np.random.Generator, max_history: float = 90.0,
+                   truth_time_scale: float = 15.0, max_truth_points: int = 64) -> Observations:
+    """ZTF-like light curves of the views: the source's curve re-observed at ZTF's cadence.
+
+    PLAsTiCC's LSST cadence gives a median of 1-3 g/r points in a 30-day
+    window; a ZTF alert has about 15. Each view gets visit nights every 1-6
+    days back from its alert time, g and/or r on each; the "true" flux there
+    is a GP through the source's forced photometry around that epoch (fixed
+    hyper-parameters, time scale ``truth_time_scale`` days); the noise follows
+    a peak signal-to-noise drawn log-uniformly in 5-100; points under 5 sigma
+    become upper limits, as in ZTF. Flux units are arbitrary (the
+    preparation normalises per object).
+    """
+    from fink_t2.lightcurves import gp_mean_at
+
+    n = len(spec)
+    history = np.minimum(spec.history_days, max_history)
+    # Truth: forced photometry within 20 d of the window, at most max_truth_points per view.
+    window = ViewSpec(spec.source, spec.alert_time + 20.0, history + 40.0, np.ones(n), np.ones(n))
+    truth_obs = make_views(forced, window)
+    counts = np.bincount(truth_obs.object_index, minlength=n)
+    rank = np.arange(len(truth_obs.time)) - np.repeat(np.cumsum(counts) - counts, counts)
+    stride = np.maximum(np.ceil(counts / max_truth_points), 1).astype(np.int64)
+    truth_obs = truth_obs.subset(rank % stride[truth_obs.object_index] == 0)
+    peak = np.zeros(n)
+    det = truth_obs.detected
+    np.maximum.at(peak, truth_obs.object_index[det], np.abs(truth_obs.flux[det]))
+    usable = peak > 0
+    scale = np.where(usable, peak, 1.0)[truth_obs.object_index]
+    y = truth_obs.flux / scale
+    noise = np.hypot(truth_obs.flux_err / scale, 0.02)
+
+    # Visit nights back from the alert time; the first is the alert itself.
+    n_nights = int(np.ceil(max_history)) + 1
+    gaps = rng.choice(ZTF_NIGHT_GAPS, p=ZTF_NIGHT_GAP_WEIGHTS, size=(n, n_nights))
+    gaps[:, 0] = 0.0
+    night = spec.alert_time[:, None] - np.cumsum(gaps, axis=1)
+    night[:, 1:] += rng.uniform(-0.1, 0.1, size=(n, n_nights - 1))
+    in_window = (night >= (spec.alert_time - history)[:, None]) & usable[:, None]
+    has_g = rng.random((n, n_nights)) < ZTF_BAND_PROBABILITY
+    has_r = rng.random((n, n_nights)) < ZTF_BAND_PROBABILITY
+    neither = ~has_g & ~has_r
+    coin = rng.random((n, n_nights)) < 0.5
+    has_g |= neither & coin
+    has_r |= neither & ~coin
+    alert_is_g = coin[:, 0]
+    has_g[:, 0], has_r[:, 0] = alert_is_g, ~alert_is_g
+    view = np.concatenate([np.nonzero(in_window & has_g)[0], np.nonzero(in_window & has_r)[0]])
+    time = np.concatenate([night[in_window & has_g], night[in_window & has_r]])
+    band = np.concatenate([np.zeros((in_window & has_g).sum(), np.int8), np.ones((in_window & has_r).sum(), np.int8)])
+    truth = gp_mean_at(truth_obs, y, noise, view, time, band, truth_time_scale)
+
+    peak_snr = np.exp(rng.uniform(np.log(5.0), np.log(100.0), n))
+    sigma = rng.uniform(0.7, 1.4, len(time)) / peak_snr[view]
+    flux = truth + rng.normal(size=len(time)) * sigma
+    detected = np.abs(flux) >= DETECTION_SNR * sigma
+    return Observations(view, time, band, np.where(detected, flux, 0.0), sigma, detected, n)
+
+
+def concatenate_observations(parts: list[Observations]) -> Observations:
+    """Observations of several batches as one (object indices offset batch by batch)."""
+    offsets = np.cumsum([0] + [p.n_objects for p in parts[:-1]])
+    return Observations(
+        np.concatenate([p.object_index + o for p, o in zip(parts, offsets)]),
+        np.concatenate([p.time for p in parts]), np.concatenate([p.band for p in parts]),
+        np.concatenate([p.flux for p in parts]), np.concatenate([p.flux_err for p in parts]),
+        np.concatenate([p.detected for p in parts]), int(sum(p.n_objects for p in parts)),
+    )
+
+
+def training_view_observations(data: PlasticcData, spec: ViewSpec, rng: np.random.Generator,
+                               resampled_fraction: float) -> tuple[Observations, np.ndarray]:
+    """Observations of training views, ``resampled_fraction`` of them at ZTF-like cadence.
+
+    Returns the observations and, per view in that output order, its position in ``spec``.
+    """
+    resampled = rng.random(len(spec)) < resampled_fraction
+    original_idx, resampled_idx = np.flatnonzero(~resampled), np.flatnonzero(resampled)
+    parts = [make_views(data.observations, _subset_views(spec, original_idx), rng)]
+    if len(resampled_idx):
+        parts.append(resample_views(data.forced, _subset_views(spec, resampled_idx), rng))
+    return concatenate_observations(parts), np.concatenate([original_idx, resampled_idx])

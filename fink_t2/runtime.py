@@ -120,7 +120,14 @@ class T2Model:
         return int(self._input["shape"][1]), int(self._input["shape"][2])
 
     def _resize(self, batch: int) -> None:
-        if batch != self._batch:
+        """Make the interpreter take at least ``batch`` light curves.
+
+        Re-allocating tensors costs about as much as scoring a thousand light
+        curves, so sizes only grow, in powers of two up to the chunk size, and
+        smaller batches are zero-padded.
+        """
+        if batch > self._batch:
+            batch = 1 << (batch - 1).bit_length()
             self.interpreter.resize_tensor_input(self._input["index"], [batch, *self.input_shape])
             self.interpreter.allocate_tensors()
             self._input = self.interpreter.get_input_details()[0]
@@ -137,10 +144,13 @@ class T2Model:
         with self._lock:
             for start in range(0, len(values), chunk):
                 part = values[start:start + chunk]
-                self._resize(len(part))
+                self._resize(min(len(part), chunk))
+                if len(part) < self._batch:
+                    part = np.concatenate([part, np.zeros((self._batch - len(part), *self.input_shape), np.float32)])
                 self.interpreter.set_tensor(self._input["index"], np.ascontiguousarray(part))
                 self.interpreter.invoke()
-                out[start:start + len(part)] = self.interpreter.get_tensor(self._output["index"])
+                n = min(chunk, len(values) - start)
+                out[start:start + n] = self.interpreter.get_tensor(self._output["index"])[:n]
         return out
 
 
@@ -190,7 +200,8 @@ def get_model(model_path: str | Path | None = None, num_threads: int = 1) -> T2M
         return model
 
 
-def write_metadata(model_path: str | Path, data: bytes, preparation: PreparationConfig, extra: dict | None = None) -> Path:
+def write_metadata(model_path: str | Path, data: bytes, preparation: PreparationConfig,
+                   extra: dict | None = None) -> Path:
     """Write the metadata YAML for the model bytes ``data`` saved at ``model_path``."""
     meta = {
         "model_file": Path(model_path).name,

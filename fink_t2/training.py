@@ -29,6 +29,7 @@ from fink_t2.plasticc import (
     make_views,
     sample_training_views,
     split_objects,
+    training_view_observations,
 )
 
 KERAS_FILE = "t2.keras"
@@ -53,6 +54,7 @@ class TrainConfig:
     lr_factor: float = 0.5
     min_learning_rate: float = 1e-4
     long_history_fraction: float = 0.25
+    resampled_fraction: float = 0.5
     preparation: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
 
@@ -97,15 +99,21 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
 
 
 def prepared_views(data: PlasticcData, spec: ViewSpec, prep: PreparationConfig,
-                   rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   rng: np.random.Generator | None = None,
+                   resampled_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model inputs and labels of views; views that cannot be prepared are dropped.
 
+    Without ``rng`` the views are exact (evaluation); with it they are
+    augmented, ``resampled_fraction`` of them re-observed at ZTF-like cadence.
     Returns (inputs, labels, positions of the kept views in ``spec``).
     """
-    views = make_views(data.observations, spec, rng)
+    if rng is None:
+        views, position = make_views(data.observations, spec), np.arange(len(spec))
+    else:
+        views, position = training_view_observations(data, spec, rng, resampled_fraction)
     batch = prepare(views, prep)
     kept = np.flatnonzero(batch.ok)
-    return batch.values[kept], data.labels[spec.source[kept]], kept
+    return batch.values[kept], data.labels[spec.source[position[kept]]], position[kept]
 
 
 def validation_set(data: PlasticcData, objects: np.ndarray, config: TrainConfig,
@@ -120,7 +128,7 @@ def validation_set(data: PlasticcData, objects: np.ndarray, config: TrainConfig,
     rng = np.random.default_rng(config.seed + 1)
     spec = sample_training_views(data.observations, objects, config.validation_views_per_object, rng,
                                  config.long_history_fraction)
-    x, y, _ = prepared_views(data, spec, prep, rng)
+    x, y, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction)
     xs.append(x)
     ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
@@ -172,7 +180,7 @@ def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | No
         t0 = time.time()
         spec = sample_training_views(data.observations, split["train"], config.views_per_object, rng,
                                      config.long_history_fraction)
-        x_train, y_train, _ = prepared_views(data, spec, prep, rng)
+        x_train, y_train, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction)
         t_prep = time.time() - t0
         fit = model.fit(x_train, y_train, sample_weight=class_weights(y_train), batch_size=config.batch_size,
                         epochs=1, shuffle=True, verbose=0)

@@ -1,0 +1,283 @@
+"""``fink-t2 evaluate``: held-out metrics, plots and the model card.
+
+The test objects are those of the training run's own split (same seed and
+fractions, recomputed from its config), so no test object was seen in
+training or validation. Every model evaluated here sees the same views of the
+same objects; each through its own preparation.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from fink_t2.classes import CLASSES
+from fink_t2.evaluation import classification_metrics, confusion_matrix, roc_curve
+from fink_t2.lightcurves import prepare
+from fink_t2.plasticc import EVALUATION_EPOCHS, evaluation_views, load_plasticc, make_views, split_objects
+
+HEADLINE = ("flat_log_loss", "accuracy", "balanced_accuracy", "micro_roc_auc", "macro_roc_auc", "snia_vs_rest_auc")
+OURS = "t2 (Keras float)"
+FINK_DEPLOYED = "Fink-deployed t2 (corrected)"
+
+
+def _predictors(run_dir: Path, config, tflite: dict, fink_deployed: bool) -> dict:
+    """name -> function(observations) -> (probabilities, ok mask)."""
+    from fink_t2.training import KERAS_FILE, load_keras_model
+
+    prep = config.preparation_config()
+    keras_model = load_keras_model(run_dir / KERAS_FILE)
+
+    def keras_predict(obs):
+        batch = prepare(obs, prep)
+        return keras_model.predict(batch.values, batch_size=4096, verbose=0), batch.ok
+
+    predictors = {OURS: keras_predict}
+    for name, path in tflite.items():
+        from fink_t2.runtime import load_model
+
+        model = load_model(path)
+
+        def tflite_predict(obs, model=model):
+            batch = prepare(obs, model.preparation)
+            return model.predict(batch.values), batch.ok
+
+        predictors[name] = tflite_predict
+    if fink_deployed:
+        from fink_t2 import fink_deployed as deployed
+
+        def deployed_predict(obs):
+            values, ok = deployed.prepare_deployed(obs, corrected=True)
+            return deployed.predict_deployed(values), ok
+
+        predictors[FINK_DEPLOYED] = deployed_predict
+    return predictors
+
+
+def evaluate_predictions(data, objects: np.ndarray, predictors: dict, progress: bool = True) -> dict:
+    """Metrics of every predictor at every evaluation epoch, on the views all of them could judge."""
+    results: dict = {}
+    for epoch in EVALUATION_EPOCHS:
+        spec, _ = evaluation_views(data.observations, objects, epoch)
+        obs = make_views(data.observations, spec)
+        labels = data.labels[spec.source]
+        outputs = {}
+        for name, predict in predictors.items():
+            started = time.time()
+            outputs[name] = predict(obs)
+            if progress:
+                print(f"  {epoch:10s} {name:34s} {len(labels)} views  {time.time() - started:.1f}s", flush=True)
+        common = np.logical_and.reduce([ok for _, ok in outputs.values()])
+        models = {}
+        for name, (p, ok) in outputs.items():
+            if len(outputs) > 1 and not ok.all():
+                # This model declines some views: also show it alone on all it accepts.
+                models[f"{name}, all views it accepts"] = {**classification_metrics(labels[ok], p[ok]),
+                                                           "coverage": float(np.mean(ok))}
+            models[name] = {**classification_metrics(labels[common], p[common]), "coverage": float(np.mean(ok))}
+        results[epoch] = {
+            "description": EVALUATION_EPOCHS[epoch], "n_objects_with_view": int(len(labels)),
+            "n_judged_by_all": int(common.sum()),
+            "models": models,
+            "_labels": labels[common], "_probabilities": {name: p[common] for name, (p, _) in outputs.items()},
+        }
+    return results
+
+
+SHARED_ALERTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ztf_alerts"
+
+
+def real_alert_check(predictors: dict, alerts_dir: Path = SHARED_ALERTS) -> dict:
+    """Top classes on real ZTF alerts, and the predictions for those with a TNS spectroscopic class.
+
+    A qualitative check only (about 15 typed alerts; nothing was tuned on
+    them): a model that answers the same class for everything, as the
+    deployed one did, shows here.
+    """
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from fink_t2.batch import alert_columns
+    from fink_t2.lightcurves import observations_from_alerts
+
+    files = sorted(alerts_dir.glob("*.parquet"))
+    if not files:
+        return {}
+    tables = []
+    for path in files:
+        names = pq.read_schema(path).names
+        table = pq.read_table(path, columns=[c for c in ("objectId", "candid", "candidate", "prv_candidates",
+                                                         "tnsclass") if c in names])
+        frame = alert_columns(table)
+        frame["objectId"] = table.column("objectId").to_pylist()
+        frame["tnsclass"] = table.column("tnsclass").to_pylist() if "tnsclass" in names else None
+        frame["file"] = path.name
+        tables.append(frame)
+    frame = pd.concat(tables, ignore_index=True)
+    optional = {c: frame[c] for c in ("cisdiffpos", "cdiffmaglim") if c in frame}
+    obs, _ = observations_from_alerts(frame["cjd"], frame["cfid"], frame["cmagpsf"], frame["csigmapsf"], **optional)
+    out = {"n_alerts": int(len(frame)), "models": {}}
+    typed = frame["tnsclass"].fillna("Unknown").astype(str).str.startswith("(TNS)").to_numpy()
+    for name, predict in predictors.items():
+        p, ok = predict(obs)
+        top = np.asarray(CLASSES, dtype=object)[p.argmax(1)]
+        counts = pd.Series(top[ok]).value_counts()
+        out["models"][name] = {
+            "n_classified": int(ok.sum()),
+            "top_class_counts": {k: int(v) for k, v in counts.items()},
+            "typed": [{"objectId": frame["objectId"][i], "tns": frame["tnsclass"][i],
+                       "top": (str(top[i]) if ok[i] else None),
+                       "p_top": (round(float(p[i].max()), 3) if ok[i] else None),
+                       "p_SNIa": (round(float(p[i, CLASSES.index("SNIa")]), 3) if ok[i] else None)}
+                      for i in np.flatnonzero(typed)],
+        }
+    return out
+
+
+def plot_confusion(labels: np.ndarray, probabilities: np.ndarray, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = confusion_matrix(labels, probabilities.argmax(1)).astype(float)
+    rows = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(8.5, 7.5))
+    image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=60, ha="right")
+    ax.set_yticks(range(len(CLASSES)), CLASSES)
+    for i in range(len(CLASSES)):
+        for j in range(len(CLASSES)):
+            if matrix[i, j]:
+                ax.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if normalised[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class (row-normalised)")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_roc(labels: np.ndarray, probabilities: np.ndarray, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fink_t2.evaluation import roc_auc
+
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    cmap = plt.get_cmap("tab20")
+    for c, name in enumerate(CLASSES):
+        positive = labels == c
+        if positive.any() and (~positive).any():
+            fpr, tpr = roc_curve(positive, probabilities[:, c])
+            ax.plot(fpr, tpr, color=cmap(c), lw=1.2, label=f"{name} ({roc_auc(positive, probabilities[:, c]):.2f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower right", title="one-vs-rest (AUC)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _table(results: dict) -> str:
+    lines = ["| epoch | model | n | coverage | flat log-loss | accuracy | balanced acc. | micro AUC | macro AUC "
+             "| SN Ia vs rest AUC |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for epoch, entry in results.items():
+        for name, m in entry["models"].items():
+            lines.append(f"| {epoch} | {name} | {m['n']} | {m['coverage']:.3f} | {m['flat_log_loss']:.3f} | "
+                         f"{m['accuracy']:.3f} | {m['balanced_accuracy']:.3f} | {m['micro_roc_auc']:.3f} | "
+                         f"{m['macro_roc_auc']:.3f} | {m['snia_vs_rest_auc']:.3f} |")
+    return "\n".join(lines)
+
+
+def _recall_table(results: dict, model: str) -> str:
+    epochs = list(results)
+    lines = ["| class | " + " | ".join(epochs) + " |", "|---|" + "---|" * len(epochs)]
+    for name in CLASSES:
+        cells = []
+        for epoch in epochs:
+            value = results[epoch]["models"][model]["per_class_recall"][name]
+            cells.append("-" if value is None else f"{value:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def evaluate_run(run_dir: str | Path, output_dir: str | Path = "docs", data_dir: str | Path | None = None,
+                 tflite: dict | None = None, fink_deployed: bool = False, max_objects: int | None = None,
+                 progress: bool = True) -> dict:
+    """Evaluate a training run on its held-out test objects; write JSON, plots and a markdown report."""
+    from fink_t2.training import CONFIG_FILE, HISTORY_FILE, TrainConfig
+
+    run_dir, output_dir = Path(run_dir), Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    config = TrainConfig.from_yaml(run_dir / CONFIG_FILE)
+    data = load_plasticc(data_dir, max_objects=max_objects, seed=config.seed)
+    split = split_objects(data.labels, config.split, config.seed)
+    predictors = _predictors(run_dir, config, tflite or {}, fink_deployed)
+    results = evaluate_predictions(data, split["test"], predictors, progress)
+
+    plots = {}
+    for epoch in ("full", "first+30d"):
+        entry = results[epoch]
+        for name in (OURS, FINK_DEPLOYED):
+            if name not in entry["_probabilities"]:
+                continue
+            tag = "t2" if name == OURS else "fink_deployed"
+            stem = f"{tag}_{epoch.replace('+', '_')}"
+            title = f"{name}, PLAsTiCC test objects, epoch '{epoch}' (n={len(entry['_labels'])})"
+            plot_confusion(entry["_labels"], entry["_probabilities"][name], title, output_dir / f"confusion_{stem}.png")
+            plot_roc(entry["_labels"], entry["_probabilities"][name], title, output_dir / f"roc_{stem}.png")
+            plots[f"{name} / {epoch}"] = [f"confusion_{stem}.png", f"roc_{stem}.png"]
+
+    clean = {epoch: {k: v for k, v in entry.items() if not k.startswith("_")} for epoch, entry in results.items()}
+    real = real_alert_check(predictors)
+    history = json.loads((run_dir / HISTORY_FILE).read_text()) if (run_dir / HISTORY_FILE).exists() else {}
+    training = {k: history.get(k) for k in ("best_epoch", "best_val_flat_log_loss", "seconds", "parameters")}
+    report = {"run": str(run_dir), "split": {k: int(len(v)) for k, v in split.items()}, "epochs": clean,
+              "plots": plots, "real_alerts": real, "training": training, "config": config.to_dict()}
+    (output_dir / "evaluation.json").write_text(json.dumps(report, indent=1))
+    text = ["# Evaluation on held-out PLAsTiCC test objects", "",
+            f"Generated by `fink-t2 evaluate --run {run_dir}`; test objects: {len(split['test'])} "
+            f"(split {list(config.split)} by object, stratified, seed {config.seed}).",
+            "Each row: the views that every model listed could judge (`n`); `coverage` is the fraction of all "
+            "views of that epoch the model accepted.", "", _table(clean), "",
+            f"## Per-class recall, {OURS}", "", _recall_table(clean, OURS), ""]
+    if FINK_DEPLOYED in predictors:
+        text += [f"## Per-class recall, {FINK_DEPLOYED}", "", _recall_table(clean, FINK_DEPLOYED), ""]
+    if real:
+        text += ["## Real ZTF alerts (qualitative check)", "",
+                 f"{real['n_alerts']} real alerts of `../shared/data/ztf_alerts` (no labels used in training or "
+                 "model choice). Top-class counts:", ""]
+        for name, entry in real["models"].items():
+            counts = ", ".join(f"{k} {v}" for k, v in entry["top_class_counts"].items())
+            text += [f"- {name} ({entry['n_classified']} classified): {counts}"]
+        text += ["", "Alerts with a TNS spectroscopic class:", "",
+                 "| objectId | TNS class | " + " | ".join(f"{n}: top (p), p(SNIa)" for n in real["models"]) + " |",
+                 "|---|---|" + "---|" * len(real["models"])]
+        first = next(iter(real["models"].values()))["typed"]
+        for i, row in enumerate(first):
+            cells = []
+            for entry in real["models"].values():
+                r = entry["typed"][i]
+                cells.append("declined" if r["top"] is None else f"{r['top']} ({r['p_top']}), {r['p_SNIa']}")
+            text += [f"| {row['objectId']} | {row['tns']} | " + " | ".join(cells) + " |"]
+        text += [""]
+    for label, files in plots.items():
+        text += [f"### {label}", ""] + [f"![{f}]({f})" for f in files] + [""]
+    (output_dir / "evaluation.md").write_text("\n".join(text))
+    with open(output_dir / "evaluation_config.yaml", "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"run": str(run_dir), "tflite": tflite or {}, "fink_deployed": fink_deployed}, handle)
+    if progress:
+        print(_table(clean))
+    return report

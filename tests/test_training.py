@@ -1,0 +1,47 @@
+"""A tiny real training run (needs the training extra: TensorFlow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fink_t2.plasticc import default_data_dir
+from fink_t2.training import TrainConfig, class_weights
+
+pytestmark = pytest.mark.skipif(not (default_data_dir() / "plasticc_train_metadata.csv.gz").exists(),
+                                reason="PLAsTiCC data (../shared/data/plasticc) not present")
+
+
+def test_class_weights_balance_classes():
+    labels = np.array([0, 0, 0, 1])
+    w = class_weights(labels)
+    assert w[:3].sum() == pytest.approx(w[3]) and w.mean() == pytest.approx(1.0)
+
+
+def test_config_file_loads_and_rejects_unknown_keys(tmp_path):
+    config = TrainConfig.from_yaml("conf/train.yaml")
+    assert config.preparation_config().n_steps >= 8
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: 3\nlearnin_rate: 0.1\n")
+    with pytest.raises(ValueError, match="learnin_rate"):
+        TrainConfig.from_yaml(bad)
+
+
+@pytest.mark.tensorflow
+def test_tiny_training_run_reduces_loss_and_saves_a_usable_model(tmp_path):
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf_keras")
+    from fink_t2.training import load_keras_model, train
+
+    config = TrainConfig.from_yaml("conf/train.yaml")
+    config.epochs, config.views_per_object, config.patience = 4, 6, 10
+    config.model = {**config.model, "num_heads": 2, "ff_dim": 32}
+    summary = train(config, tmp_path, max_objects=300, progress=False)
+    losses = [h["train_loss"] for h in summary["history"]]
+    assert losses[-1] < losses[0] - 0.05, losses
+    assert summary["best_val_flat_log_loss"] < np.log(14)
+    model = load_keras_model(tmp_path / "t2.keras")
+    x = np.zeros((3, config.preparation_config().n_steps, 2), dtype=np.float32)
+    p = model.predict(x, verbose=0)
+    assert p.shape == (3, 14) and np.allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    assert (tmp_path / "config.yaml").exists() and (tmp_path / "history.json").exists()
