@@ -14,7 +14,8 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train t2 on PLAsTiCC alert-like views")
     p.add_argument("--config", default="conf/train.yaml", help="training YAML (default: %(default)s)")
     p.add_argument("--output", default="runs/t2", help="output folder for the Keras model (default: %(default)s)")
-    p.add_argument("--data-dir", default=None, help="folder with the PLAsTiCC csv.gz files (default: ../shared/data/plasticc)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the PLAsTiCC csv.gz files (default: ../shared/data/plasticc)")
     p.add_argument("--max-objects", type=int, default=None, help="stratified subset of objects, for quick runs")
     p.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     p.add_argument("--seed", type=int, default=None, help="override the seed")
@@ -73,12 +74,108 @@ def _run_compress(args) -> int:
     return 0
 
 
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="alerts/s/core of t2 vs Fink's science modules, measured as Fink does (Spark)")
+    p.add_argument("--alerts", type=int, default=200_000,
+                   help="alerts, replicated from the real ones (default: %(default)s)")
+    p.add_argument("--slow-alerts", type=int, default=2_000,
+                   help="smaller sample for the slow modules (Fink-deployed t2, fast transient) (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per module; the median is reported")
+    p.add_argument("--modules", default=None, help="comma-separated subset (default: all; see --list)")
+    p.add_argument("--list", action="store_true", help="list the modules and exit")
+    p.add_argument("--cores", type=int, default=None, help="Spark local[N] (default: all cores)")
+    p.add_argument("--arrow-batch", type=int, default=None,
+                   help="spark.sql.execution.arrow.maxRecordsPerBatch (default: 1000000, as fink-science-perf)")
+    p.add_argument("--partitions", type=int, default=None, help="partitions of the cached input (default: cores)")
+    p.add_argument("--workdir", default=None, help="cache of the built input and Spark log (default: runs/bench)")
+    p.add_argument("--input", action="append", default=None, metavar="PATH",
+                   help="real alerts to replicate (parquet file or folder; repeatable; default: data/ and "
+                        "../shared/data/ztf_alerts)")
+    p.add_argument("--model", default=None, help="t2 model file (default: the shipped one)")
+    p.add_argument("--driver-memory", default="4g", help="Spark driver memory (default: %(default)s)")
+    p.add_argument("--no-probe", action="store_true", help="skip the fresh-worker memory/start-up probe")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON")
+    p.add_argument("--plot", default=None, metavar="PATH", help="write a PNG of alerts/s/core per module")
+    p.add_argument("--report", default=None, metavar="PATH", help="write the markdown report (docs/performance.md)")
+    p.add_argument("--from-json", default=None, metavar="PATH",
+                   help="do not measure: print and rewrite plot/report from a saved JSON")
+    p.set_defaults(handler=_run_bench)
+
+
+def _run_bench(args) -> int:
+    from fink_t2.benchmark import run_from_args
+
+    return run_from_args(args)
+
+
+def _add_score(sub) -> None:
+    p = sub.add_parser("score", help="add the t2 column to archived alert parquet (files, directories, partitions)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="parquet file(s) or directories (year=/month=/day= ok)")
+    p.add_argument("--output", default=None, help="output: a parquet directory (spark) or file/directory (pandas); "
+                   "optional with --summary and the pandas engine")
+    p.add_argument("--engine", choices=("spark", "pandas"), default="spark",
+                   help="spark (default, any size) or pandas (one file, no Spark)")
+    p.add_argument("--model", default=None, help="TFLite model (default: the one shipped in the package)")
+    p.add_argument("--cuts", action="store_true", help="apply Fink's t2 selection cuts (default values)")
+    p.add_argument("--cuts-config", default=None, metavar="YAML", help="cuts from a YAML file with a 'cuts:' "
+                   "mapping (see conf/cuts.yaml); implies --cuts unless it says enabled: false")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--summary", action="store_true", help="print counts per top class and a few example alerts")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--master", default=None, help="Spark master (default: local[*])")
+    p.set_defaults(handler=_run_score)
+
+
+def _run_score(args) -> int:
+    import dataclasses
+    import logging
+
+    from fink_t2.batch import InputError, read_scored, score_pandas, score_spark, summarize
+    from fink_t2.config import ConfigError, load_cuts
+    from fink_t2.runtime import ModelFileError
+    from fink_t2.scoring import Cuts
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cuts = Cuts(enabled=args.cuts)
+        if args.cuts_config:
+            loaded = load_cuts(args.cuts_config)
+            cuts = dataclasses.replace(loaded, enabled=loaded.enabled or args.cuts)
+        if args.output is None and not (args.summary and args.engine == "pandas"):
+            raise InputError("--output is required (only --engine pandas --summary may go without it)")
+        if args.engine == "pandas":
+            if len(args.inputs) != 1:
+                raise InputError(f"--engine pandas scores one file, got {len(args.inputs)} inputs (use --engine spark)")
+            table = score_pandas(args.inputs[0], args.output, model_path=args.model, cuts=cuts,
+                                 overwrite=args.overwrite, progress=not args.no_progress)
+            if args.summary:
+                print(summarize(table.select([c for c in ("objectId", "candid", "t2")
+                                              if c in table.column_names]).to_pandas()))
+        else:
+            from fink_t2.processor import spark_session
+
+            spark = spark_session("fink-t2-score", master=args.master,
+                                  conf={"spark.ui.showConsoleProgress": str(not args.no_progress).lower()})
+            score_spark(args.inputs, args.output, model_path=args.model, cuts=cuts, overwrite=args.overwrite,
+                        spark=spark)
+            if args.summary:
+                print(summarize(read_scored(args.output, "spark", spark)))
+    except (InputError, ConfigError, ModelFileError) as error:
+        print(f"fink-t2 score: error: {error}", file=sys.stderr)
+        return 2
+    if args.output:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fink-t2", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_evaluate(sub)
     _add_compress(sub)
+    _add_score(sub)
+    _add_bench(sub)
     return parser
 
 

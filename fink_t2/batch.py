@@ -1,0 +1,341 @@
+"""Offline scoring of archived alerts: ``fink-t2 score INPUT... --output OUT``.
+
+Inputs are parquet files, directories of them, or Fink's partitioned lake
+(``year=/month=/day=``). The output keeps every input column and adds ``t2``
+(same type as the Spark science module). Two engines:
+
+* ``spark`` (default): any number of files, written as a parquet directory;
+  Fink's partition columns are kept and the output is partitioned like the input.
+* ``pandas``: one file, no Spark (quick jobs, laptops): pyarrow + ``scoring``.
+
+Every input file's footer is checked before anything is scored, so a missing,
+empty or corrupt input fails at once with the file named.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from fink_t2.scoring import Cuts, Scores, make_selector, score_alerts, t2_arrow
+
+LOGGER = logging.getLogger(__name__)
+
+#: Alerts scored per chunk by the pandas engine (one progress update per chunk).
+PANDAS_CHUNK = 2000
+
+_NUMERIC_HISTORY = ("jd", "fid", "magpsf", "sigmapsf", "diffmaglim")
+
+
+class InputError(ValueError):
+    """An input path holds no parquet, or a parquet file cannot be read."""
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _is_data_file(path: Path) -> bool:
+    # Spark/Hadoop bookkeeping (_SUCCESS, _spark_metadata, .crc, hidden files) is not data.
+    return path.suffix == ".parquet" and not any(part.startswith(("_", ".")) for part in path.parts[-1:])
+
+
+def find_parquet(inputs: list[str | Path]) -> list[Path]:
+    """The parquet files named by ``inputs`` (files, or directories searched recursively)."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            found = sorted(p for p in path.rglob("*.parquet")
+                           if _is_data_file(p) and not any(s.startswith(("_", ".")) for s in p.relative_to(path).parts))
+            if not found:
+                raise InputError(f"no parquet file found under {path} (expected *.parquet files, possibly in "
+                                 "year=/month=/day= sub-directories)")
+            files.extend(found)
+        else:
+            raise InputError(f"input not found: {path}")
+    if not files:
+        raise InputError("no input given")
+    return files
+
+
+def read_schemas(files: list[Path]) -> list[pa.Schema]:
+    """Each file's schema, read from its footer; InputError naming a corrupt or non-parquet file."""
+    schemas = []
+    for path in files:
+        try:
+            schemas.append(pq.read_schema(path))
+        except (pa.ArrowException, OSError) as error:
+            raise InputError(f"cannot read parquet file {path}: {error} (corrupt or not parquet: remove or "
+                             "replace it)") from error
+    return schemas
+
+
+def check_alert_schema(schema: pa.Schema, path: Path) -> None:
+    """InputError unless the file holds raw alerts (candidate struct) or Fink's c* columns."""
+    names = set(schema.names)
+    if "candidate" in names or {"cjd", "cfid", "cmagpsf", "csigmapsf"} <= names:
+        return
+    raise InputError(f"{path} does not hold ZTF alerts: it has neither a 'candidate' column nor Fink's "
+                     f"'cjd, cfid, cmagpsf, csigmapsf' columns (columns: {schema.names[:12]}...)")
+
+
+# --------------------------------------------------------------------------- raw alerts -> c* columns (pyarrow)
+
+
+def _history(table: pa.Table, field: str, dtype: pa.DataType) -> pa.Array:
+    """``prv_candidates.<field>`` + [``candidate.<field>``] per alert, as a list array (vectorised)."""
+    current = pc.struct_field(table.column("candidate").combine_chunks(), field).cast(dtype)
+    n = len(current)
+    if "prv_candidates" in table.column_names:
+        prv = table.column("prv_candidates").combine_chunks()
+        lengths = prv.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        past = pc.struct_field(prv.flatten(), field).cast(dtype)
+    else:
+        lengths = np.zeros(n, dtype=np.int64)
+        past = pa.array([], type=dtype)
+    ends = np.cumsum(lengths + 1)
+    offsets = np.concatenate([[0], ends])
+    # Positions in [past..., current...] for each slot of the output.
+    source = np.empty(int(ends[-1]) if n else 0, dtype=np.int64)
+    is_current = np.zeros(len(source), dtype=bool)
+    is_current[ends - 1] = True
+    source[is_current] = len(past) + np.arange(n)
+    source[~is_current] = np.arange(len(past))
+    values = pa.concat_arrays([past, current]).take(pa.array(source))
+    return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), values)
+
+
+def alert_columns(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    """Fink's ``c*`` columns (cjd, cfid, cmagpsf, csigmapsf, cdiffmaglim, cisdiffpos) from raw alerts.
+
+    Accepts a pyarrow Table or a pandas DataFrame with ``candidate`` (and
+    usually ``prv_candidates``); the result has one row per alert, each cell
+    a numpy array, ready for :func:`fink_t2.classify`.
+    """
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    if "candidate" not in table.column_names:
+        raise ValueError("raw alerts need a 'candidate' column")
+    out = {f"c{field}": _history(table, field, pa.float64()) for field in _NUMERIC_HISTORY}
+    out["cisdiffpos"] = _history(table, "isdiffpos", pa.string())
+    return pd.DataFrame({name: column.to_pandas() for name, column in out.items()})
+
+
+def _extra(table: pa.Table, name: str):
+    if name == "jdstarthist" and "candidate" in table.column_names:
+        return pc.struct_field(table.column("candidate").combine_chunks(), "jdstarthist").to_pandas()
+    return table.column(name).to_pandas() if name in table.column_names else None
+
+
+def score_table(table: pa.Table, model_path=None, cuts: Cuts | None = None) -> Scores:
+    """Scores of the alerts in a pyarrow Table (raw alerts or with Fink's c* columns)."""
+    cuts = cuts if cuts is not None else Cuts()
+    if {"cjd", "cfid", "cmagpsf", "csigmapsf"} <= set(table.column_names):
+        cols = {name: table.column(name).to_pandas() for name in
+                ("cjd", "cfid", "cmagpsf", "csigmapsf", "cisdiffpos", "cdiffmaglim") if name in table.column_names}
+    else:
+        cols = alert_columns(table)
+    select = make_selector(cuts, _extra(table, "jdstarthist"), _extra(table, "roid"), _extra(table, "cdsxmatch"))
+    return score_alerts(cols["cjd"], cols["cfid"], cols["cmagpsf"], cols["csigmapsf"],
+                        cisdiffpos=cols.get("cisdiffpos"), cdiffmaglim=cols.get("cdiffmaglim"),
+                        model_path=model_path, select=select)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """A minimal progress bar on stderr (a line per update when stderr is not a terminal)."""
+
+    def __init__(self, total: int, label: str = "alerts", stream=None) -> None:
+        self.total, self.label, self.done = total, label, 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.start = time.perf_counter()
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def update(self, count: int) -> None:
+        self.done += count
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        text = (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {self.label} "
+                f"({self.done / elapsed:,.0f}/s)")
+        self.stream.write(("\r" + text) if self.tty else text + "\n")
+        if self.tty and self.done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def _output_file(output: Path) -> Path:
+    return output if output.suffix == ".parquet" else output / "part-00000.parquet"
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    if output.exists() and not overwrite:
+        raise InputError(f"output {output} already exists: choose another path or pass --overwrite")
+
+
+def score_pandas(input_file: str | Path, output: str | Path | None, model_path=None, cuts: Cuts | None = None,
+                 overwrite: bool = False, progress: bool = True) -> pa.Table:
+    """Score one parquet file without Spark; write it with ``t2`` added to ``output`` (if given); return it."""
+    files = find_parquet([input_file])
+    if len(files) != 1:
+        raise InputError(f"the pandas engine scores one file; {input_file} holds {len(files)} "
+                         "(use --engine spark)")
+    path = files[0]
+    check_alert_schema(read_schemas(files)[0], path)
+    if output is not None:
+        output = Path(output)
+        _check_output(output, overwrite)
+    from fink_t2.runtime import get_model
+
+    get_model(model_path)  # a bad model file fails before anything is read
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as error:
+        raise InputError(f"cannot read parquet file {path}: {error}") from error
+    bar = Progress(table.num_rows) if progress else None
+    parts = []
+    for start in range(0, table.num_rows, PANDAS_CHUNK):
+        chunk = table.slice(start, PANDAS_CHUNK)
+        parts.append(t2_arrow(score_table(chunk, model_path, cuts)))
+        if bar:
+            bar.update(chunk.num_rows)
+    t2 = pa.concat_arrays(parts) if parts else t2_arrow(Scores(np.zeros((0, 14)), np.zeros(0, dtype=object)))
+    if "t2" in table.column_names:
+        LOGGER.info("replacing the existing 't2' column of %s", path)
+        table = table.drop(["t2"])
+    table = table.append_column("t2", t2)
+    if output is not None:
+        target = _output_file(output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, target)
+    return table
+
+
+def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, cuts: Cuts | None = None,
+                overwrite: bool = False, spark=None) -> Path:
+    """Score parquet files/directories/partitions with Spark; write a parquet directory; return the path."""
+    from fink_t2.processor import apply_t2, spark_session
+
+    files = find_parquet(inputs)
+    schemas = read_schemas(files)
+    for schema, path in zip(schemas, files):
+        check_alert_schema(schema, path)
+    output = Path(output)
+    _check_output(output, overwrite)
+    spark = spark or spark_session("fink-t2-score", conf={"spark.ui.showConsoleProgress": "true"})
+    groups: dict[pa.Schema, list[Path]] = {}
+    for schema, path in zip(schemas, files):
+        groups.setdefault(schema, []).append(path)
+    frames = []
+    for paths in groups.values():
+        reader = spark.read
+        base = _common_base(inputs, paths)
+        if base is not None:
+            reader = reader.option("basePath", str(base))
+        frames.append(reader.parquet(*[str(p) for p in paths]))
+        LOGGER.info("%d file(s) with schema #%d", len(paths), len(frames))
+    df = _union_cast(frames, [str(p[0]) for p in groups.values()])
+    partition_columns = [c for c in df.columns if c in ("year", "month", "day") and c not in schemas[0].names]
+    result = apply_t2(df, model_path=model_path, cuts=cuts)
+    writer = result.write.mode("overwrite" if overwrite else "errorifexists")
+    if partition_columns:
+        writer = writer.partitionBy(*partition_columns)
+    writer.parquet(str(output))
+    return output
+
+
+def _common_base(inputs: list[str | Path], paths: list[Path]) -> Path | None:
+    """The input directory the files came from (Spark's basePath, so year=/month=/day= become columns)."""
+    for item in inputs:
+        root = Path(item)
+        if root.is_dir() and all(root in p.parents for p in paths):
+            return root
+    return None
+
+
+def _union_cast(frames: list, first_files: list[str]):
+    """One DataFrame from groups of files with different schemas: cast to the first group's types."""
+    df = frames[0]
+    for frame, name in zip(frames[1:], first_files[1:]):
+        types = dict(df.dtypes)
+        try:
+            from pyspark.sql import functions as F
+
+            cast = frame.select([F.col(f"`{c}`").cast(types[c]).alias(c) if c in types else F.col(f"`{c}`")
+                                 for c in frame.columns])
+            df = df.unionByName(cast, allowMissingColumns=True)
+        except Exception as error:  # AnalysisException: the schemas cannot be reconciled
+            raise InputError(f"{name} has a schema that cannot be unified with {first_files[0]}: {error}. "
+                             "Score these files separately.") from error
+    return df
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summarize(pdf: pd.DataFrame, examples: int = 5) -> str:
+    """A readable summary of scored alerts: counts per top class, declines by reason, a few examples.
+
+    ``pdf`` has ``objectId``, ``candid`` and the ``t2`` struct as dicts (or its
+    fields as ``top_class``, ``reason``, ``probabilities`` columns).
+    """
+    if "t2" in pdf.columns:
+        t2 = pdf["t2"]
+        top = t2.map(lambda s: s.get("top_class") if s else None)
+        reason = t2.map(lambda s: s.get("reason") if s else None)
+        probs = t2.map(lambda s: dict(s.get("probabilities") or []) if s else {})
+    else:
+        top, reason = pdf["top_class"], pdf["reason"]
+        probs = pdf["probabilities"].map(lambda p: dict(p or []))
+    n = len(pdf)
+    classified = top.notna()
+    lines = [f"{n} alerts: {int(classified.sum())} classified, {int((~classified).sum())} declined", "",
+             "Top class             alerts"]
+    for name, count in Counter(top[classified]).most_common():
+        lines.append(f"  {name:<18} {count:>6}")
+    declined = Counter(reason[~classified])
+    if declined:
+        lines += ["", "Declined (reason)     alerts"]
+        for text, count in declined.most_common():
+            lines.append(f"  {text:<40} {count:>6}")
+    ids = pdf["objectId"] if "objectId" in pdf.columns else pd.Series(["?"] * n, index=pdf.index)
+    candid = pdf["candid"] if "candid" in pdf.columns else pd.Series(["?"] * n, index=pdf.index)
+    lines += ["", "Examples (the most confident alert of each frequent class)",
+              f"  {'objectId':<14} {'candid':<20} {'top class':<16} p(top)  runner-up"]
+    p_top = pd.Series([max(p.values()) if p else np.nan for p in probs], index=pdf.index)
+    for name, _ in Counter(top[classified]).most_common(examples):
+        i = int(np.nanargmax(np.where((top == name).to_numpy(), p_top.to_numpy(), np.nan)))
+        ranked = sorted(probs.iloc[i].items(), key=lambda kv: -kv[1])
+        (best, p_best), (second, p_second) = ranked[0], ranked[1]
+        lines.append(f"  {ids.iloc[i]!s:<14} {candid.iloc[i]!s:<20} {best:<16} {p_best:.3f}   "
+                     f"{second} {p_second:.3f}")
+    for i in np.flatnonzero(~classified.to_numpy())[:2]:
+        lines.append(f"  {ids.iloc[i]!s:<14} {candid.iloc[i]!s:<20} declined: {reason.iloc[i]}")
+    return "\n".join(lines)
+
+
+def read_scored(output: str | Path, engine: str, spark=None) -> pd.DataFrame:
+    """objectId, candid and t2 of a scored output, as pandas (for the summary)."""
+    output = Path(output)
+    if engine == "pandas":
+        table = pq.read_table(_output_file(output), columns=["objectId", "candid", "t2"])
+        return table.to_pandas()
+    rows = spark.read.parquet(str(output)).select("objectId", "candid", "t2.top_class", "t2.reason",
+                                                  "t2.probabilities")
+    return rows.toPandas()

@@ -1,0 +1,200 @@
+"""The Fink science module: a Spark ``pandas_udf`` adding ONE column, ``t2``.
+
+Registration in Fink's science stage (raw alerts or ``concat_col``-ed columns)::
+
+    from fink_t2.processor import apply_t2
+    df = apply_t2(df)                       # adds the column "t2"
+
+or, on a DataFrame that already has Fink's ``c*`` columns::
+
+    from fink_t2.processor import t2
+    df = df.withColumn("t2", t2("cjd", "cfid", "cmagpsf", "csigmapsf"))
+
+The column's type is :data:`fink_t2.scoring.T2_TYPE_DDL`::
+
+    struct<probabilities: map<string, float>,   -- the 14 class probabilities, null if declined
+           top_class: string,                   -- most probable class, null if declined
+           reason: string>                      -- why the alert was declined, null if classified
+
+A map keeps Fink's historical ``t2`` layout (class name -> probability); a
+declined alert gets no probabilities at all rather than made-up ones.
+
+Arguments of ``t2``, in this order; the first four are required, the others
+may be left out from the right or passed as null columns:
+``cjd, cfid, cmagpsf, csigmapsf, cdiffmaglim, cisdiffpos, jdstarthist, roid, cdsxmatch``.
+
+The model is loaded once per Python worker process (``runtime.get_model``
+caches it) and reused by every Arrow batch that worker scores.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.functions import pandas_udf
+from pyspark.sql.types import FloatType, MapType, StringType, StructField, StructType
+
+from fink_t2 import runtime
+from fink_t2.scoring import Cuts, make_selector, score_alerts, t2_frame
+
+#: Arguments of the UDF, in order (the first four are required).
+T2_INPUTS: tuple[str, ...] = (
+    "cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos", "jdstarthist", "roid", "cdsxmatch",
+)
+_N_REQUIRED = 4
+
+#: Spark type of the ``t2`` column (same as :data:`fink_t2.scoring.T2_TYPE_DDL`; built as an
+#: object because parsing DDL needs an active SparkContext, and the UDF is created at import).
+T2_TYPE = StructType([
+    StructField("probabilities", MapType(StringType(), FloatType(), valueContainsNull=False), True),
+    StructField("top_class", StringType(), True),
+    StructField("reason", StringType(), True),
+])
+
+#: Arrow batches scored by this Python process (with runtime.LOAD_COUNT, shows model reuse).
+BATCHES_SCORED = 0
+
+
+def _score_batch(columns: tuple, model_path: str | None, cuts: Cuts) -> pd.DataFrame:
+    """Body of the UDF: one Arrow batch -> the ``t2`` struct, model taken from the process cache."""
+    global BATCHES_SCORED
+    if not _N_REQUIRED <= len(columns) <= len(T2_INPUTS):
+        raise TypeError(f"t2 takes {_N_REQUIRED} to {len(T2_INPUTS)} columns {list(T2_INPUTS)}, got {len(columns)}")
+    named = dict(zip(T2_INPUTS, columns))
+    model = runtime.get_model(model_path)
+    select = make_selector(cuts, named.get("jdstarthist"), named.get("roid"), named.get("cdsxmatch"))
+    scores = score_alerts(
+        named["cjd"], named["cfid"], named["cmagpsf"], named["csigmapsf"],
+        cisdiffpos=named.get("cisdiffpos"), cdiffmaglim=named.get("cdiffmaglim"),
+        model=model, select=select,
+    )
+    BATCHES_SCORED += 1
+    return t2_frame(scores)
+
+
+def make_t2_udf(model_path: str | Path | None = None, cuts: Cuts | None = None) -> Callable[..., Column]:
+    """A ``t2`` pandas UDF for a given model file and selection cuts (default: shipped model, no cuts).
+
+    A relative ``model_path`` is made absolute here, in the driver: workers may run elsewhere.
+    """
+    path = str(Path(model_path).resolve()) if model_path is not None else None
+    cuts = cuts if cuts is not None else Cuts()
+
+    @pandas_udf(T2_TYPE)
+    def t2(*columns: pd.Series) -> pd.DataFrame:
+        return _score_batch(columns, path, cuts)
+
+    return t2
+
+
+#: The science module with the shipped model and no cuts (see :func:`apply_t2` for cuts).
+t2 = make_t2_udf()
+
+
+@pandas_udf(StringType())
+def worker_stats(anything: pd.Series) -> pd.Series:
+    """Diagnostic: ``"pid:model_loads:batches_scored"`` of the Python worker evaluating each row."""
+    # Read the counters through the modules: this function is pickled by value, its globals with it.
+    import fink_t2.processor as processor
+    import fink_t2.runtime as live_runtime
+
+    text = f"{os.getpid()}:{live_runtime.LOAD_COUNT}:{processor.BATCHES_SCORED}"
+    return pd.Series([text] * len(anything))
+
+
+# --------------------------------------------------------------------------- raw alerts -> c* columns
+
+_HISTORY_TYPES = {"jd": "double", "fid": "double", "magpsf": "double", "sigmapsf": "double",
+                  "diffmaglim": "double", "isdiffpos": "string"}
+
+
+def history_column(df: DataFrame, field: str, dtype: str = "double") -> Column:
+    """``prv_candidates.<field>`` + [``candidate.<field>``] as one array (history first, current last).
+
+    Like fink-utils ``concat_col``, but an alert without history (null
+    ``prv_candidates``) still gets its current value, and element types are
+    unified (schema versions differ: int32/int64, float/double).
+    """
+    current = F.array(F.col(f"candidate.{field}").cast(dtype))
+    empty = F.array().cast(f"array<{dtype}>")
+    if "prv_candidates" in df.columns:
+        past = F.coalesce(F.col(f"prv_candidates.{field}").cast(f"array<{dtype}>"), empty)
+    else:
+        past = empty
+    return F.concat(past, current)
+
+
+def t2_input_columns(df: DataFrame) -> list[Column]:
+    """The nine UDF arguments for ``df``: Fink's ``c*`` columns if present, else built from raw alerts."""
+    names = set(df.columns)
+    raw = "candidate" in names
+    columns = []
+    for name in T2_INPUTS[:6]:
+        field = name[1:]
+        if name in names:
+            columns.append(F.col(name))
+        elif raw:
+            columns.append(history_column(df, field, _HISTORY_TYPES[field]))
+        elif name in T2_INPUTS[:_N_REQUIRED]:
+            raise ValueError(f"the alerts have neither a '{name}' column nor raw 'candidate'/'prv_candidates' "
+                             f"columns to build it from (columns: {sorted(names)})")
+        else:
+            columns.append(F.lit(None).cast(f"array<{_HISTORY_TYPES[field]}>"))
+    if raw:
+        columns.append(F.col("candidate.jdstarthist").cast("double"))
+    elif "jdstarthist" in names:
+        columns.append(F.col("jdstarthist").cast("double"))
+    else:
+        columns.append(F.lit(None).cast("double"))
+    columns.append(F.col("roid").cast("double") if "roid" in names else F.lit(None).cast("double"))
+    columns.append(F.col("cdsxmatch").cast("string") if "cdsxmatch" in names else F.lit(None).cast("string"))
+    return columns
+
+
+def check_cut_columns(df: DataFrame, cuts: Cuts) -> None:
+    """ValueError naming the columns the enabled cuts need but ``df`` lacks (raised before any data is read)."""
+    names = set(df.columns)
+    available = {"jdstarthist": "candidate" in names or "jdstarthist" in names,
+                 "roid": "roid" in names, "cdsxmatch": "cdsxmatch" in names}
+    missing = [c for c in cuts.needed_columns() if not available[c]]
+    if missing:
+        raise ValueError(f"the selection cuts need column(s) {missing}, absent from the alerts; add them "
+                         "(Fink's enriched alerts have them) or switch those cuts off in the configuration "
+                         "(cuts.exclude_solar_system / cuts.extragalactic_xmatch / cuts.enabled)")
+
+
+def apply_t2(df: DataFrame, model_path: str | Path | None = None, cuts: Cuts | None = None,
+             column: str = "t2") -> DataFrame:
+    """``df`` (raw alerts or Fink's science DataFrame) with the ``t2`` column added.
+
+    Fails fast, in the driver and before any data is read, on a bad model
+    file or on cuts whose columns are missing. Any existing ``column`` is replaced.
+    """
+    cuts = cuts if cuts is not None else Cuts()
+    runtime.get_model(model_path)  # verify the file now (sha256, shapes), not in a worker
+    check_cut_columns(df, cuts)
+    return df.withColumn(column, make_t2_udf(model_path, cuts)(*t2_input_columns(df)))
+
+
+# --------------------------------------------------------------------------- session helper
+
+
+def spark_session(app_name: str = "fink-t2", master: str | None = None, conf: dict | None = None) -> SparkSession:
+    """A SparkSession whose Python workers run this interpreter (unless PYSPARK_PYTHON says otherwise).
+
+    Without it, a local Spark launches ``python3`` from the PATH, which may
+    lack numpy/LiteRT. ``master`` defaults to spark-submit's, else ``local[*]``.
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

@@ -1,0 +1,333 @@
+"""Scoring alerts: Fink's alert columns -> 14 class probabilities, batched and fault-isolated.
+
+This is the contract every entry point uses (``fink_t2.classify``, the Spark
+UDF, the batch and streaming jobs): the columns go through
+``lightcurves.observations_from_alerts`` -> ``lightcurves.prepare`` ->
+``T2Model.predict`` (one interpreter call per chunk), and come back as one row
+of probabilities per alert, or a row of NaN and a short *reason* for an alert
+the model declines. One odd alert never fails a batch: if the vectorised path
+raises, the batch is bisected until the offending alert is isolated and
+declined with the error as its reason.
+
+Pure numpy/pandas/pyarrow: no Spark, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from fink_t2.classes import CLASSES, N_CLASSES
+from fink_t2.lightcurves import Observations, observations_from_alerts, prepare
+from fink_t2.runtime import T2Model, get_model
+
+LOGGER = logging.getLogger(__name__)
+
+#: Columns ``classify`` needs: Fink's concatenated alert columns (history first, current alert last).
+REQUIRED_COLUMNS: tuple[str, ...] = ("cjd", "cfid", "cmagpsf", "csigmapsf")
+#: Columns used when present: sign of the difference flux, and the limiting magnitude of upper limits.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("cisdiffpos", "cdiffmaglim")
+
+#: Spark type of the ``t2`` column (one column, Fink convention). ``probabilities`` is
+#: null for a declined alert, ``reason`` is null for a classified one.
+T2_TYPE_DDL = "struct<probabilities: map<string, float>, top_class: string, reason: string>"
+
+REASON_NOT_FINITE_INPUT = "non-finite model input"
+REASON_BAD_OUTPUT = "model output not a probability vector"
+
+# --------------------------------------------------------------------------- selection cuts
+
+#: SIMBAD object types (``cdsxmatch`` values) that do not rule out an extragalactic transient:
+#: no counterpart or a failed cross-match, galaxies and their groupings, active nuclei and
+#: quasars, and supernovae already catalogued at the position. Written for this project
+#: from the SIMBAD object-type nomenclature; REFERENCE.md section 5 states the rule
+#: (Fink keeps t2 to alerts whose cross-match is compatible with an extragalactic host).
+EXTRAGALACTIC_XMATCH: tuple[str, ...] = (
+    # no SIMBAD counterpart, or the cross-match service failed: cannot exclude anything
+    "Unknown", "Fail", "Fail 504",
+    # galaxies
+    "galaxy", "Galaxy", "G", "EmG", "StarburstG", "BlueCompG", "LSB_G", "HII_G", "High_z_G",
+    "RadioG", "PartofG", "GinPair", "GinGroup", "GinCl", "GroupG", "ClG", "BClG", "Compact_Gr_G",
+    "IG", "PairG", "LensedG", "LensedImage", "GravLens", "GravLensSystem",
+    # active galactic nuclei
+    "AGN", "AGN_Candidate", "LINER", "Seyfert", "Seyfert_1", "Seyfert_2", "QSO", "QSO_Candidate",
+    "Blazar", "Blazar_Candidate", "BLLac", "BLLac_Candidate", "LensedQ",
+    # catalogued supernovae (the host is extragalactic by definition)
+    "SN", "SN*", "Candidate_SN*", "SNCandidate",
+)
+
+
+@dataclass(frozen=True)
+class Cuts:
+    """Fink's selection for t2 (REFERENCE.md section 5), each part switchable.
+
+    Alerts that fail are declined cheaply, before any preparation, with a
+    reason starting with ``"cut: "``. ``enabled`` False (the default) scores
+    every alert.
+    """
+
+    enabled: bool = False
+    min_detections: int = 2  # valid g/r detections (magpsf and sigmapsf usable)
+    max_history_days: float = 90.0  # jd of the alert - jdstarthist
+    exclude_solar_system: bool = True  # roid == 3: known solar-system object
+    extragalactic_xmatch: bool = True  # cdsxmatch in xmatch_allowed (null counts as "Unknown")
+    require_g_and_r: bool = False  # the deployed t2 also required both bands
+    xmatch_allowed: tuple[str, ...] = field(default=EXTRAGALACTIC_XMATCH)
+
+    def needed_columns(self) -> list[str]:
+        """Extra alert columns the enabled cuts read (beyond the light curve)."""
+        if not self.enabled:
+            return []
+        needed = ["jdstarthist"]
+        if self.exclude_solar_system:
+            needed.append("roid")
+        if self.extragalactic_xmatch:
+            needed.append("cdsxmatch")
+        return needed
+
+
+def cut_reasons(obs: Observations, cuts: Cuts, jdstarthist=None, roid=None, cdsxmatch=None) -> np.ndarray:
+    """Per alert, ``None`` if it passes ``cuts``, else ``"cut: ..."`` (the first failed cut).
+
+    Vectorised over the batch; a null ``jdstarthist``/``roid``/``cdsxmatch``
+    does not reject an alert (the information is missing, not bad).
+    """
+    n = obs.n_objects
+    reason = np.full(n, None, dtype=object)
+    if not cuts.enabled:
+        return reason
+
+    def reject(mask: np.ndarray, text: str) -> None:
+        reason[mask & np.equal(reason, None)] = text
+
+    if cuts.exclude_solar_system and roid is not None:
+        values = pd.to_numeric(pd.Series(list(roid), dtype=object), errors="coerce").to_numpy(dtype=float)
+        reject(values == 3, "cut: known solar-system object (roid=3)")
+    if cuts.extragalactic_xmatch and cdsxmatch is not None:
+        names = pd.Series(list(cdsxmatch), dtype=object)
+        allowed = names.isin(list(cuts.xmatch_allowed)).to_numpy() | names.isna().to_numpy()
+        reject(~allowed, "cut: cdsxmatch not compatible with an extragalactic host")
+    detected = obs.detected
+    n_det = np.bincount(obs.object_index[detected], minlength=n)
+    reject(n_det < int(cuts.min_detections), f"cut: fewer than {int(cuts.min_detections)} valid g/r detections")
+    if jdstarthist is not None:
+        start = pd.to_numeric(pd.Series(list(jdstarthist), dtype=object), errors="coerce").to_numpy(dtype=float)
+        latest = np.full(n, -np.inf)
+        np.maximum.at(latest, obs.object_index, obs.time)
+        with np.errstate(invalid="ignore"):
+            too_long = (latest - start) > float(cuts.max_history_days)
+        reject(too_long, f"cut: history longer than {float(cuts.max_history_days):g} days")
+    if cuts.require_g_and_r:
+        has_g = np.bincount(obs.object_index[detected & (obs.band == 0)], minlength=n) > 0
+        has_r = np.bincount(obs.object_index[detected & (obs.band == 1)], minlength=n) > 0
+        reject(~(has_g & has_r), "cut: needs detections in both g and r")
+    return reason
+
+
+def make_selector(cuts: Cuts, jdstarthist=None, roid=None, cdsxmatch=None) -> "Selector | None":
+    """The cuts as a :data:`Selector` over a batch whose extra columns are given (None if disabled)."""
+    if not cuts.enabled:
+        return None
+    extras = {name: (list(values) if values is not None else None)
+              for name, values in (("jdstarthist", jdstarthist), ("roid", roid), ("cdsxmatch", cdsxmatch))}
+
+    def select(obs: Observations, start: int, stop: int) -> np.ndarray:
+        return cut_reasons(obs, cuts, **{k: (v[start:stop] if v is not None else None) for k, v in extras.items()})
+
+    return select
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class Scores:
+    """Result of scoring a batch: probabilities (NaN rows where declined) and reasons."""
+
+    probabilities: np.ndarray  # float64 (n, 14), rows sum to 1 or are all NaN
+    reason: np.ndarray  # object (n,): None where classified
+
+    @property
+    def classified(self) -> np.ndarray:
+        return np.equal(self.reason, None)
+
+    def top_class(self) -> np.ndarray:
+        """Most probable class name per alert, None where declined."""
+        out = np.full(len(self.reason), None, dtype=object)
+        ok = self.classified
+        if ok.any():
+            out[ok] = np.asarray(CLASSES, dtype=object)[np.argmax(self.probabilities[ok], axis=1)]
+        return out
+
+
+#: Optional selection (the cuts): ``select(obs, start, stop)`` gets the observations of the
+#: alerts in rows ``[start, stop)`` of the batch and returns a reason per alert (None = keep).
+Selector = Callable[[Observations, int, int], np.ndarray]
+
+
+def _optional(column, reference) -> object:
+    """An optional column as given, None if absent or all null; null rows become all-null arrays.
+
+    A null row of ``cisdiffpos``/``cdiffmaglim`` means "unknown", not "no
+    observations": it must not make the alert's arrays look inconsistent.
+    """
+    if column is None:
+        return None
+    values = pd.Series(list(column), dtype=object)
+    missing = values.isna().to_numpy()
+    if missing.all():
+        return None
+    if missing.any():
+        ref = list(reference)
+        for i in np.flatnonzero(missing):  # only the null rows, usually none
+            row = ref[i]
+            size = len(row) if hasattr(row, "__len__") and not isinstance(row, (str, bytes)) else 0
+            values.iat[i] = [None] * size
+    return values
+
+
+def _score_vectorised(model: T2Model, columns: Sequence, optional: dict, select: Selector | None,
+                      start: int = 0) -> Scores:
+    cjd, cfid, cmagpsf, csigmapsf = columns
+    n = len(cjd)
+    obs, reason = observations_from_alerts(cjd, cfid, cmagpsf, csigmapsf, **optional)
+    reason = np.array(reason, dtype=object)
+    if select is not None:
+        cut = np.asarray(select(obs, start, start + n), dtype=object)
+        rejected = np.equal(reason, None) & ~np.equal(cut, None)
+        reason[rejected] = cut[rejected]
+    keep = np.equal(reason, None)
+    obs = obs.subset(keep[obs.object_index])  # rejected alerts cost nothing below
+    batch = prepare(obs, model.preparation)
+    finite = np.isfinite(batch.values).all(axis=(1, 2))
+    not_prepared = keep & ~batch.ok
+    reason[not_prepared] = batch.reason[not_prepared]
+    reason[keep & batch.ok & ~finite] = REASON_NOT_FINITE_INPUT
+    probabilities = np.full((n, N_CLASSES), np.nan)
+    rows = np.flatnonzero(keep & batch.ok & finite)
+    if len(rows):
+        out = model.predict(batch.values[rows]).astype(np.float64)
+        total = out.sum(axis=1)
+        good = np.isfinite(out).all(axis=1) & (out >= 0).all(axis=1) & (total > 0)
+        # float32 softmax rounding: renormalise so each row sums to 1 in float64.
+        probabilities[rows[good]] = out[good] / total[good, None]
+        reason[rows[~good]] = REASON_BAD_OUTPUT
+    return Scores(probabilities, reason)
+
+
+def _score_isolating(model: T2Model, columns: list[list], optional: dict, select: Selector | None,
+                     start: int, stop: int) -> Scores:
+    """Score rows [start, stop); on an exception, bisect until the failing alert is declined alone."""
+    part = [c[start:stop] for c in columns]
+    opt = {k: (v[start:stop] if v is not None else None) for k, v in optional.items()}
+    try:
+        return _score_vectorised(model, part, opt, select, start)
+    except Exception as error:  # noqa: BLE001 -- isolate, never fail the batch for one alert
+        if stop - start == 1:
+            text = f"error: {type(error).__name__}: {error}"[:200]
+            LOGGER.warning("declining one alert after an error in scoring: %s", text)
+            return Scores(np.full((1, N_CLASSES), np.nan), np.array([text], dtype=object))
+        mid = (start + stop) // 2
+        left = _score_isolating(model, columns, optional, select, start, mid)
+        right = _score_isolating(model, columns, optional, select, mid, stop)
+        return Scores(np.vstack([left.probabilities, right.probabilities]),
+                      np.concatenate([left.reason, right.reason]))
+
+
+def score_alerts(cjd, cfid, cmagpsf, csigmapsf, cisdiffpos=None, cdiffmaglim=None, *,
+                 model: T2Model | None = None, model_path=None,
+                 select: Selector | None = None) -> Scores:
+    """Score per-alert sequences (pandas Series or lists, one entry per alert).
+
+    ``select`` (see :data:`Selector`) declines alerts before preparation; it
+    sees the whole batch normally, and sub-ranges only when a batch has to be
+    bisected to isolate an alert that makes the vectorised path raise.
+    """
+    n = len(cjd)
+    for name, column in (("cfid", cfid), ("cmagpsf", cmagpsf), ("csigmapsf", csigmapsf)):
+        if len(column) != n:
+            raise ValueError(f"column {name} has {len(column)} rows, cjd has {n}")
+    model = model if model is not None else get_model(model_path)
+    if n == 0:
+        return Scores(np.zeros((0, N_CLASSES)), np.zeros(0, dtype=object))
+    optional = {"cisdiffpos": _optional(cisdiffpos, cjd), "cdiffmaglim": _optional(cdiffmaglim, cjd)}
+    try:
+        return _score_vectorised(model, [cjd, cfid, cmagpsf, csigmapsf], optional, select)
+    except Exception as error:  # noqa: BLE001 -- fall back to isolating the alert(s) at fault
+        LOGGER.warning("vectorised scoring of %d alerts failed (%s: %s); isolating the faulty alert(s)",
+                       n, type(error).__name__, error)
+    columns = [list(c) for c in (cjd, cfid, cmagpsf, csigmapsf)]
+    optional = {k: (list(v) if v is not None else None) for k, v in optional.items()}
+    return _score_isolating(model, columns, optional, select, 0, n)
+
+
+def _check_frame(pdf) -> None:
+    if not isinstance(pdf, pd.DataFrame):
+        raise TypeError(f"classify expects a pandas.DataFrame, got {type(pdf).__name__}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in pdf.columns]
+    if missing:
+        raise ValueError(
+            f"classify: missing required column(s) {missing}; the input needs Fink's concatenated alert "
+            f"columns {list(REQUIRED_COLUMNS)} (history first, current alert last, as fink-utils concat_col "
+            "makes them; fink_t2.batch.alert_columns builds them from raw alerts)"
+        )
+
+
+def classify_with_reasons(pdf: pd.DataFrame, model_path=None) -> tuple[pd.DataFrame, pd.Series]:
+    """Probabilities (as :func:`classify`) and, per alert, why it was declined (None if classified)."""
+    _check_frame(pdf)
+    scores = score_alerts(
+        *(pdf[c] for c in REQUIRED_COLUMNS),
+        cisdiffpos=pdf["cisdiffpos"] if "cisdiffpos" in pdf.columns else None,
+        cdiffmaglim=pdf["cdiffmaglim"] if "cdiffmaglim" in pdf.columns else None,
+        model_path=model_path,
+    )
+    probabilities = pd.DataFrame(scores.probabilities, index=pdf.index, columns=list(CLASSES))
+    reasons = pd.Series(scores.reason, index=pdf.index, name="reason", dtype=object)
+    return probabilities, reasons
+
+
+def classify(pdf: pd.DataFrame, model_path=None) -> pd.DataFrame:
+    """Class probabilities of alerts: same index, one float column per class in ``CLASSES`` order.
+
+    Rows sum to 1; a declined alert (too little data, bad values) gets a row
+    of NaN. ``model_path`` defaults to the model shipped in the package.
+    """
+    return classify_with_reasons(pdf, model_path)[0]
+
+
+# --------------------------------------------------------------------------- output formats
+
+
+def t2_frame(scores: Scores) -> pd.DataFrame:
+    """The ``t2`` struct as a pandas DataFrame (what the Spark pandas UDF returns)."""
+    ok = scores.classified
+    names = list(CLASSES)
+    rows = scores.probabilities.tolist()
+    maps = [dict(zip(names, row)) if keep else None for row, keep in zip(rows, ok.tolist())]
+    return pd.DataFrame({"probabilities": maps, "top_class": scores.top_class(), "reason": scores.reason})
+
+
+def t2_arrow(scores: Scores) -> pa.StructArray:
+    """The ``t2`` struct as a pyarrow StructArray, same type as the Spark column (for parquet)."""
+    ok = scores.classified
+    lengths = np.where(ok, N_CLASSES, 0)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    offset_mask = np.concatenate([~ok, [False]])
+    keys = pa.array(np.tile(np.asarray(CLASSES, dtype=object), int(ok.sum())), type=pa.string())
+    items = pa.array(scores.probabilities[ok].astype(np.float32).ravel(), type=pa.float32())
+    maps = pa.MapArray.from_arrays(pa.array(offsets, mask=offset_mask, type=pa.int32()), keys, items)
+    top = pa.array(scores.top_class(), type=pa.string())
+    reason = pa.array(scores.reason, type=pa.string())
+    return pa.StructArray.from_arrays([maps, top, reason], names=["probabilities", "top_class", "reason"])
+
+
+def t2_arrow_type() -> pa.DataType:
+    """pyarrow type of the ``t2`` column."""
+    return pa.struct([("probabilities", pa.map_(pa.string(), pa.float32())),
+                      ("top_class", pa.string()), ("reason", pa.string())])

@@ -1,0 +1,63 @@
+"""Shared fixtures: the real-alert sample and ONE local Spark session for all Spark tests.
+
+Spark starts once per test run (about 10 s); tests that need it are marked
+``@pytest.mark.spark`` and take the ``spark`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "alerts_sample.parquet"
+
+
+@pytest.fixture(scope="session")
+def sample_path() -> Path:
+    assert SAMPLE.exists(), "data/alerts_sample.parquet is missing: run python data/make_sample.py"
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def sample_table(sample_path):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(sample_path)
+
+
+@pytest.fixture(scope="session")
+def sample_columns(sample_table):
+    """Fink's c* columns of the sample alerts (pandas, one numpy array per cell)."""
+    from fink_t2.batch import alert_columns
+
+    return alert_columns(sample_table)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session, a single reused Python worker (local[1], worker reuse on)."""
+    pytest.importorskip("pyspark")
+    # Workers must import this checkout even when the package is not installed.
+    path = os.environ.get("PYTHONPATH", "")
+    if str(ROOT) not in path.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), path) if p)
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    from fink_t2.processor import spark_session
+
+    session = spark_session("fink-t2-tests", master="local[1]", conf={
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.python.worker.reuse": "true",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.default.parallelism": "2",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.memory": "1g",
+        "spark.sql.streaming.pollingDelay": "100ms",
+    })
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -1,0 +1,123 @@
+"""The Spark science module on real alerts: one column, same numbers as classify, model loaded once per worker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fink_t2 import CLASSES
+from fink_t2.scoring import Cuts, classify_with_reasons
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def raw(spark, sample_path):
+    return spark.read.parquet(str(sample_path))
+
+
+def test_apply_t2_adds_one_column_matching_classify(raw, sample_columns, sample_table):
+    from fink_t2.processor import T2_TYPE, apply_t2
+
+    scored = apply_t2(raw)
+    assert scored.columns == raw.columns + ["t2"]
+    assert scored.schema["t2"].dataType == T2_TYPE
+    rows = scored.select("candid", "t2").toPandas().set_index("candid")
+    assert len(rows) == sample_table.num_rows
+    probs, reasons = classify_with_reasons(sample_columns)
+    probs.index = reasons.index = sample_table.column("candid").to_pylist()
+    rows = rows.loc[probs.index]
+    for candid, t2 in rows["t2"].items():
+        if reasons[candid] is None:
+            as_map = dict(t2["probabilities"])
+            assert sorted(as_map) == sorted(CLASSES)  # a map has no order (Spark 3.5 returns another)
+            np.testing.assert_allclose([as_map[c] for c in CLASSES], probs.loc[candid].to_numpy(), atol=1e-6)
+            assert t2["top_class"] == probs.loc[candid].idxmax() and t2["reason"] is None
+        else:
+            assert t2["probabilities"] is None and t2["reason"] == reasons[candid]
+
+
+def test_t2_on_fink_concatenated_columns_and_declines(spark, raw):
+    from pyspark.sql import functions as F
+
+    from fink_t2.processor import history_column, t2
+
+    df = raw.select(
+        "candid",
+        history_column(raw, "jd").alias("cjd"),
+        history_column(raw, "fid").alias("cfid"),
+        history_column(raw, "magpsf").alias("cmagpsf"),
+        history_column(raw, "sigmapsf").alias("csigmapsf"),
+    ).limit(20)
+    # Some alerts lose every magnitude: declined with a reason, the others still classified.
+    no_mags = F.expr("transform(cmagpsf, x -> CAST(NULL AS DOUBLE))")
+    df = df.withColumn("cmagpsf", F.when(F.col("candid") % 3 == 0, no_mags).otherwise(F.col("cmagpsf")))
+    out = df.withColumn("t2", t2("cjd", "cfid", "cmagpsf", "csigmapsf")).select("candid", "t2").toPandas()
+    assert len(out) == 20 and 0 < (out.candid % 3 == 0).sum() < 20
+    for candid, value in zip(out["candid"], out["t2"]):
+        if candid % 3 == 0:
+            assert value["probabilities"] is None and value["reason"]
+        else:
+            total = sum(dict(value["probabilities"]).values())
+            assert abs(total - 1) < 1e-5 and value["reason"] is None
+
+
+def test_history_without_prv_candidates_keeps_the_current_alert(spark, raw):
+    from pyspark.sql import functions as F
+
+    from fink_t2.processor import history_column
+
+    row = (raw.limit(1).withColumn("prv_candidates", F.lit(None).cast(raw.schema["prv_candidates"].dataType))
+           .select(history_column(raw, "jd").alias("cjd"), F.col("candidate.jd").alias("jd")).first())
+    assert row["cjd"] == [row["jd"]]
+
+
+def test_cuts_in_spark(raw):
+    from pyspark.sql import functions as F
+
+    from fink_t2.processor import apply_t2
+
+    enriched = (raw.withColumn("roid", F.when(F.col("candid") % 5 == 0, 3).otherwise(0))
+                .withColumn("cdsxmatch", F.when(F.col("candid") % 5 == 1, F.lit("RRLyr")).otherwise(F.lit("Unknown"))))
+    out = apply_t2(enriched, cuts=Cuts(enabled=True)).select("candid", "t2.*").toPandas()
+    asteroid = out[out.candid % 5 == 0]
+    star = out[out.candid % 5 == 1]
+    assert (asteroid.reason == "cut: known solar-system object (roid=3)").all()
+    assert (star.reason == "cut: cdsxmatch not compatible with an extragalactic host").all()
+    assert asteroid.probabilities.isna().all() and star.probabilities.isna().all()
+    assert out.top_class[out.reason.isna()].notna().all()
+    cut = out.reason.fillna("").str.startswith("cut: ")
+    assert out.probabilities[cut].isna().all() and out.probabilities[~cut].notna().all()
+
+
+def test_cuts_need_their_columns_before_reading(raw):
+    from fink_t2.processor import apply_t2
+
+    with pytest.raises(ValueError, match=r"\['roid', 'cdsxmatch'\]"):
+        apply_t2(raw, cuts=Cuts(enabled=True))
+    # Without the cross-match cuts, raw alerts are enough.
+    apply_t2(raw, cuts=Cuts(enabled=True, exclude_solar_system=False, extragalactic_xmatch=False))
+
+
+def test_model_loaded_once_per_worker_across_batches(spark, raw):
+    from pyspark.sql import functions as F
+
+    from fink_t2.processor import apply_t2, worker_stats
+
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "16")
+    try:
+        scored = apply_t2(raw.repartition(3)).select("candid", "t2")
+        assert scored.count() == raw.count()
+        assert scored.where(F.col("t2").isNull()).count() == 0
+        scored.collect()
+        stats = raw.limit(5).select(worker_stats(F.col("candid")).alias("s")).toPandas()["s"]
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    per_worker = {}
+    for text in stats:
+        pid, loads, batches = (int(v) for v in text.split(":"))
+        per_worker[pid] = (loads, batches)
+    # 329 alerts in batches of 16 over 3 partitions: at least 21 batches went through this worker.
+    for loads, batches in per_worker.values():
+        assert loads == 1, per_worker
+        assert batches >= 21, per_worker
