@@ -14,7 +14,7 @@ import numpy as np
 from fink_t2.lightcurves import PreparationConfig
 from fink_t2.runtime import write_metadata
 
-VARIANTS = ("float32", "float16", "dynamic_int8", "full_int8")
+VARIANTS = ("float32", "float16", "dynamic_int8", "dynamic_int8_per_tensor", "full_int8")
 
 
 def _concrete_converter(keras_model, n_steps: int):
@@ -36,8 +36,10 @@ def convert(keras_model, variant: str, n_steps: int, calibration: np.ndarray | N
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    elif variant == "dynamic_int8":
+    elif variant in ("dynamic_int8", "dynamic_int8_per_tensor"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        # One scale per weight tensor instead of one (plus an int64 zero point) per output channel.
+        converter._experimental_disable_per_channel = variant == "dynamic_int8_per_tensor"
     elif variant == "full_int8":
         if calibration is None:
             raise ValueError("full_int8 needs calibration inputs (training views)")
@@ -50,7 +52,21 @@ def convert(keras_model, variant: str, n_steps: int, calibration: np.ndarray | N
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    return converter.convert()
+    return strip_names(converter.convert())
+
+
+def strip_names(data: bytes) -> bytes:
+    """Drop tensor names and signature definitions from a flatbuffer.
+
+    They are a sixth of a model this small and the runtime addresses tensors
+    by index; the operators and weights are untouched (outputs identical).
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    flatbuffer_utils.strip_strings(model)
+    model.signatureDefs = []
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def save_tflite(data: bytes, path: str | Path, preparation: PreparationConfig, extra: dict | None = None) -> Path:
@@ -75,7 +91,10 @@ def _fine_tune(model, x: np.ndarray, y: np.ndarray, weights: np.ndarray, epochs:
 
 
 def pruned_model(keras_model, x, y, weights, sparsity: float = 0.5, epochs: int = 3):
-    """Magnitude pruning of Dense/Conv1D kernels to ``sparsity``, fine-tuned, then stripped."""
+    """Magnitude pruning of Dense/Conv1D kernels to ``sparsity``, fine-tuned, then stripped.
+
+    Fine-tuning changes ``keras_model``'s own layers (the wrappers share them): pass a copy.
+    """
     import tensorflow_model_optimization as tfmot
 
     schedule = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=50)
@@ -86,7 +105,10 @@ def pruned_model(keras_model, x, y, weights, sparsity: float = 0.5, epochs: int 
 
 
 def clustered_model(keras_model, x, y, weights, clusters: int = 16, epochs: int = 3):
-    """Weight clustering of Dense/Conv1D kernels to ``clusters`` centroids, fine-tuned, then stripped."""
+    """Weight clustering of Dense/Conv1D kernels to ``clusters`` centroids, fine-tuned, then stripped.
+
+    Fine-tuning changes ``keras_model``'s own layers (the wrappers share them): pass a copy.
+    """
     import tensorflow_model_optimization as tfmot
 
     init = tfmot.clustering.keras.CentroidInitialization.KMEANS_PLUS_PLUS
@@ -203,7 +225,6 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
     import tempfile
 
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    import tensorflow as tf
 
     from fink_t2.evaluation import balanced_accuracy, flat_log_loss
     from fink_t2.plasticc import (
@@ -226,7 +247,8 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
     prep = config.preparation_config()
     keras_model = load_keras_model(run_dir / KERAS_FILE)
     with tempfile.TemporaryDirectory() as tmp:
-        tf.saved_model.save(keras_model, os.path.join(tmp, "saved_model"))
+        # "The same model as a Keras SavedModel directory", as the tinho paper measured it.
+        keras_model.save(os.path.join(tmp, "saved_model"), save_format="tf")
         saved_model_bytes = directory_bytes(Path(tmp) / "saved_model")
     keras_bytes = (run_dir / KERAS_FILE).stat().st_size
     log(f"SavedModel directory: {saved_model_bytes} B; .keras file: {keras_bytes} B")
@@ -257,14 +279,16 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
                                        calibration if variant == "full_int8" else None)
     weights = class_weights(y_train)
     log("pruning (50% of Dense/Conv1D weights) and fine-tuning ...")
-    pruned = pruned_model(keras_model, x_train, y_train, weights, 0.5, finetune_epochs)
+    # Each fine-tuned variant starts from a fresh copy: wrapping shares layers with the model it wraps.
+    pruned = pruned_model(load_keras_model(run_dir / KERAS_FILE), x_train, y_train, weights, 0.5, finetune_epochs)
     flatbuffers["pruned50_dynamic_int8"] = convert(pruned, "dynamic_int8", prep.n_steps)
     sparsity = kernel_sparsity(pruned)
     notes["pruned50_dynamic_int8"] = (f"stripped Keras kernels zero fraction {min(sparsity.values()):.2f}-"
                                       f"{max(sparsity.values()):.2f}; TFLite weight zeros "
                                       f"{tflite_weight_sparsity(flatbuffers['pruned50_dynamic_int8']):.2f}")
     log("clustering (16 centroids per Dense/Conv1D kernel) and fine-tuning ...")
-    clustered = clustered_model(keras_model, x_train, y_train, weights, 16, finetune_epochs)
+    clustered = clustered_model(load_keras_model(run_dir / KERAS_FILE), x_train, y_train, weights, 16,
+                                finetune_epochs)
     flatbuffers["clustered16_dynamic_int8"] = convert(clustered, "dynamic_int8", prep.n_steps)
     unique = [len(np.unique(layer.get_weights()[0])) for layer in clustered.layers
               if layer.get_weights() and layer.name.startswith(("ff_", "embedding", "probabilities"))]
@@ -321,7 +345,8 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
                             "min_argmax_agreement": MIN_ARGMAX_AGREEMENT}}
     if chosen:
         row = next(r for r in rows if r["variant"] == chosen)
-        shutil.copyfile(output_dir / f"t2_{chosen}.tflite", DEFAULT_MODEL)
+        shutil.copyfile(run_dir / KERAS_FILE, DEFAULT_MODEL.with_suffix(".keras"))
+        shutil.copyfile(run_dir / CONFIG_FILE, DEFAULT_MODEL.with_name("t2_train.yaml"))
         save_tflite(flatbuffers[chosen], DEFAULT_MODEL, prep, {
             "variant": chosen, "trained_on": "PLAsTiCC training set, alert-like views (see docs/model_card.md)",
             "keras_sha256": sha256_of((run_dir / KERAS_FILE).read_bytes()),

@@ -454,26 +454,23 @@ def deployed_pandas_udf_body(cjd, cfid, cmagpsf, csigmapsf, model_path: str | Pa
 # --------------------------------------------------------------------------- real alerts
 
 
-ALERT_FIELDS = ("jd", "fid", "magpsf", "sigmapsf", "isdiffpos", "diffmaglim")
-
-
-def alert_columns_from_parquet(paths: Iterable[str | Path], fields: Sequence[str] = ALERT_FIELDS):
+def alert_columns_from_parquet(paths: Iterable[str | Path]):
     """Raw ZTF alert parquet files -> a DataFrame with ``objectId``, ``candid`` and Fink's ``c<field>`` columns.
 
-    Each ``c<field>`` is the alert's history followed by its current value,
-    as fink-utils' ``concat_col`` builds it (nulls kept for upper limits).
+    The columns come from :func:`fink_t2.batch.alert_columns` (history first,
+    current value last, nulls kept for upper limits), the one builder the
+    project uses; files with different schemas are read one by one.
     """
     import pandas as pd
     import pyarrow.parquet as pq
 
-    rows = []
+    from fink_t2.batch import alert_columns
+
+    frames = []
     for path in paths:
         table = pq.read_table(path, columns=["objectId", "candid", "candidate", "prv_candidates"])
-        for object_id, candid, current, history in zip(
-                table.column("objectId").to_pylist(), table.column("candid").to_pylist(),
-                table.column("candidate").to_pylist(), table.column("prv_candidates").to_pylist()):
-            row = {"objectId": object_id, "candid": candid}
-            for field in fields:
-                row["c" + field] = [entry.get(field) for entry in (history or [])] + [current.get(field)]
-            rows.append(row)
-    return pd.DataFrame(rows)
+        frame = alert_columns(table)
+        frame.insert(0, "candid", table.column("candid").to_pylist())
+        frame.insert(0, "objectId", table.column("objectId").to_pylist())
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

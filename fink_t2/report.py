@@ -74,11 +74,12 @@ def evaluate_predictions(data, objects: np.ndarray, predictors: dict, progress: 
         common = np.logical_and.reduce([ok for _, ok in outputs.values()])
         models = {}
         for name, (p, ok) in outputs.items():
-            if len(outputs) > 1 and not ok.all():
-                # This model declines some views: also show it alone on all it accepts.
+            models[name] = {**classification_metrics(labels[common], p[common]), "coverage": float(np.mean(ok))}
+        for name, (p, ok) in outputs.items():
+            if ok.sum() > common.sum():
+                # Also each model alone on every view it accepts (more views than the common ones).
                 models[f"{name}, all views it accepts"] = {**classification_metrics(labels[ok], p[ok]),
                                                            "coverage": float(np.mean(ok))}
-            models[name] = {**classification_metrics(labels[common], p[common]), "coverage": float(np.mean(ok))}
         results[epoch] = {
             "description": EVALUATION_EPOCHS[epoch], "n_objects_with_view": int(len(labels)),
             "n_judged_by_all": int(common.sum()),

@@ -67,7 +67,9 @@ def test_pruning_puts_real_zeros_in_the_weights(keras_model):
     rng = np.random.default_rng(2)
     x = rng.normal(0, 0.4, (256, n_steps, 2)).astype(np.float32)
     y = rng.integers(0, 14, 256)
-    pruned = pruned_model(keras_model, x, y, np.ones(256, np.float32), sparsity=0.5, epochs=1)
+    from fink_t2.training import load_keras_model
+
+    pruned = pruned_model(load_keras_model(SHIPPED_KERAS), x, y, np.ones(256, np.float32), sparsity=0.5, epochs=1)
     sparsity = kernel_sparsity(pruned)
     assert sparsity and min(sparsity.values()) >= 0.45
     assert min(kernel_sparsity(keras_model).values()) < 0.05
