@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -70,18 +71,18 @@ def main() -> None:
             continue
         config = TrainConfig.from_yaml(args.config)
         config.epochs, config.views_per_object = args.epochs, args.views_per_object
-        config.preparation = {**config.preparation, **prep_over}
-        config.model = {**config.model, **model_over}
+        config.preparation = replace(config.preparation, **prep_over)
+        config.model = replace(config.model, **model_over)
         out = Path(args.output) / name.replace(" ", "_").replace(",", "")
         summary = train(config, out, data=data, progress=True)
         model = load_keras_model(out / "t2.keras")
-        x_val, y_val = validation_set(data, split["validation"], config, config.preparation_config())
+        x_val, y_val = validation_set(data, split["validation"], config, config.preparation)
         p = model.predict(x_val, batch_size=4096, verbose=0)
-        row = {"variant": name, "preparation": config.preparation, "model": config.model,
+        row = {"variant": name, "preparation": config.preparation.to_dict(), "model": config.model.to_dict(),
                "parameters": summary["parameters"], "best_epoch": summary["best_epoch"],
                "val_flat_log_loss": flat_log_loss(y_val, p),
                "val_balanced_accuracy": balanced_accuracy(y_val, p.argmax(1)),
-               "tflite_float32_us_per_lc": tflite_microseconds(model, config.preparation["n_steps"]),
+               "tflite_float32_us_per_lc": tflite_microseconds(model, config.preparation.n_steps),
                "train_seconds": summary["seconds"]}
         results.append(row)
         print(json.dumps(row), flush=True)

@@ -97,7 +97,7 @@ def pruned_model(keras_model, x, y, weights, sparsity: float = 0.5, epochs: int 
     """
     import tensorflow_model_optimization as tfmot
 
-    schedule = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=50)
+    schedule = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=10)
     wrapped = _wrap_layers_with_weights(
         keras_model, lambda layer: tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule))
     _fine_tune(wrapped, x, y, weights, epochs, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
@@ -244,7 +244,7 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
     run_dir, output_dir = Path(run_dir), Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     config = TrainConfig.from_yaml(run_dir / CONFIG_FILE)
-    prep = config.preparation_config()
+    prep = config.preparation
     keras_model = load_keras_model(run_dir / KERAS_FILE)
     with tempfile.TemporaryDirectory() as tmp:
         # "The same model as a Keras SavedModel directory", as the tinho paper measured it.
@@ -352,7 +352,7 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
             "keras_sha256": sha256_of((run_dir / KERAS_FILE).read_bytes()),
             "held_out_flat_log_loss": round(row["flat_log_loss"], 4),
             "held_out_balanced_accuracy": round(row["balanced_accuracy"], 4),
-            "model": config.model, "saved_model_bytes": saved_model_bytes})
+            "model": config.model.to_dict(), "saved_model_bytes": saved_model_bytes})
         log(f"shipped {chosen} -> {DEFAULT_MODEL} ({row['bytes']} B, sha256 {row['sha256']})")
     (output_dir / "compression.json").write_text(json.dumps(summary, indent=1))
     if report:

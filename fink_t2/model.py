@@ -11,7 +11,7 @@ Training-only: importing this module imports TensorFlow.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -32,15 +32,19 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown model parameter(s): {sorted(unknown)}; known: {sorted(known)}")
-        config = cls(**values)
-        if config.d_model % config.num_heads:
-            raise ValueError(f"d_model ({config.d_model}) must be a multiple of num_heads ({config.num_heads})")
-        return config
+    def from_dict(cls, values: dict, source: str = "model parameters") -> "ModelConfig":
+        """Strictly typed: an unknown key or a wrong type is an error naming ``source`` and the key."""
+        from fink_t2.config import build
+
+        return build(cls, values, source)
+
+    def __post_init__(self) -> None:
+        if self.d_model < 1 or self.num_heads < 1 or self.ff_dim < 1 or self.num_blocks < 1:
+            raise ValueError("d_model, num_heads, ff_dim and num_blocks must be >= 1")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of num_heads ({self.num_heads})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
 
 
 def positional_encoding(n_steps: int, d_model: int) -> np.ndarray:

@@ -29,7 +29,7 @@ def _predictors(run_dir: Path, config, tflite: dict, fink_deployed: bool) -> dic
     """name -> function(observations) -> (probabilities, ok mask)."""
     from fink_t2.training import KERAS_FILE, load_keras_model
 
-    prep = config.preparation_config()
+    prep = config.preparation
     keras_model = load_keras_model(run_dir / KERAS_FILE)
 
     def keras_predict(obs):

@@ -19,7 +19,9 @@ import numpy as np
 import yaml
 
 from fink_t2.classes import CLASSES, N_CLASSES
+from fink_t2.config import build, load_yaml
 from fink_t2.lightcurves import PreparationConfig, prepare
+from fink_t2.model import ModelConfig
 from fink_t2.plasticc import (
     EVALUATION_EPOCHS,
     PlasticcData,
@@ -42,7 +44,7 @@ class TrainConfig:
     """Everything that defines a training run (``conf/train.yaml``)."""
 
     seed: int = 42
-    split: tuple = (0.7, 0.15, 0.15)
+    split: tuple[float, ...] = (0.7, 0.15, 0.15)
     views_per_object: int = 16
     validation_views_per_object: int = 4
     epochs: int = 40
@@ -55,33 +57,13 @@ class TrainConfig:
     min_learning_rate: float = 1e-4
     long_history_fraction: float = 0.25
     resampled_fraction: float = 0.5
-    preparation: dict = field(default_factory=dict)
-    model: dict = field(default_factory=dict)
+    preparation: PreparationConfig = field(default_factory=PreparationConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        with open(path, encoding="utf-8") as handle:
-            values = yaml.safe_load(handle) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of training parameters")
-        known = set(cls.__dataclass_fields__)
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
-        if "split" in values:
-            values["split"] = tuple(values["split"])
-        config = cls(**values)
-        config.preparation_config()
-        config.model_config()
-        return config
-
-    def preparation_config(self) -> PreparationConfig:
-        return PreparationConfig.from_dict(self.preparation)
-
-    def model_config(self):
-        from fink_t2.model import ModelConfig  # no TensorFlow import at module level
-
-        return ModelConfig.from_dict(self.model)
+        """Safe-loaded and strictly typed: an unknown key or a wrong type names the file and the key."""
+        return build(cls, load_yaml(path), str(path))
 
     def to_dict(self) -> dict:
         values = asdict(self)
@@ -153,8 +135,7 @@ def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | No
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    prep = config.preparation_config()
-    model_config = config.model_config()
+    prep = config.preparation
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -168,7 +149,7 @@ def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | No
     x_val, y_val = validation_set(data, split["validation"], config, prep)
     w_val = class_weights(y_val)
 
-    model = build_model(prep.n_steps, 2, model_config, seed=config.seed)
+    model = build_model(prep.n_steps, 2, config.model, seed=config.seed)
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
     rng = np.random.default_rng(config.seed)

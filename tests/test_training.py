@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -20,10 +22,19 @@ def test_class_weights_balance_classes():
 
 def test_config_file_loads_and_rejects_unknown_keys(tmp_path):
     config = TrainConfig.from_yaml("conf/train.yaml")
-    assert config.preparation_config().n_steps >= 8
+    assert config.preparation.n_steps >= 8
     bad = tmp_path / "bad.yaml"
     bad.write_text("epochs: 3\nlearnin_rate: 0.1\n")
     with pytest.raises(ValueError, match="learnin_rate"):
+        TrainConfig.from_yaml(bad)
+    bad.write_text("epochs: many\n")
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig.from_yaml(bad)
+    bad.write_text("preparation:\n  n_steps: 16\n  method: spline\n")
+    with pytest.raises(ValueError, match="method"):
+        TrainConfig.from_yaml(bad)
+    bad.write_text("model:\n  d_model: 30\n  num_heads: 4\n")
+    with pytest.raises(ValueError, match="multiple"):
         TrainConfig.from_yaml(bad)
 
 
@@ -35,13 +46,13 @@ def test_tiny_training_run_reduces_loss_and_saves_a_usable_model(tmp_path):
 
     config = TrainConfig.from_yaml("conf/train.yaml")
     config.epochs, config.views_per_object, config.patience = 4, 6, 10
-    config.model = {**config.model, "num_heads": 2, "ff_dim": 32}
+    config.model = replace(config.model, num_heads=2, ff_dim=32)
     summary = train(config, tmp_path, max_objects=300, progress=False)
     losses = [h["train_loss"] for h in summary["history"]]
     assert losses[-1] < losses[0] - 0.05, losses
     assert summary["best_val_flat_log_loss"] < np.log(14)
     model = load_keras_model(tmp_path / "t2.keras")
-    x = np.zeros((3, config.preparation_config().n_steps, 2), dtype=np.float32)
+    x = np.zeros((3, config.preparation.n_steps, 2), dtype=np.float32)
     p = model.predict(x, verbose=0)
     assert p.shape == (3, 14) and np.allclose(p.sum(axis=1), 1.0, atol=1e-5)
     assert (tmp_path / "config.yaml").exists() and (tmp_path / "history.json").exists()
