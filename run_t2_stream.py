@@ -59,6 +59,9 @@ def load_config(args: argparse.Namespace):
 
 
 def _writable_dir(path: Path, what: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{what} directory {path} is not writable: it is a file, not a directory "
+                                 f"(move the file away or choose another --{what})")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".fink_t2_write_test"

@@ -116,6 +116,12 @@ def _history(table: pa.Table, field: str, dtype: pa.DataType) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), values)
 
 
+def _candidate_fields(table: pa.Table) -> set[str]:
+    """Field names of the raw ``candidate`` struct (empty if it is not a struct)."""
+    dtype = table.schema.field("candidate").type
+    return {f.name for f in dtype} if pa.types.is_struct(dtype) else set()
+
+
 def alert_columns(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     """Fink's ``c*`` columns (cjd, cfid, cmagpsf, csigmapsf, cdiffmaglim, cisdiffpos) from raw alerts.
 
@@ -127,13 +133,25 @@ def alert_columns(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
         table = pa.Table.from_pandas(table, preserve_index=False)
     if "candidate" not in table.column_names:
         raise ValueError("raw alerts need a 'candidate' column")
-    out = {f"c{field}": _history(table, field, pa.float64()) for field in _NUMERIC_HISTORY}
-    out["cisdiffpos"] = _history(table, "isdiffpos", pa.string())
-    return pd.DataFrame({name: column.to_pandas() for name, column in out.items()})
+    fields = _candidate_fields(table)
+    missing = [f for f in _NUMERIC_HISTORY[:4] if f not in fields]
+    if missing:
+        raise ValueError(f"the raw alerts' 'candidate' struct lacks {missing} (fields: {sorted(fields)})")
+    # diffmaglim and isdiffpos are optional: without them, columns of nulls (scored as absent).
+    out = {f"c{field}": _history(table, field, pa.float64()) for field in _NUMERIC_HISTORY if field in fields}
+    if "isdiffpos" in fields:
+        out["cisdiffpos"] = _history(table, "isdiffpos", pa.string())
+    frame = pd.DataFrame({name: column.to_pandas() for name, column in out.items()})
+    for name in ("cdiffmaglim", "cisdiffpos"):
+        if name not in frame.columns:
+            frame[name] = pd.Series([None] * table.num_rows, dtype=object)
+    return frame[["cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos"]]
 
 
 def _extra(table: pa.Table, name: str):
     if name == "jdstarthist" and "candidate" in table.column_names:
+        if name not in _candidate_fields(table):
+            return None
         return pc.struct_field(table.column("candidate").combine_chunks(), "jdstarthist").to_pandas()
     return table.column(name).to_pandas() if name in table.column_names else None
 
@@ -144,6 +162,10 @@ def score_table(table: pa.Table, model_path=None, cuts: Cuts | None = None) -> S
     if {"cjd", "cfid", "cmagpsf", "csigmapsf"} <= set(table.column_names):
         cols = {name: table.column(name).to_pandas() for name in
                 ("cjd", "cfid", "cmagpsf", "csigmapsf", "cisdiffpos", "cdiffmaglim") if name in table.column_names}
+        if "candidate" in table.column_names and not {"cisdiffpos", "cdiffmaglim"} <= set(cols):
+            built = alert_columns(table)  # as the Spark module does: missing optional c* from the raw alert
+            for name in ("cisdiffpos", "cdiffmaglim"):
+                cols.setdefault(name, built[name])
     else:
         cols = alert_columns(table)
     select = make_selector(cuts, _extra(table, "jdstarthist"), _extra(table, "roid"), _extra(table, "cdsxmatch"))
@@ -231,6 +253,7 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
                 overwrite: bool = False, spark=None) -> Path:
     """Score parquet files/directories/partitions with Spark; write a parquet directory; return the path."""
     from fink_t2.processor import apply_t2, spark_session
+    from fink_t2.runtime import get_model
 
     files = find_parquet(inputs)
     schemas = read_schemas(files)
@@ -238,6 +261,7 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
         check_alert_schema(schema, path)
     output = Path(output)
     _check_output(output, overwrite)
+    get_model(model_path)  # a bad model file fails here, before Spark reads anything
     spark = spark or spark_session("fink-t2-score", conf={"spark.ui.showConsoleProgress": "true"})
     groups: dict[pa.Schema, list[Path]] = {}
     for schema, path in zip(schemas, files):
@@ -281,8 +305,9 @@ def _union_cast(frames: list, first_files: list[str]):
                                  for c in frame.columns])
             df = df.unionByName(cast, allowMissingColumns=True)
         except Exception as error:  # AnalysisException: the schemas cannot be reconciled
-            raise InputError(f"{name} has a schema that cannot be unified with {first_files[0]}: {error}. "
-                             "Score these files separately.") from error
+            detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]  # not the plan dump
+            raise InputError(f"{name} has a schema that cannot be unified with {first_files[0]} ({detail}); "
+                             "score these files separately") from error
     return df
 
 

@@ -23,7 +23,7 @@ Every function here is pure numpy; no TensorFlow, no Spark.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -42,6 +42,10 @@ _LN10_OVER_2P5 = np.log(10.0) / 2.5
 
 #: Magnitudes outside this range are treated as corrupt values.
 PLAUSIBLE_MAG_RANGE: tuple[float, float] = (5.0, 30.0)
+#: A magnitude error at or above this (signal-to-noise below about 1.1) is not a measurement:
+#: such a point is dropped rather than allowed to set the object's flux scale. Real ZTF
+#: detections stay below 0.5 mag (5-sigma detections: about 0.22).
+MAX_SIGMA_MAG: float = 1.0
 
 # Reasons an object cannot be prepared (kept short: they travel in a Spark column).
 REASON_NO_DATA = "no observations"
@@ -76,14 +80,14 @@ class PreparationConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "PreparationConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown preparation parameter(s): {sorted(unknown)}; known: {sorted(known)}")
-        config = cls(**values)
-        config.validate()
-        return config
+    def from_dict(cls, values: dict, source: str = "preparation parameters") -> "PreparationConfig":
+        """Strictly typed: an unknown key or a wrong type is an error naming ``source`` and the key."""
+        from fink_t2.config import build
+
+        return build(cls, values, source)
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> None:
         if int(self.n_steps) < 2:
@@ -206,6 +210,32 @@ def observations_from_plasticc(lightcurves, object_ids=None,
     return obs, object_ids
 
 
+def _arrow_lists(column, value_type, n_rows: int):
+    """(Arrow list array of ``value_type``, None) for Arrow input that casts cleanly, else (None, Python rows).
+
+    Spark's Arrow UDFs hand over list arrays: they are used as they are, with
+    no per-alert Python object. Anything else becomes a list of rows for the
+    pandas path (and, if that fails, the per-alert fallback).
+    """
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if isinstance(column, pa.Array):
+        if len(column) != n_rows:
+            raise ValueError(f"column has {len(column)} rows, expected {n_rows}")
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            try:
+                return column.cast(pa.list_(value_type)), None
+            except (pa.ArrowException, TypeError, ValueError):
+                pass
+        return None, column.to_pylist()
+    values = list(column)
+    if len(values) != n_rows:
+        raise ValueError(f"column has {len(values)} rows, expected {n_rows}")
+    return None, values
+
+
 def _flatten_numeric(column, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """A column of per-alert sequences -> (flat float64 values, per-alert lengths).
 
@@ -215,16 +245,16 @@ def _flatten_numeric(column, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """
     import pyarrow as pa
 
-    values = list(column)
-    if len(values) != n_rows:
-        raise ValueError(f"column has {len(values)} rows, expected {n_rows}")
+    arr, values = _arrow_lists(column, pa.float64(), n_rows)
     try:
-        arr = pa.array(values, type=pa.list_(pa.float64()), from_pandas=True)
+        if arr is None:
+            arr = pa.array(values, type=pa.list_(pa.float64()), from_pandas=True)
         lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
         return flat, lengths
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        pass
+        if values is None:
+            values = arr.to_pylist()
     parts, lengths = [], np.zeros(n_rows, dtype=np.int64)
     for i, row in enumerate(values):
         part = _coerce_row(row)
@@ -240,6 +270,8 @@ def _coerce_row(row) -> np.ndarray:
         return np.zeros(0)
     out = np.full(len(row), np.nan)
     for j, value in enumerate(row):
+        if np.ndim(value) != 0:  # a nested sequence is not a number (numpy < 2 would unwrap [x] into x)
+            continue
         try:
             out[j] = float(value)
         except (TypeError, ValueError, OverflowError):
@@ -256,17 +288,17 @@ def _negative_flags(column, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    values = list(column)
-    if len(values) != n_rows:
-        raise ValueError(f"column has {len(values)} rows, expected {n_rows}")
+    arr, values = _arrow_lists(column, pa.string(), n_rows)
     try:
-        arr = pa.array(values, type=pa.list_(pa.string()), from_pandas=True)
+        if arr is None:
+            arr = pa.array(values, type=pa.list_(pa.string()), from_pandas=True)
         lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         flat = pc.utf8_lower(pc.utf8_trim_whitespace(arr.flatten()))
         negative = pc.is_in(flat, value_set=pa.array(["f", "0", "false"])).fill_null(False)
         return negative.to_numpy(zero_copy_only=False).astype(bool), lengths
     except (pa.ArrowException, TypeError, ValueError):
-        pass
+        if values is None:
+            values = arr.to_pylist()
     lengths = np.zeros(n_rows, dtype=np.int64)
     flags: list[bool] = []
     for i, row in enumerate(values):
@@ -285,6 +317,8 @@ def _is_negative(value) -> bool:
         return value.strip().lower() in ("f", "0", "false")
     if isinstance(value, (bool, np.bool_)):
         return not value
+    if isinstance(value, (int, np.integer)):
+        return value == 0  # as Spark's cast of an integer to string reads: '0' is negative
     return False
 
 
@@ -335,7 +369,8 @@ def observations_from_alerts(
     lo, hi = PLAUSIBLE_MAG_RANGE
     with np.errstate(invalid="ignore", over="ignore"):
         usable = np.isfinite(jd) & (band >= 0)
-        detection = usable & np.isfinite(mag) & (mag > lo) & (mag < hi) & np.isfinite(sig) & (sig > 0)
+        detection = (usable & np.isfinite(mag) & (mag > lo) & (mag < hi)
+                     & np.isfinite(sig) & (sig > 0) & (sig < MAX_SIGMA_MAG))
         limit = usable & ~np.isfinite(mag) & np.isfinite(lim) & (lim > lo) & (lim < hi)
         flux, flux_err = mag_to_fluxcal(np.where(detection, mag, 20.0), np.where(detection, sig, 0.1))
         if negative is not None:
@@ -392,8 +427,11 @@ def _select_points(obs: Observations, config: PreparationConfig) -> tuple[Observ
     return obs, t_ref, peak
 
 
+_SQRT3 = 3.0 ** 0.5
+
+
 def _matern32(r: np.ndarray) -> np.ndarray:
-    s = np.sqrt(3.0) * r
+    s = _SQRT3 * r  # a Python float: keeps float32 inputs in float32
     return (1.0 + s) * np.exp(-s)
 
 
@@ -405,6 +443,8 @@ def _band_correlation(config: PreparationConfig) -> np.ndarray:
 
 #: Objects per batched solve: keeps the temporaries in cache.
 _GP_CHUNK = 256
+#: Scaled time of the first padding slot and the gap between slots (in GP time scales).
+_PAD_TIME, _PAD_STEP = 1.0e4, 1.0e3
 
 
 def _gp_chunks(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.ndarray, noise: np.ndarray,
@@ -426,11 +466,12 @@ def _gp_chunks(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.
             group = members[c0:c0 + _GP_CHUNK]
             has = col[None, :] < counts[group][:, None]
             idx = np.where(has, starts[group][:, None] + col[None, :], 0)
-            t = np.where(has, (obs.time[idx] - t_ref[group][:, None]) / time_scale, 0.0)
+            # Padding slots sit far away in time (and from each other): their covariance with
+            # anything underflows to 0, so no mask is needed, and their right-hand side is 0.
+            t = np.where(has, (obs.time[idx] - t_ref[group][:, None]) / time_scale, _PAD_TIME + _PAD_STEP * col)
             band = obs.band[idx]
-            k = _matern32(np.abs(t[:, :, None] - t[:, None, :]))
-            k *= band_corr[band[:, :, None], band[:, None, :]]
-            k *= has[:, :, None] & has[:, None, :]
+            same_band = band[:, :, None] == band[:, None, :]
+            k = _matern32(np.abs(t[:, :, None] - t[:, None, :])) * np.where(same_band, 1.0, band_corr[0, 1])
             k[:, col, col] += np.where(has, noise[idx] ** 2, 1.0)
             rhs = np.where(has, y[idx], 0.0)
             alpha = np.linalg.solve(k, rhs[:, :, None])[:, :, 0]
@@ -446,12 +487,13 @@ def _gp_grid(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.nd
     alert is inferred from the other.
     """
     band_corr = _band_correlation(config)
-    grid_t = (-(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days / config.time_scale_days)
+    grid_t = (-(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days
+              / config.time_scale_days).astype(np.float32)
     for group, t, band, alpha, _ in _gp_chunks(obs, objects, t_ref, y, noise, config.time_scale_days, band_corr):
-        k_time = _matern32(np.abs(grid_t[None, :, None] - t[:, None, :]).astype(np.float32))
+        k_time = _matern32(np.abs(grid_t[None, :, None] - t.astype(np.float32)[:, None, :]))
         # mean[band b] = sum_p k_time * corr[b, band_p] * alpha_p
         weighted = alpha[:, None, :] * band_corr[:, band].transpose(1, 0, 2)  # (m, 2, size)
-        out[group] = np.einsum("mgp,mbp->mgb", k_time, weighted.astype(np.float32))
+        out[group] = np.matmul(k_time, weighted.astype(np.float32).transpose(0, 2, 1))
 
 
 def gp_mean_at(obs: Observations, y: np.ndarray, noise: np.ndarray, query_object: np.ndarray,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,6 +61,12 @@ T2_TYPE = StructType([
 #: Arrow batches scored by this Python process (with runtime.LOAD_COUNT, shows model reuse).
 BATCHES_SCORED = 0
 
+#: Test hook, off unless this environment variable is set: seconds each Arrow batch sleeps
+#: inside the UDF before scoring (announced by a line on the worker's stderr).
+#: tests/test_stream_faults.py sets it so that a SIGKILL lands while a micro-batch is
+#: being scored. Never set it in production.
+TEST_DELAY_ENV = "FINK_T2_TEST_UDF_DELAY"
+
 
 def _score_batch(columns: tuple, model_path: str | None, cuts: Cuts) -> pd.DataFrame:
     """Body of the UDF: one Arrow batch -> the ``t2`` struct, model taken from the process cache."""
@@ -68,6 +75,10 @@ def _score_batch(columns: tuple, model_path: str | None, cuts: Cuts) -> pd.DataF
         raise TypeError(f"t2 takes {_N_REQUIRED} to {len(T2_INPUTS)} columns {list(T2_INPUTS)}, got {len(columns)}")
     named = dict(zip(T2_INPUTS, columns))
     model = runtime.get_model(model_path)
+    delay = os.environ.get(TEST_DELAY_ENV)
+    if delay:
+        print(f"{TEST_DELAY_ENV}: {len(columns[0])} alerts, sleeping {delay} s", file=sys.stderr, flush=True)
+        time.sleep(float(delay))
     select = make_selector(cuts, named.get("jdstarthist"), named.get("roid"), named.get("cdsxmatch"))
     scores = score_alerts(
         named["cjd"], named["cfid"], named["cmagpsf"], named["csigmapsf"],
@@ -130,23 +141,41 @@ def history_column(df: DataFrame, field: str, dtype: str = "double") -> Column:
     return F.concat(past, current)
 
 
+def _candidate_fields(df: DataFrame) -> set[str]:
+    """Field names of the raw ``candidate`` struct (empty if there is none, or it is not a struct)."""
+    if "candidate" not in df.columns:
+        return set()
+    dtype = df.schema["candidate"].dataType
+    return set(dtype.fieldNames()) if isinstance(dtype, StructType) else set()
+
+
 def t2_input_columns(df: DataFrame) -> list[Column]:
-    """The nine UDF arguments for ``df``: Fink's ``c*`` columns if present, else built from raw alerts."""
+    """The nine UDF arguments for ``df``: Fink's ``c*`` columns if present, else built from raw alerts.
+
+    The light-curve arrays all come from one source: the existing ``c*`` columns
+    when all four required ones are there, else the raw ``candidate`` and
+    ``prv_candidates`` (an enriched file may carry a lone ``cmagpsf`` of its own
+    making, whose length need not match the rebuilt arrays).
+    """
     names = set(df.columns)
     raw = "candidate" in names
+    fields = _candidate_fields(df)
+    use_existing = set(T2_INPUTS[:_N_REQUIRED]) <= names
     columns = []
     for name in T2_INPUTS[:6]:
         field = name[1:]
-        if name in names:
+        if use_existing and name in names:
             columns.append(F.col(name))
-        elif raw:
+        elif raw and field in fields:
             columns.append(history_column(df, field, _HISTORY_TYPES[field]))
+        elif raw and name in T2_INPUTS[:_N_REQUIRED]:
+            raise ValueError(f"the raw alerts' 'candidate' struct has no field '{field}' (fields: {sorted(fields)})")
         elif name in T2_INPUTS[:_N_REQUIRED]:
             raise ValueError(f"the alerts have neither a '{name}' column nor raw 'candidate'/'prv_candidates' "
                              f"columns to build it from (columns: {sorted(names)})")
         else:
             columns.append(F.lit(None).cast(f"array<{_HISTORY_TYPES[field]}>"))
-    if raw:
+    if raw and "jdstarthist" in fields:
         columns.append(F.col("candidate.jdstarthist").cast("double"))
     elif "jdstarthist" in names:
         columns.append(F.col("jdstarthist").cast("double"))
@@ -160,7 +189,8 @@ def t2_input_columns(df: DataFrame) -> list[Column]:
 def check_cut_columns(df: DataFrame, cuts: Cuts) -> None:
     """ValueError naming the columns the enabled cuts need but ``df`` lacks (raised before any data is read)."""
     names = set(df.columns)
-    available = {"jdstarthist": "candidate" in names or "jdstarthist" in names,
+    in_candidate = "jdstarthist" in _candidate_fields(df)
+    available = {"jdstarthist": in_candidate or "jdstarthist" in names,
                  "roid": "roid" in names, "cdsxmatch": "cdsxmatch" in names}
     missing = [c for c in cuts.needed_columns() if not available[c]]
     if missing:

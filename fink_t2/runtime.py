@@ -41,6 +41,10 @@ class ModelFileError(RuntimeError):
     """The model file or its metadata is missing, damaged or does not match."""
 
 
+#: How to fix a model file that is damaged or does not match its metadata (ends every such error).
+_FIX = "reinstall fink-t2, or write the model and its metadata again with 'fink-t2 compress'"
+
+
 def interpreter_class():
     """LiteRT's Interpreter, falling back to tflite-runtime's."""
     try:
@@ -68,7 +72,8 @@ def read_metadata(model_path: str | Path) -> dict:
     """The model's metadata, checked for the keys the runtime relies on."""
     path = metadata_path(model_path)
     if not path.exists():
-        raise ModelFileError(f"model metadata not found: {path} (every .tflite needs its .yaml beside it; "
+        raise ModelFileError(f"model metadata not found: {path}, for the model {model_path} (every .tflite "
+                             "needs its .yaml beside it; "
                              "regenerate both with 'fink-t2 compress')")
     try:
         with open(path, encoding="utf-8") as handle:
@@ -78,7 +83,7 @@ def read_metadata(model_path: str | Path) -> dict:
     required = ("size_bytes", "sha256", "input_shape", "bands", "classes", "preparation")
     missing = [key for key in required if not isinstance(meta, dict) or key not in meta]
     if missing:
-        raise ModelFileError(f"model metadata {path} lacks {missing}")
+        raise ModelFileError(f"model metadata {path} lacks {missing} ({_FIX})")
     return meta
 
 
@@ -93,9 +98,10 @@ def verify_model_bytes(model_path: str | Path, data: bytes, meta: dict) -> None:
         raise ModelFileError(f"model file {model_path} has sha256 {digest}, its metadata says {meta['sha256']}: "
                              "refusing to load it; reinstall or re-run 'fink-t2 compress'")
     if list(meta["bands"]) != list(BANDS):
-        raise ModelFileError(f"model {model_path} expects bands {meta['bands']}, this package prepares {list(BANDS)}")
+        raise ModelFileError(f"model {model_path} expects bands {meta['bands']}, this package prepares "
+                             f"{list(BANDS)} ({_FIX})")
     if list(meta["classes"]) != list(CLASSES):
-        raise ModelFileError(f"model {model_path} has classes {meta['classes']}, expected {CLASSES}")
+        raise ModelFileError(f"model {model_path} has classes {meta['classes']}, expected {CLASSES} ({_FIX})")
 
 
 @dataclass
@@ -174,16 +180,17 @@ def load_model(model_path: str | Path | None = None, num_threads: int = 1) -> T2
     except ImportError:
         raise
     except Exception as error:  # the interpreter raises ValueError/RuntimeError on a bad flatbuffer
-        raise ModelFileError(f"model file {path} could not be opened by the TFLite interpreter: {error}") from error
+        raise ModelFileError(f"model file {path} could not be opened by the TFLite interpreter: {error} "
+                             f"({_FIX})") from error
     model = T2Model(path, meta, preparation, interpreter, num_threads)
     expected = [int(preparation.n_steps), len(BANDS)]
     declared = [int(v) for v in meta["input_shape"][1:]]
     if list(model.input_shape) != expected or declared != expected:
         raise ModelFileError(f"model {path} takes inputs {list(model.input_shape)} (metadata says {declared}), "
-                             f"but its preparation makes {expected}")
+                             f"but its preparation makes {expected} ({_FIX})")
     n_out = int(model._output["shape"][-1])
     if n_out != len(CLASSES):
-        raise ModelFileError(f"model {path} outputs {n_out} values, expected {len(CLASSES)} classes")
+        raise ModelFileError(f"model {path} outputs {n_out} values, expected {len(CLASSES)} classes ({_FIX})")
     LOAD_COUNT += 1
     return model
 

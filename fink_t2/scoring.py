@@ -178,6 +178,12 @@ def _optional(column, reference) -> object:
     """
     if column is None:
         return None
+    if isinstance(column, (pa.Array, pa.ChunkedArray)):  # Spark's Arrow UDF: no per-alert objects
+        if column.null_count == 0:
+            return column
+        if column.null_count == len(column):
+            return None
+        column = column.to_pylist()  # some null rows: rare, take the general path
     values = pd.Series(list(column), dtype=object)
     missing = values.isna().to_numpy()
     if missing.all():

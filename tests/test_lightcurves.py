@@ -227,3 +227,22 @@ def test_upper_limits_after_the_first_detection_are_ignored():
     # A limit after the last detection does not move the reference time either.
     after = [(0, 104.0, 0, 0.0, 5.0, False)]
     np.testing.assert_allclose(prepare(obs_of(dets + after)).values, prepare(obs_of(dets)).values, atol=1e-6)
+
+
+def test_arrow_list_columns_give_the_same_observations_as_python_rows():
+    import pyarrow as pa
+
+    rows = alert_columns([
+        {"cjd": [1.0, 2.0, 3.0], "cfid": [1, 2, 1], "cmagpsf": [18.0, None, 17.5], "csigmapsf": [0.1, None, 0.05],
+         "cisdiffpos": ["t", None, "f"], "cdiffmaglim": [20.0, 20.5, 20.1]},
+        {"cjd": None, "cfid": None, "cmagpsf": None, "csigmapsf": None, "cisdiffpos": None, "cdiffmaglim": None},
+        {"cjd": [5.0], "cfid": [2], "cmagpsf": [19.0], "csigmapsf": [0.2], "cisdiffpos": ["1"], "cdiffmaglim": [20.0]},
+    ])
+    arrow = {key: pa.array(values, type=pa.list_(pa.string() if key == "cisdiffpos" else pa.float64()))
+             for key, values in rows.items()}
+    arrow["cfid"] = pa.chunked_array([arrow["cfid"].cast(pa.list_(pa.int32()))])
+    a, _ = observations_from_alerts(**rows)
+    b, _ = observations_from_alerts(**arrow)
+    for name in ("object_index", "time", "band", "flux", "flux_err", "detected"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert b.flux[2] < 0 < b.flux[3]  # isdiffpos 'f' makes alert 0's last detection negative
