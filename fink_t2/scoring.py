@@ -170,6 +170,13 @@ class Scores:
 Selector = Callable[[Observations, int, int], np.ndarray]
 
 
+def _rows(column) -> list:
+    """Per-alert Python rows of a column (Arrow arrays: plain lists, None for null rows)."""
+    if isinstance(column, (pa.Array, pa.ChunkedArray)):
+        return column.to_pylist()
+    return list(column)
+
+
 def _optional(column, reference) -> object:
     """An optional column as given, None if absent or all null; null rows become all-null arrays.
 
@@ -183,13 +190,13 @@ def _optional(column, reference) -> object:
             return column
         if column.null_count == len(column):
             return None
-        column = column.to_pylist()  # some null rows: rare, take the general path
+        column = _rows(column)  # some null rows: rare, take the general path
     values = pd.Series(list(column), dtype=object)
     missing = values.isna().to_numpy()
     if missing.all():
         return None
     if missing.any():
-        ref = list(reference)
+        ref = _rows(reference)
         for i in np.flatnonzero(missing):  # only the null rows, usually none
             row = ref[i]
             size = len(row) if hasattr(row, "__len__") and not isinstance(row, (str, bytes)) else 0
@@ -267,8 +274,8 @@ def score_alerts(cjd, cfid, cmagpsf, csigmapsf, cisdiffpos=None, cdiffmaglim=Non
     except Exception as error:  # noqa: BLE001 -- fall back to isolating the alert(s) at fault
         LOGGER.warning("vectorised scoring of %d alerts failed (%s: %s); isolating the faulty alert(s)",
                        n, type(error).__name__, error)
-    columns = [list(c) for c in (cjd, cfid, cmagpsf, csigmapsf)]
-    optional = {k: (list(v) if v is not None else None) for k, v in optional.items()}
+    columns = [_rows(c) for c in (cjd, cfid, cmagpsf, csigmapsf)]
+    optional = {k: (_rows(v) if v is not None else None) for k, v in optional.items()}
     return _score_isolating(model, columns, optional, select, 0, n)
 
 

@@ -121,3 +121,24 @@ def test_model_loaded_once_per_worker_across_batches(spark, raw):
     for loads, batches in per_worker.values():
         assert loads == 1, per_worker
         assert batches >= 21, per_worker
+
+
+@pytest.mark.spark
+def test_arrow_and_pandas_flavours_give_the_same_column(spark, sample_path):
+    from fink_t2.processor import arrow_udfs_available, make_t2_udf, t2_input_columns
+
+    if not arrow_udfs_available():
+        pytest.skip("this Spark has no arrow_udf (Spark < 4.1): only the pandas flavour exists")
+    raw = spark.read.parquet(str(sample_path))
+    columns = t2_input_columns(raw)
+    arrow = raw.select(make_t2_udf(engine="arrow")(*columns).alias("t2")).toPandas()["t2"]
+    pandas = raw.select(make_t2_udf(engine="pandas")(*columns).alias("t2")).toPandas()["t2"]
+    assert len(arrow) == len(pandas) > 300
+    for a, p in zip(arrow, pandas):
+        assert a["top_class"] == p["top_class"] and a["reason"] == p["reason"]
+        if p["probabilities"] is None:
+            assert a["probabilities"] is None
+        else:
+            a_probs, p_probs = dict(a["probabilities"]), dict(p["probabilities"])
+            assert a_probs.keys() == p_probs.keys()
+            assert max(abs(a_probs[k] - p_probs[k]) for k in a_probs) < 1e-6
