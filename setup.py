@@ -20,7 +20,17 @@ TRAIN = [
 
 TEST = ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5"]
 
-BENCH = ["george>=0.4.3,<0.5", "fink-science==7.4.0", "matplotlib>=3.7,<4"]
+# Benchmark / baseline only (never imported when scoring): the Fink-deployed t2 procedure (george,
+# the fink-science 7.4.0 model file) and Fink's own modules for `fink-t2 bench`. fink-science and
+# fink-utils declare no dependencies of their own; SuperNNova needs a separate
+# `pip install --no-deps supernnova==3.0.51` (its metadata pins packages that clash with numpy 2),
+# and torch must be the CPU build (see docs/performance.md).
+BENCH = [
+    "fink-science==7.4.0", "fink-utils==0.79.0", "george>=0.4.3,<0.5", "matplotlib>=3.7,<4",
+    "torch==2.13.0", "h5py>=3.10", "natsort>=8", "colorama>=0.4", "tqdm>=4.60", "seaborn>=0.13",
+    "scikit-learn>=1.3", "astropy>=6.1", "pandas<2.3", "light-curve>=0.13,<1", "onnxruntime>=1.17",
+    "line_profiler>=4.1",
+]
 
 setup(
     name="fink-t2",
