@@ -93,7 +93,7 @@ def check_alert_schema(schema: pa.Schema, path: Path) -> None:
 # --------------------------------------------------------------------------- raw alerts -> c* columns (pyarrow)
 
 
-def _history(table: pa.Table, field: str, dtype: pa.DataType) -> pa.Array:
+def history_array(table: pa.Table, field: str, dtype: pa.DataType) -> pa.Array:
     """``prv_candidates.<field>`` + [``candidate.<field>``] per alert, as a list array (vectorised)."""
     current = pc.struct_field(table.column("candidate").combine_chunks(), field).cast(dtype)
     n = len(current)
@@ -138,9 +138,9 @@ def alert_columns(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"the raw alerts' 'candidate' struct lacks {missing} (fields: {sorted(fields)})")
     # diffmaglim and isdiffpos are optional: without them, columns of nulls (scored as absent).
-    out = {f"c{field}": _history(table, field, pa.float64()) for field in _NUMERIC_HISTORY if field in fields}
+    out = {f"c{field}": history_array(table, field, pa.float64()) for field in _NUMERIC_HISTORY if field in fields}
     if "isdiffpos" in fields:
-        out["cisdiffpos"] = _history(table, "isdiffpos", pa.string())
+        out["cisdiffpos"] = history_array(table, "isdiffpos", pa.string())
     frame = pd.DataFrame({name: column.to_pandas() for name, column in out.items()})
     for name in ("cdiffmaglim", "cisdiffpos"):
         if name not in frame.columns:

@@ -49,6 +49,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fink_t2.batch import history_array
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Real alerts replicated to build the input (files or directories of parquet files).
 DEFAULT_INPUTS: tuple[Path, ...] = (REPO_ROOT / "data" / "alerts_sample.parquet",
@@ -116,30 +118,6 @@ def find_alert_files(inputs: Sequence[str | Path] = DEFAULT_INPUTS) -> list[Path
     return files
 
 
-def _history(table: pa.Table, name: str, dtype: pa.DataType) -> pa.Array:
-    """``prv_candidates.<name>`` followed by ``candidate.<name>``, one list per alert (fink-utils ``concat_col``)."""
-    current = pc.struct_field(table.column("candidate").combine_chunks(), name).cast(dtype)
-    n = len(current)
-    if "prv_candidates" in table.column_names:
-        history = table.column("prv_candidates").combine_chunks()
-        past_len = history.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        past = pc.struct_field(history.flatten(), name).cast(dtype)
-    else:
-        past_len = np.zeros(n, dtype=np.int64)
-        past = pa.array([], type=dtype)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(past_len + 1, out=offsets[1:])
-    # Slot k of alert i is past entry (past_start[i] + k) for k < past_len[i], then the current value.
-    order = np.empty(int(offsets[-1]), dtype=np.int64)
-    last = offsets[1:] - 1
-    is_past = np.ones(len(order), dtype=bool)
-    is_past[last] = False
-    order[is_past] = np.arange(len(past))
-    order[last] = len(past) + np.arange(n)
-    values = pa.concat_arrays([past, current]).take(pa.array(order))
-    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
-
-
 def _candidate(table: pa.Table, name: str, dtype: pa.DataType) -> pa.Array:
     return pc.struct_field(table.column("candidate").combine_chunks(), name).cast(dtype)
 
@@ -161,7 +139,7 @@ def alerts_table(path: Path) -> pa.Table:
         "candid": table.column("candid").combine_chunks().cast(pa.int64()),
     }
     for name, dtype in HISTORY_FIELDS.items():
-        columns["c" + name] = _history(table, name, dtype)
+        columns["c" + name] = history_array(table, name, dtype)
     for name, dtype in CANDIDATE_FIELDS.items():
         columns[name] = _candidate(table, name, dtype)
     if "roid" in names:
