@@ -250,8 +250,12 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
 
 
 def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, cuts: Cuts | None = None,
-                overwrite: bool = False, spark=None) -> Path:
-    """Score parquet files/directories/partitions with Spark; write a parquet directory; return the path."""
+                overwrite: bool = False, spark=None, master: str | None = None, progress: bool = True) -> Path:
+    """Score parquet files/directories/partitions with Spark; write a parquet directory; return the path.
+
+    Inputs, output and model are checked before a Spark session is started
+    (``spark`` None: one is made with ``master`` once the checks pass).
+    """
     from fink_t2.processor import apply_t2, spark_session
     from fink_t2.runtime import get_model
 
@@ -262,7 +266,8 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
     output = Path(output)
     _check_output(output, overwrite)
     get_model(model_path)  # a bad model file fails here, before Spark reads anything
-    spark = spark or spark_session("fink-t2-score", conf={"spark.ui.showConsoleProgress": "true"})
+    spark = spark or spark_session("fink-t2-score", master=master,
+                                   conf={"spark.ui.showConsoleProgress": str(progress).lower()})
     groups: dict[pa.Schema, list[Path]] = {}
     for schema, path in zip(schemas, files):
         groups.setdefault(schema, []).append(path)

@@ -154,12 +154,11 @@ def _run_score(args) -> int:
         else:
             from fink_t2.processor import spark_session
 
-            spark = spark_session("fink-t2-score", master=args.master,
-                                  conf={"spark.ui.showConsoleProgress": str(not args.no_progress).lower()})
+            # Inputs, output and model are checked before Spark starts.
             score_spark(args.inputs, args.output, model_path=args.model, cuts=cuts, overwrite=args.overwrite,
-                        spark=spark)
+                        master=args.master, progress=not args.no_progress)
             if args.summary:
-                print(summarize(read_scored(args.output, "spark", spark)))
+                print(summarize(read_scored(args.output, "spark", spark_session("fink-t2-score", master=args.master))))
     except (InputError, ConfigError, ModelFileError) as error:
         print(f"fink-t2 score: error: {error}", file=sys.stderr)
         return 2

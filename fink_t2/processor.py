@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -133,8 +134,11 @@ def make_t2_udf(model_path: str | Path | None = None, cuts: Cuts | None = None,
         def t2(*columns):  # pyarrow arrays in, a pyarrow StructArray out
             return t2_arrow(_score_batch(columns, path, cuts))
 
-        # Varargs cannot be typed for Spark's hint inference: the function type is explicit.
-        return arrow_udf(t2, T2_TYPE, ArrowUDFType.SCALAR)
+        # Varargs cannot be typed for Spark's hint inference: the function type is explicit
+        # (and Spark's advice to use hints instead is silenced: it cannot apply here).
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*type hints for arrow UDF.*", category=UserWarning)
+            return arrow_udf(t2, T2_TYPE, ArrowUDFType.SCALAR)
 
     @pandas_udf(T2_TYPE)
     def t2(*columns: pd.Series) -> pd.DataFrame:
