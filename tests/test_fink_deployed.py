@@ -88,6 +88,9 @@ def test_model_found_in_an_installed_fink_science(model_path: Path, tmp_path: Pa
     shutil.copyfile(model_path, folder / fd.DEPLOYED_MODEL_NAME)
     monkeypatch.delenv(fd.MODEL_ENV_VAR, raising=False)
     monkeypatch.syspath_prepend(str(tmp_path))
+    # A real fink_science imported earlier in the session would be found through sys.modules first.
+    for name in [m for m in sys.modules if m == "fink_science" or m.startswith("fink_science.")]:
+        monkeypatch.delitem(sys.modules, name)
     importlib.invalidate_caches()
     assert fd.find_deployed_model() == (folder / fd.DEPLOYED_MODEL_NAME).resolve()
 
