@@ -174,9 +174,7 @@ def sample_training_views(obs: Observations, objects: np.ndarray, views_per_obje
     usable = objects[counts[objects] > 0]
     source = np.repeat(usable, views_per_object)
     n = len(source)
-    first = times[starts[source]]
     # Detections within 60 d of the first: how many per object.
-    early_limit = first + 60.0
     n_early = np.array([np.searchsorted(times[starts[o]:starts[o] + counts[o]], first_o + 60.0, "right")
                         for o, first_o in zip(usable, times[starts[usable]])])
     n_early = np.repeat(n_early, views_per_object)
@@ -184,7 +182,6 @@ def sample_training_views(obs: Observations, objects: np.ndarray, views_per_obje
     upper = np.where(early, n_early, counts[source])
     pick = (rng.random(n) * upper).astype(np.int64)
     alert_time = times[starts[source] + np.minimum(pick, counts[source] - 1)]
-    del early_limit
     history = np.where(rng.random(n) < long_history_fraction, 1e5, ALERT_HISTORY_DAYS)
     keep_fraction = rng.uniform(0.3, 1.0, n)
     keep_fraction[rng.random(n) < 0.3] = 1.0
