@@ -16,6 +16,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "alerts_sample.parquet"
 
 
+@pytest.fixture(scope="module")
+def stream_module():
+    """``run_t2_stream.py`` (a script, not a package module) loaded once per test module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_t2_stream", ROOT / "run_t2_stream.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def sample_path() -> Path:
     assert SAMPLE.exists(), "data/alerts_sample.parquet is missing: run python data/make_sample.py"

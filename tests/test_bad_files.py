@@ -10,7 +10,6 @@ and test_stream.py (a first error of each kind).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,14 +23,6 @@ from fink_t2.runtime import DEFAULT_MODEL, ModelFileError, metadata_path, sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_FIX = "fink-t2 compress"
-
-
-@pytest.fixture(scope="module")
-def stream_module():
-    spec = importlib.util.spec_from_file_location("run_t2_stream_bad", ROOT / "run_t2_stream.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import importlib.util
 import pickle
 from pathlib import Path
 
@@ -236,12 +235,10 @@ def test_paths_with_shell_syntax_are_literal_in_batch_scoring(tmp_path, sample_p
 
 
 @pytest.mark.spark
-def test_paths_with_shell_syntax_are_literal_in_the_stream(spark, tmp_path, sample_table):
+def test_paths_with_shell_syntax_are_literal_in_the_stream(spark, tmp_path, sample_table, stream_module):
     import pyarrow.parquet as pq
 
-    spec = importlib.util.spec_from_file_location("run_t2_stream_sec", ROOT / "run_t2_stream.py")
-    stream = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stream)
+    stream = stream_module
     folder, canary = _hostile_dirs(tmp_path)
     raw, out, ckpt = folder / "raw; id", folder / "out $(id)", folder / "ckpt `id`"
     raw.mkdir()

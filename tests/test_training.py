@@ -20,21 +20,21 @@ def test_class_weights_balance_classes():
     assert w[:3].sum() == pytest.approx(w[3]) and w.mean() == pytest.approx(1.0)
 
 
-def test_config_file_loads_and_rejects_unknown_keys(tmp_path):
+def test_config_file_loads():
     config = TrainConfig.from_yaml("conf/train.yaml")
     assert config.preparation.n_steps >= 8
+
+
+@pytest.mark.parametrize("text, named", [
+    ("epochs: 3\nlearnin_rate: 0.1\n", "learnin_rate"),
+    ("epochs: many\n", "epochs"),
+    ("preparation:\n  n_steps: 16\n  method: spline\n", "method"),
+    ("model:\n  d_model: 30\n  num_heads: 4\n", "multiple"),
+], ids=["unknown_key", "wrong_type", "bad_preparation", "bad_model"])
+def test_bad_config_is_rejected_naming_the_key(tmp_path, text, named):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("epochs: 3\nlearnin_rate: 0.1\n")
-    with pytest.raises(ValueError, match="learnin_rate"):
-        TrainConfig.from_yaml(bad)
-    bad.write_text("epochs: many\n")
-    with pytest.raises(ValueError, match="epochs"):
-        TrainConfig.from_yaml(bad)
-    bad.write_text("preparation:\n  n_steps: 16\n  method: spline\n")
-    with pytest.raises(ValueError, match="method"):
-        TrainConfig.from_yaml(bad)
-    bad.write_text("model:\n  d_model: 30\n  num_heads: 4\n")
-    with pytest.raises(ValueError, match="multiple"):
+    bad.write_text(text)
+    with pytest.raises(ValueError, match=named):
         TrainConfig.from_yaml(bad)
 
 
