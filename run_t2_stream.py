@@ -107,7 +107,7 @@ def start_query(spark, config):
     scored = scored.observe(
         METRICS,
         F.count(F.lit(1)).alias("alerts"),
-        F.sum(F.when(F.col("t2.probabilities").isNotNull(), 1).otherwise(0)).alias("classified"),
+        F.sum(F.when(F.col("t2.top_class").isNotNull(), 1).otherwise(0)).alias("classified"),
     )
     writer = (scored.writeStream.format("parquet").queryName(config.query_name)
               .option("path", config.output).option("checkpointLocation", config.checkpoint))

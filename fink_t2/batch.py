@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fink_t2.classes import CLASSES
 from fink_t2.scoring import Cuts, Scores, make_selector, score_alerts, t2_arrow
 
 LOGGER = logging.getLogger(__name__)
@@ -323,16 +324,18 @@ def summarize(pdf: pd.DataFrame, examples: int = 5) -> str:
     """A readable summary of scored alerts: counts per top class, declines by reason, a few examples.
 
     ``pdf`` has ``objectId``, ``candid`` and the ``t2`` struct as dicts (or its
-    fields as ``top_class``, ``reason``, ``probabilities`` columns).
+    fields as columns: one per class, ``top_class``, ``reason``).
     """
     if "t2" in pdf.columns:
         t2 = pdf["t2"]
         top = t2.map(lambda s: s.get("top_class") if s else None)
         reason = t2.map(lambda s: s.get("reason") if s else None)
-        probs = t2.map(lambda s: dict(s.get("probabilities") or []) if s else {})
+        probs = t2.map(lambda s: {c: s[c] for c in CLASSES if s.get(c) is not None} if s else {})
     else:
         top, reason = pdf["top_class"], pdf["reason"]
-        probs = pdf["probabilities"].map(lambda p: dict(p or []))
+        values = pdf[list(CLASSES)].to_numpy(dtype=float)
+        probs = pd.Series([dict(zip(CLASSES, row)) if np.isfinite(row).all() else {} for row in values],
+                          index=pdf.index)
     n = len(pdf)
     classified = top.notna()
     lines = [f"{n} alerts: {int(classified.sum())} classified, {int((~classified).sum())} declined", "",
@@ -366,6 +369,4 @@ def read_scored(output: str | Path, engine: str, spark=None) -> pd.DataFrame:
     if engine == "pandas":
         table = pq.read_table(_output_file(output), columns=["objectId", "candid", "t2"])
         return table.to_pandas()
-    rows = spark.read.parquet(str(output)).select("objectId", "candid", "t2.top_class", "t2.reason",
-                                                  "t2.probabilities")
-    return rows.toPandas()
+    return spark.read.parquet(str(output)).select("objectId", "candid", "t2.*").toPandas()

@@ -7,7 +7,9 @@ every alert counts, including those a module's cuts reject cheaply). This
 module does the same, in ONE local Spark session, side by side for:
 
 * ``t2`` (this project), every alert classified, and ``t2_onsky`` with Fink's cuts
-  (``t2_scores_only``, a diagnostic, scores the same way but returns one double);
+  (diagnostics: ``t2_scores_only`` scores the same way but returns one double;
+  ``t2_io_only`` moves t2's inputs and a t2-typed output without scoring: the
+  most t2 can reach under this measure);
 * ``fink_deployed`` / ``fink_deployed_onsky``: the Fink-as-deployed t2 procedure
   (:mod:`fink_t2.fink_deployed`: george GP fit per alert, model loaded in the UDF
   body, one invoke per alert), on a smaller sample because it is slow;
@@ -331,8 +333,8 @@ def _t2_column(df, ctx: dict, onsky: bool = False):
 def _t2_scores_only_column(df, ctx: dict):
     """Diagnostic: t2's scoring on the same nine columns, returning one double (the top probability).
 
-    Against ``t2`` it prices the ``t2`` struct (map of 14 probabilities) on
-    both sides of Arrow; against ``noop`` it prices the classification itself.
+    Against ``t2`` it prices the ``t2`` struct (14 probabilities and two
+    strings) on both sides of Arrow; against ``noop`` it prices the classification itself.
     """
     from pyspark.sql.functions import pandas_udf
 
@@ -355,6 +357,42 @@ def _t2_scores_only_column(df, ctx: dict):
         return pd.Series(top)
 
     return t2_top_probability(*t2_input_columns(df))
+
+
+def _t2_io_only_column(df, ctx: dict):
+    """Diagnostic: t2's nine input columns in, a ``t2``-typed struct out (1/14 each), no scoring at all.
+
+    Same UDF flavour as ``t2`` (Arrow on Spark >= 4.1): what Spark charges for
+    moving t2's inputs and output, i.e. the most t2 can reach under this
+    measure however fast its scoring becomes. Bench-only: the constant
+    probabilities never leave this diagnostic.
+    """
+    import warnings
+
+    from pyspark.sql.functions import pandas_udf
+
+    from fink_t2.classes import N_CLASSES
+    from fink_t2.processor import T2_TYPE, arrow_udfs_available, t2_input_columns
+    from fink_t2.scoring import Scores, t2_arrow, t2_frame
+
+    def constant(n: int) -> Scores:
+        return Scores(np.full((n, N_CLASSES), 1.0 / N_CLASSES), np.full(n, None, dtype=object))
+
+    if arrow_udfs_available():
+        from pyspark.sql.functions import ArrowUDFType, arrow_udf
+
+        def t2_io(*columns):
+            return t2_arrow(constant(len(columns[0])))
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*type hints for arrow UDF.*", category=UserWarning)
+            udf = arrow_udf(t2_io, T2_TYPE, ArrowUDFType.SCALAR)
+    else:
+        @pandas_udf(T2_TYPE)
+        def udf(*columns: pd.Series) -> pd.DataFrame:
+            return t2_frame(constant(len(columns[0])))
+
+    return udf(*t2_input_columns(df))
 
 
 def fink_cuts_mask(cmagpsf, cjd, jdstarthist, roid, cdsxmatch, allowed: Sequence[str]) -> np.ndarray:
@@ -508,6 +546,8 @@ MODULES: dict[str, Module] = {m.name: m for m in (
            description="fink_t2.processor t2 UDF with Cuts(enabled=True)"),
     Module("t2_scores_only", "t2 scoring, 1 double out (diagnostic)", _t2_scores_only_column, "t2",
            description="same scoring as t2, returns only the top probability: prices the t2 struct output"),
+    Module("t2_io_only", "t2 inputs and output only, no scoring (diagnostic)", _t2_io_only_column, "t2",
+           description="t2's nine columns in, a constant t2 struct out: the most t2 can reach in this measure"),
     Module("snn", "SuperNNova snn_ia (Fink)", _snn_column, "fink",
            description="fink_science.ztf.snn snn_ia, model snn_snia_vs_nonia (its own cuts)"),
     Module("asteroids", "asteroids roid_catcher (Fink)", _asteroids_column, "fink",
@@ -601,7 +641,7 @@ def _cached(spark, path: Path, partitions: int, columns: Sequence[str] | None = 
 
 def _summarize_output(name: str, values) -> dict:
     """A few facts about a module's output (outside the timed section): how many alerts it classified."""
-    if name in ("t2", "t2_onsky"):
+    if name in ("t2", "t2_onsky", "t2_io_only"):
         classified = sum(1 for v in values if v is not None and v["top_class"] is not None)
         return {"classified": int(classified)}
     if name == "t2_scores_only":
@@ -803,28 +843,12 @@ def probe_worker(path: Path, batch_sizes: Sequence[int]) -> dict:
 # --------------------------------------------------------------------------- profile of t2 inside one Arrow batch
 
 
-def _to_arrow_like_spark(frame) -> pa.Array:
-    """The ``t2`` pandas frame -> Arrow struct, as pyspark serialises a struct-returning pandas UDF.
-
-    pyspark turns each map cell (a dict) into a list of (key, value) pairs and
-    lets pyarrow build the column; this does the same, field by field.
-    """
-    from fink_t2.scoring import t2_arrow_type
-
-    struct_type = t2_arrow_type()
-    maps = [list(cell.items()) if cell is not None else None for cell in frame["probabilities"]]
-    fields = [pa.array(maps, type=struct_type.field("probabilities").type),
-              pa.array(frame["top_class"].tolist(), type=pa.string()),
-              pa.array(frame["reason"].tolist(), type=pa.string())]
-    return pa.StructArray.from_arrays(fields, names=[f.name for f in struct_type])
-
-
 def profile_t2(path: Path, batch_alerts: int = 10_000, repeats: int = 3, model_path=None, top: int = 14) -> dict:
     """Where one Arrow batch of t2 spends its time inside a worker, stage by stage, plus a cProfile.
 
-    Stages: Arrow -> pandas of the nine UDF columns; Observations from the
-    alert arrays; preparation (selection + GP onto the grid); the interpreter;
-    building the ``t2`` pandas struct; pandas -> Arrow of the result.
+    The steps of the Arrow UDF (Spark >= 4.1): Observations from the alert
+    arrays as Arrow hands them over; preparation (selection + GP onto the
+    grid); the interpreter; building the ``t2`` Arrow struct.
     """
     import cProfile
     import io
@@ -832,7 +856,7 @@ def profile_t2(path: Path, batch_alerts: int = 10_000, repeats: int = 3, model_p
 
     from fink_t2.lightcurves import observations_from_alerts, prepare
     from fink_t2.runtime import get_model
-    from fink_t2.scoring import Scores, t2_frame
+    from fink_t2.scoring import Scores, t2_arrow
 
     columns = ["cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos", "jdstarthist", "roid", "cdsxmatch"]
     table = pq.read_table(path, columns=columns).slice(0, int(batch_alerts))
@@ -841,10 +865,9 @@ def profile_t2(path: Path, batch_alerts: int = 10_000, repeats: int = 3, model_p
 
     def one_batch(clock: dict | None) -> None:
         marks = [("start", time.perf_counter())]
-        series = {name: table.column(name).to_pandas() for name in columns}
-        marks.append(("arrow_to_pandas", time.perf_counter()))
-        obs, reason = observations_from_alerts(series["cjd"], series["cfid"], series["cmagpsf"], series["csigmapsf"],
-                                               cisdiffpos=series["cisdiffpos"], cdiffmaglim=series["cdiffmaglim"])
+        arrays = {name: table.column(name).combine_chunks() for name in columns}
+        obs, reason = observations_from_alerts(arrays["cjd"], arrays["cfid"], arrays["cmagpsf"], arrays["csigmapsf"],
+                                               cisdiffpos=arrays["cisdiffpos"], cdiffmaglim=arrays["cdiffmaglim"])
         marks.append(("observations", time.perf_counter()))
         keep = np.equal(np.asarray(reason, dtype=object), None)
         batch = prepare(obs.subset(keep[obs.object_index]), model.preparation)
@@ -856,10 +879,8 @@ def profile_t2(path: Path, batch_alerts: int = 10_000, repeats: int = 3, model_p
         probabilities[rows] = out / out.sum(axis=1, keepdims=True)
         reasons = np.full(n, "declined", dtype=object)
         reasons[rows] = None
-        frame = t2_frame(Scores(probabilities, reasons))
-        marks.append(("t2_frame", time.perf_counter()))
-        _to_arrow_like_spark(frame)
-        marks.append(("pandas_to_arrow", time.perf_counter()))
+        t2_arrow(Scores(probabilities, reasons))
+        marks.append(("t2_arrow", time.perf_counter()))
         if clock is not None:
             for (_, before), (name, after) in zip(marks, marks[1:]):
                 clock.setdefault(name, []).append(after - before)
@@ -1332,12 +1353,10 @@ def run_from_args(args) -> int:
 
 # --------------------------------------------------------------------------- markdown report
 
-_STAGE_NAMES = {"arrow_to_pandas": "Arrow -> pandas (the nine UDF columns)",
-                "observations": "alert arrays -> observations (flatten, FLUXCAL, upper limits)",
+_STAGE_NAMES = {"observations": "Arrow alert arrays -> observations (flatten, FLUXCAL, upper limits)",
                 "preparation": "preparation (point selection, GP onto the time grid)",
                 "interpreter": "LiteRT interpreter (batched `invoke`)",
-                "t2_frame": "building the `t2` struct (a dict of 14 probabilities per alert)",
-                "pandas_to_arrow": "pandas -> Arrow of the `t2` struct (as pyspark does)"}
+                "t2_arrow": "building the `t2` Arrow struct (14 float columns and two strings)"}
 
 
 def _spark_decomposition(report: dict) -> list[str]:
@@ -1366,11 +1385,21 @@ def _spark_decomposition(report: dict) -> list[str]:
     if "t2_scores_only" in modules:
         lines += [f"| t2 scoring (5 more input columns, observations, preparation, interpreter) | "
                   f"{both('t2_scores_only', 'noop')} | `t2_scores_only` - no-op |",
-                  "| the `t2` struct output (map of 14 probabilities built, sent to the JVM, collected by "
-                  f"`toPandas`) | {both('t2', 't2_scores_only')} | `t2` - `t2_scores_only` |"]
+                  "| the `t2` struct output (14 probabilities and two strings built, sent to the JVM, collected "
+                  f"by `toPandas`) | {both('t2', 't2_scores_only')} | `t2` - `t2_scores_only` |"]
     else:
         lines.append(f"| t2 (scoring and output) | {both('t2', 'noop')} | t2 - no-op |")
+    if "t2_io_only" in modules:
+        lines += [f"| of which moving t2's inputs and output, with no scoring | {both('t2_io_only', 'noop')} | "
+                  "`t2_io_only` - no-op |",
+                  f"| of which t2's own work (observations, preparation, interpreter, output built) | "
+                  f"{both('t2', 't2_io_only')} | `t2` - `t2_io_only` |"]
     lines.append(f"| **t2 in total** | {both('t2')} | |")
+    if "t2_io_only" in modules:
+        bound = modules["t2_io_only"]["alerts_per_s_per_core"] / modules["noop"]["alerts_per_s_per_core"]
+        lines += ["", f"Even with free scoring, a module with t2's nine input columns and its output column reaches "
+                  f"{bound:.2f} of the no-op ceiling in this measure (`t2_io_only`): the rest of the gap between "
+                  "`t2` and the ceiling is t2's own work."]
     lines += ["", "Differences of wall times inherit the noise of both runs (a negative entry means the machine was "
               "busier during one of them); the CPU-time column is the one to read."]
     return lines

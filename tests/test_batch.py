@@ -18,7 +18,7 @@ from fink_t2.batch import (
     summarize,
 )
 from fink_t2.cli import main as cli_main
-from fink_t2.scoring import classify_with_reasons, t2_arrow_type
+from fink_t2.scoring import classify_with_reasons, t2_arrow_type, t2_probabilities
 
 
 def _partitioned(table, root):
@@ -76,7 +76,7 @@ def test_pandas_engine_keeps_columns_and_adds_t2(sample_path, sample_table, samp
     t2 = written.column("t2").to_pylist()
     for i in range(0, len(t2), 17):
         if reasons.iloc[i] is None:
-            values = dict(t2[i]["probabilities"])
+            values = t2_probabilities(t2[i])
             np.testing.assert_allclose([values[c] for c in CLASSES], probs.iloc[i].to_numpy(), atol=1e-6)
     with pytest.raises(InputError, match="already exists"):
         score_pandas(sample_path, out, progress=False)
@@ -103,8 +103,8 @@ def test_summary_of_declined():
     import pandas as pd
 
     pdf = pd.DataFrame({"objectId": ["a", "b"], "candid": [1, 2], "t2": [
-        {"probabilities": [("SNIa", 0.9), ("KN", 0.1)], "top_class": "SNIa", "reason": None},
-        {"probabilities": None, "top_class": None, "reason": "no observations"}]})
+        {**{c: 0.0 for c in CLASSES}, "SNIa": 0.9, "KN": 0.1, "top_class": "SNIa", "reason": None},
+        {**{c: None for c in CLASSES}, "top_class": None, "reason": "no observations"}]})
     text = summarize(pdf)
     assert "2 alerts: 1 classified, 1 declined" in text and "no observations" in text and "SNIa" in text
 
@@ -130,7 +130,8 @@ def test_spark_engine_partitions_and_mixed_schemas(spark, sample_table, tmp_path
     assert (out / "year=2024" / "month=4").exists() or (out / "year=2024" / "month=04").exists()
     candids = sorted(r.candid for r in result.select("candid").collect())
     assert candids == sorted(sample_table.column("candid").to_pylist() + wide.column("candid").to_pylist())
-    assert result.where("t2.probabilities IS NULL AND t2.reason IS NULL").count() == 0
+    assert result.where("t2.SNIa IS NULL AND t2.reason IS NULL").count() == 0
+    assert result.where("t2.reason IS NOT NULL AND t2.SNIa IS NOT NULL").count() == 0
     assert summarize(read_scored(out, "spark", spark)).startswith(f"{len(candids)} alerts: ")
     with pytest.raises(InputError, match="already exists"):
         score_spark([lake], out, spark=spark)

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from fink_t2 import CLASSES
 from fink_t2.batch import alert_columns
 from fink_t2.lightcurves import REASON_NO_DATA, REASON_NO_DETECTION
-from fink_t2.scoring import classify_with_reasons
+from fink_t2.scoring import classify_with_reasons, t2_probabilities
 
 ROOT = Path(__file__).resolve().parent.parent
 ZTF_FILES = ROOT.parent / "shared" / "data" / "ztf_alerts"
@@ -508,12 +508,12 @@ def assert_spark_matches(t2_column: pd.Series, probs: pd.DataFrame, reasons: pd.
         where = f"{label} row {i}"
         assert value["reason"] == reasons.iloc[i], where
         if reasons.iloc[i] is None:
-            as_map = dict(value["probabilities"])
+            as_map = t2_probabilities(value)
             got = np.array([as_map[c] for c in CLASSES])
             np.testing.assert_allclose(got, probs.iloc[i].to_numpy(), atol=1e-6, rtol=0, err_msg=where)
             assert abs(got.sum() - 1.0) < 1e-5 and value["top_class"] == probs.columns[np.argmax(got)]
         else:
-            assert value["probabilities"] is None and value["top_class"] is None, where
+            assert t2_probabilities(value) is None and value["top_class"] is None, where
 
 
 @pytest.mark.spark

@@ -195,7 +195,7 @@ def test_sigkill_mid_batch_then_restart_neither_loses_nor_duplicates(spark, samp
     got = [r.candid for r in spark.read.parquet(str(out)).select("candid").collect()]
     assert len(got) == len(expected)  # no duplicates
     assert set(got) == set(expected)  # no loss
-    scored = spark.read.parquet(str(out)).where("t2 IS NULL OR (t2.probabilities IS NULL AND t2.reason IS NULL)")
+    scored = spark.read.parquet(str(out)).where("t2 IS NULL OR (t2.SNIa IS NULL AND t2.reason IS NULL)")
     assert scored.count() == 0
     # Files written by the killed batch, if any, are not in the sink's log: readers never see them.
     orphans = {p.name for p in out.glob("*.parquet")} - _committed_files(out)

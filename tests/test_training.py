@@ -45,8 +45,8 @@ def test_tiny_training_run_reduces_loss_and_saves_a_usable_model(tmp_path):
     from fink_t2.training import load_keras_model, train
 
     config = TrainConfig.from_yaml("conf/train.yaml")
-    config.epochs, config.views_per_object, config.patience = 4, 6, 10
-    config.model = replace(config.model, num_heads=2, ff_dim=32)
+    config.epochs, config.views_per_object, config.patience = 6, 8, 10
+    config.model = replace(config.model, ff_dim=32)
     summary = train(config, tmp_path, max_objects=300, progress=False)
     losses = [h["train_loss"] for h in summary["history"]]
     assert losses[-1] < losses[0] - 0.05, losses
