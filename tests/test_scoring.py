@@ -184,7 +184,7 @@ def test_output_formats_agree(sample_columns):
     assert arrow.type == t2_arrow_type()
     rows = arrow.to_pylist()
     assert rows[1] == {**{c: None for c in CLASSES}, "top_class": None, "reason": "no valid g/r detection"}
-    assert list(frame.columns) == list(arrow.type.names) == [*CLASSES, "top_class", "reason"]
+    assert list(frame.columns) == [field.name for field in arrow.type] == [*CLASSES, "top_class", "reason"]
     assert frame.loc[1, list(CLASSES)].isna().all() and frame.at[1, "top_class"] is None
     assert t2_probabilities(rows[1]) is None
     for i in (0, 2, 3, 4):
