@@ -319,7 +319,7 @@ def _noop_column(df, ctx: dict):
 
 
 def _t2_column(df, ctx: dict, onsky: bool = False):
-    """This project's module, registered as ``apply_t2`` does (nine arguments, one ``t2`` column)."""
+    """This project's module, registered as ``apply_t2`` does (one ``t2`` column; the cut columns only with cuts)."""
     from fink_t2.processor import check_cut_columns, make_t2_udf, t2_input_columns
     from fink_t2.runtime import get_model
     from fink_t2.scoring import Cuts
@@ -327,11 +327,11 @@ def _t2_column(df, ctx: dict, onsky: bool = False):
     cuts = Cuts(enabled=onsky)
     get_model(ctx.get("model_path"))  # a bad model file fails here, in the driver
     check_cut_columns(df, cuts)
-    return make_t2_udf(ctx.get("model_path"), cuts)(*t2_input_columns(df))
+    return make_t2_udf(ctx.get("model_path"), cuts)(*t2_input_columns(df, with_cut_columns=onsky))
 
 
 def _t2_scores_only_column(df, ctx: dict):
-    """Diagnostic: t2's scoring on the same nine columns, returning one double (the top probability).
+    """Diagnostic: t2's scoring on the same columns as ``t2``, returning one double (the top probability).
 
     Against ``t2`` it prices the ``t2`` struct (14 probabilities and two
     strings) on both sides of Arrow; against ``noop`` it prices the classification itself.
@@ -347,8 +347,7 @@ def _t2_scores_only_column(df, ctx: dict):
 
     @pandas_udf("double")
     def t2_top_probability(cjd: pd.Series, cfid: pd.Series, cmagpsf: pd.Series, csigmapsf: pd.Series,
-                           cdiffmaglim: pd.Series, cisdiffpos: pd.Series, jdstarthist: pd.Series, roid: pd.Series,
-                           cdsxmatch: pd.Series) -> pd.Series:
+                           cdiffmaglim: pd.Series, cisdiffpos: pd.Series) -> pd.Series:
         scores = score_alerts(cjd, cfid, cmagpsf, csigmapsf, cisdiffpos=cisdiffpos, cdiffmaglim=cdiffmaglim,
                               model=get_model(model_path))
         top = np.full(len(cjd), np.nan)
@@ -356,11 +355,11 @@ def _t2_scores_only_column(df, ctx: dict):
         top[ok] = scores.probabilities[ok].max(axis=1)
         return pd.Series(top)
 
-    return t2_top_probability(*t2_input_columns(df))
+    return t2_top_probability(*t2_input_columns(df, with_cut_columns=False))
 
 
 def _t2_io_only_column(df, ctx: dict):
-    """Diagnostic: t2's nine input columns in, a ``t2``-typed struct out (1/14 each), no scoring at all.
+    """Diagnostic: t2's input columns in (as ``t2``), a ``t2``-typed struct out (1/14 each), no scoring at all.
 
     Same UDF flavour as ``t2`` (Arrow on Spark >= 4.1): what Spark charges for
     moving t2's inputs and output, i.e. the most t2 can reach under this
@@ -392,7 +391,7 @@ def _t2_io_only_column(df, ctx: dict):
         def udf(*columns: pd.Series) -> pd.DataFrame:
             return t2_frame(constant(len(columns[0])))
 
-    return udf(*t2_input_columns(df))
+    return udf(*t2_input_columns(df, with_cut_columns=False))
 
 
 def fink_cuts_mask(cmagpsf, cjd, jdstarthist, roid, cdsxmatch, allowed: Sequence[str]) -> np.ndarray:
@@ -547,7 +546,7 @@ MODULES: dict[str, Module] = {m.name: m for m in (
     Module("t2_scores_only", "t2 scoring, 1 double out (diagnostic)", _t2_scores_only_column, "t2",
            description="same scoring as t2, returns only the top probability: prices the t2 struct output"),
     Module("t2_io_only", "t2 inputs and output only, no scoring (diagnostic)", _t2_io_only_column, "t2",
-           description="t2's nine columns in, a constant t2 struct out: the most t2 can reach in this measure"),
+           description="t2's input columns in, a constant t2 struct out: the most t2 can reach in this measure"),
     Module("snn", "SuperNNova snn_ia (Fink)", _snn_column, "fink",
            description="fink_science.ztf.snn snn_ia, model snn_snia_vs_nonia (its own cuts)"),
     Module("asteroids", "asteroids roid_catcher (Fink)", _asteroids_column, "fink",
@@ -1383,7 +1382,7 @@ def _spark_decomposition(report: dict) -> list[str]:
              f"| Spark alone: cache scan, JVM -> Python Arrow transfer of 4 columns, `toPandas` | {both('noop')} | "
              "no-op UDF |"]
     if "t2_scores_only" in modules:
-        lines += [f"| t2 scoring (5 more input columns, observations, preparation, interpreter) | "
+        lines += [f"| t2 scoring (2 more input columns, observations, preparation, interpreter) | "
                   f"{both('t2_scores_only', 'noop')} | `t2_scores_only` - no-op |",
                   "| the `t2` struct output (14 probabilities and two strings built, sent to the JVM, collected "
                   f"by `toPandas`) | {both('t2', 't2_scores_only')} | `t2` - `t2_scores_only` |"]
@@ -1397,7 +1396,7 @@ def _spark_decomposition(report: dict) -> list[str]:
     lines.append(f"| **t2 in total** | {both('t2')} | |")
     if "t2_io_only" in modules:
         bound = modules["t2_io_only"]["alerts_per_s_per_core"] / modules["noop"]["alerts_per_s_per_core"]
-        lines += ["", f"Even with free scoring, a module with t2's nine input columns and its output column reaches "
+        lines += ["", f"Even with free scoring, a module with t2's input columns and its output column reaches "
                   f"{bound:.2f} of the no-op ceiling in this measure (`t2_io_only`): the rest of the gap between "
                   "`t2` and the ceiling is t2's own work."]
     lines += ["", "Differences of wall times inherit the noise of both runs (a negative entry means the machine was "
@@ -1471,10 +1470,12 @@ def _method(report: dict) -> list[str]:
         "includes its imports and model loads in each worker; the median does not. **alerts/CPU-s** = alerts / "
         "CPU seconds (user + system) of the driver, the JVM and the Python workers during the median repeat: "
         "unlike wall time it does not drop when other processes take the cores.",
-        "* **t2**: `fink_t2.processor.make_t2_udf` on the nine columns `apply_t2` passes, with no cuts (every alert "
-        "with data classified) and with `Cuts(enabled=True)` (Fink's t2/SuperNNova cuts: >= 2 detections, history "
-        "<= 90 d, `roid != 3`, extragalactic-compatible `cdsxmatch`). `t2_scores_only` is a diagnostic: the same "
-        "scoring returning one double, to price the `t2` output column.",
+        "* **t2**: `fink_t2.processor.make_t2_udf` on the columns `apply_t2` passes: with no cuts (every alert "
+        "with data classified) the six light-curve columns `cjd, cfid, cmagpsf, csigmapsf, cdiffmaglim, cisdiffpos`; "
+        "with `Cuts(enabled=True)` (Fink's t2/SuperNNova cuts: >= 2 detections, history <= 90 d, `roid != 3`, "
+        "extragalactic-compatible `cdsxmatch`) also `jdstarthist, roid, cdsxmatch`. Diagnostics: `t2_scores_only` "
+        "is the same scoring returning one double, to price the `t2` output column; `t2_io_only` takes t2's "
+        "columns and returns a constant `t2` struct without scoring, to price moving t2's data.",
         "* **Fink-deployed t2** (the \"before\"): `fink_t2.fink_deployed.deployed_pandas_udf_body` in a pandas UDF: "
         "the deployed TFLite model (fink-science 7.4.0) opened inside the UDF body, then per alert a george GP fit "
         "with L-BFGS-B, per-object robust scaling and one `invoke` (REFERENCE section 4, faults 4 and 5); on every "

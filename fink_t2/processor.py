@@ -193,8 +193,12 @@ def _candidate_fields(df: DataFrame) -> set[str]:
     return set(dtype.fieldNames()) if isinstance(dtype, StructType) else set()
 
 
-def t2_input_columns(df: DataFrame) -> list[Column]:
-    """The nine UDF arguments for ``df``: Fink's ``c*`` columns if present, else built from raw alerts.
+def t2_input_columns(df: DataFrame, with_cut_columns: bool = True) -> list[Column]:
+    """The UDF arguments for ``df``: Fink's ``c*`` columns if present, else built from raw alerts.
+
+    Nine columns, or the six light-curve ones with ``with_cut_columns=False``
+    (without cuts ``jdstarthist``, ``roid`` and ``cdsxmatch`` are unused, and
+    every column costs a JVM -> Python transfer per alert).
 
     The light-curve arrays all come from one source: the existing ``c*`` columns
     when all four required ones are there, else the raw ``candidate`` and
@@ -219,6 +223,8 @@ def t2_input_columns(df: DataFrame) -> list[Column]:
                              f"columns to build it from (columns: {sorted(names)})")
         else:
             columns.append(F.lit(None).cast(f"array<{_HISTORY_TYPES[field]}>"))
+    if not with_cut_columns:
+        return columns
     if raw and "jdstarthist" in fields:
         columns.append(F.col("candidate.jdstarthist").cast("double"))
     elif "jdstarthist" in names:
@@ -253,7 +259,8 @@ def apply_t2(df: DataFrame, model_path: str | Path | None = None, cuts: Cuts | N
     cuts = cuts if cuts is not None else Cuts()
     runtime.get_model(model_path)  # verify the file now (sha256, shapes), not in a worker
     check_cut_columns(df, cuts)
-    return df.withColumn(column, make_t2_udf(model_path, cuts)(*t2_input_columns(df)))
+    udf = make_t2_udf(model_path, cuts)
+    return df.withColumn(column, udf(*t2_input_columns(df, with_cut_columns=cuts.enabled)))
 
 
 # --------------------------------------------------------------------------- session helper

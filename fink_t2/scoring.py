@@ -240,20 +240,23 @@ def _score_vectorised(model: T2Model, columns: Sequence, optional: dict, select:
 
 
 def _score_isolating(model: T2Model, columns: list[list], optional: dict, select: Selector | None,
-                     start: int, stop: int) -> Scores:
-    """Score rows [start, stop); on an exception, bisect until the failing alert is declined alone."""
+                     start: int, stop: int, offset: int = 0) -> Scores:
+    """Score rows [start, stop); on an exception, bisect until the failing alert is declined alone.
+
+    ``offset``: position of row 0 of ``columns`` in the caller's batch (what ``select`` indexes).
+    """
     part = [c[start:stop] for c in columns]
     opt = {k: (v[start:stop] if v is not None else None) for k, v in optional.items()}
     try:
-        return _score_vectorised(model, part, opt, select, start)
+        return _score_vectorised(model, part, opt, select, offset + start)
     except Exception as error:  # noqa: BLE001 -- isolate, never fail the batch for one alert
         if stop - start == 1:
             text = f"error: {type(error).__name__}: {error}"[:200]
             LOGGER.warning("declining one alert after an error in scoring: %s", text)
             return Scores(np.full((1, N_CLASSES), np.nan), np.array([text], dtype=object))
         mid = (start + stop) // 2
-        left = _score_isolating(model, columns, optional, select, start, mid)
-        right = _score_isolating(model, columns, optional, select, mid, stop)
+        left = _score_isolating(model, columns, optional, select, start, mid, offset)
+        right = _score_isolating(model, columns, optional, select, mid, stop, offset)
         return Scores(np.vstack([left.probabilities, right.probabilities]),
                       np.concatenate([left.reason, right.reason]))
 
@@ -274,15 +277,42 @@ def score_alerts(cjd, cfid, cmagpsf, csigmapsf, cisdiffpos=None, cdiffmaglim=Non
     model = model if model is not None else get_model(model_path)
     if n == 0:
         return Scores(np.zeros((0, N_CLASSES)), np.zeros(0, dtype=object))
+    columns = [cjd, cfid, cmagpsf, csigmapsf]
     optional = {"cisdiffpos": _optional(cisdiffpos, cjd), "cdiffmaglim": _optional(cdiffmaglim, cjd)}
+    if n <= SCORING_CHUNK:
+        return _score_chunk(model, columns, optional, select, 0)
+    parts = [_score_chunk(model, [_slice(c, start, SCORING_CHUNK) for c in columns],
+                          {k: _slice(v, start, SCORING_CHUNK) for k, v in optional.items()}, select, start)
+             for start in range(0, n, SCORING_CHUNK)]
+    return Scores(np.vstack([p.probabilities for p in parts]), np.concatenate([p.reason for p in parts]))
+
+
+#: Alerts prepared and scored together. A whole Spark Arrow batch (100,000 alerts with Fink's settings)
+#: at once is about 20 % slower per alert and holds 3x the memory: its temporaries outgrow the caches.
+SCORING_CHUNK = 10_000
+
+
+def _slice(column, start: int, length: int):
+    """Rows [start, start + length) of a column, without copying where the type allows."""
+    if column is None:
+        return None
+    if isinstance(column, (pa.Array, pa.ChunkedArray)):
+        return column.slice(start, length)
+    if isinstance(column, pd.Series):
+        return column.iloc[start:start + length].reset_index(drop=True)
+    return column[start:start + length]
+
+
+def _score_chunk(model: T2Model, columns: list, optional: dict, select: Selector | None, offset: int) -> Scores:
+    """Vectorised scoring of one chunk; if it raises, the alert(s) at fault are isolated and declined."""
     try:
-        return _score_vectorised(model, [cjd, cfid, cmagpsf, csigmapsf], optional, select)
+        return _score_vectorised(model, columns, optional, select, offset)
     except Exception as error:  # noqa: BLE001 -- fall back to isolating the alert(s) at fault
         LOGGER.warning("vectorised scoring of %d alerts failed (%s: %s); isolating the faulty alert(s)",
-                       n, type(error).__name__, error)
-    columns = [_rows(c) for c in (cjd, cfid, cmagpsf, csigmapsf)]
+                       len(columns[0]), type(error).__name__, error)
+    rows = [_rows(c) for c in columns]
     optional = {k: (_rows(v) if v is not None else None) for k, v in optional.items()}
-    return _score_isolating(model, columns, optional, select, 0, n)
+    return _score_isolating(model, rows, optional, select, 0, len(rows[0]), offset)
 
 
 def _check_frame(pdf) -> None:
