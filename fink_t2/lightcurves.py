@@ -406,6 +406,13 @@ def observations_from_alerts(
 # --------------------------------------------------------------------------- preparation
 
 
+def _sorted_by_object_and_time(obs: Observations) -> bool:
+    """True if points are already ordered by (object, time): the order a stable lexsort would give."""
+    step_object = np.diff(obs.object_index)
+    step_time = np.diff(obs.time)
+    return bool(np.all((step_object > 0) | ((step_object == 0) & (step_time >= 0))))
+
+
 def _select_points(obs: Observations, config: PreparationConfig) -> tuple[Observations, np.ndarray, np.ndarray]:
     """Finite points, recent enough to matter, at most ``max_points`` per object.
 
@@ -425,8 +432,8 @@ def _select_points(obs: Observations, config: PreparationConfig) -> tuple[Observ
     if not config.use_upper_limits:
         valid &= obs.detected
     obs = obs.subset(valid)
-    order = np.lexsort((obs.time, obs.object_index))
-    obs = obs.subset(order)
+    if not _sorted_by_object_and_time(obs):  # alert histories usually arrive sorted: skip the sort then
+        obs = obs.subset(np.lexsort((obs.time, obs.object_index)))
     n = obs.n_objects
     first_detection = np.full(n, np.inf)
     np.minimum.at(first_detection, obs.object_index[obs.detected], obs.time[obs.detected])
@@ -454,6 +461,17 @@ def _matern32(r: np.ndarray) -> np.ndarray:
     return (1.0 + s) * np.exp(-s)
 
 
+def _matern32_inplace(d: np.ndarray) -> np.ndarray:
+    """Matern-3/2 of |d|, overwriting ``d`` (no temporaries the size of a batch of covariance matrices)."""
+    np.abs(d, out=d)
+    d *= _SQRT3
+    e = np.negative(d)
+    np.exp(e, out=e)
+    d += 1.0
+    d *= e
+    return d
+
+
 def _band_correlation(config: PreparationConfig) -> np.ndarray:
     """2x2 correlation between the g and r bands: Matern-3/2 of their wavelength distance."""
     w = np.asarray(BAND_WAVELENGTHS) / config.wavelength_scale
@@ -462,6 +480,8 @@ def _band_correlation(config: PreparationConfig) -> np.ndarray:
 
 #: Objects per batched solve: keeps the temporaries in cache.
 _GP_CHUNK = 256
+#: Point counts are padded up to a multiple of this: fewer, larger groups vs. less padding work.
+_PAD_MULTIPLE = 4
 #: Scaled time of the first padding slot and the gap between slots (in GP time scales).
 _PAD_TIME, _PAD_STEP = 1.0e4, 1.0e3
 
@@ -471,13 +491,13 @@ def _gp_chunks(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.
     """Batched GP solves: yields (objects, scaled times, bands, alpha, mask) per chunk.
 
     ``obs`` must be sorted by (object, time). Objects are grouped by their
-    number of points (padded to a multiple of 8) and solved in chunks, one
+    number of points (padded to a multiple of _PAD_MULTIPLE) and solved in chunks, one
     batched ``numpy.linalg.solve`` per chunk; padding rows are inert.
     Times are relative to ``t_ref`` and divided by ``time_scale``.
     """
     counts = np.bincount(obs.object_index, minlength=obs.n_objects)
     starts = np.cumsum(counts) - counts
-    padded = ((counts[objects] + 7) // 8) * 8
+    padded = ((counts[objects] + _PAD_MULTIPLE - 1) // _PAD_MULTIPLE) * _PAD_MULTIPLE
     for size in np.unique(padded):
         col = np.arange(size)
         members = objects[padded == size]
@@ -489,8 +509,9 @@ def _gp_chunks(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.
             # anything underflows to 0, so no mask is needed, and their right-hand side is 0.
             t = np.where(has, (obs.time[idx] - t_ref[group][:, None]) / time_scale, _PAD_TIME + _PAD_STEP * col)
             band = obs.band[idx]
-            same_band = band[:, :, None] == band[:, None, :]
-            k = _matern32(np.abs(t[:, :, None] - t[:, None, :])) * np.where(same_band, 1.0, band_corr[0, 1])
+            k = _matern32_inplace(np.subtract(t[:, :, None], t[:, None, :]))
+            # Cross-band pairs are scaled by the g/r correlation (band is 0 or 1: a pair differs when b_i != b_j).
+            k *= np.where(band[:, :, None] == band[:, None, :], 1.0, band_corr[0, 1])
             k[:, col, col] += np.where(has, noise[idx] ** 2, 1.0)
             rhs = np.where(has, y[idx], 0.0)
             alpha = np.linalg.solve(k, rhs[:, :, None])[:, :, 0]
@@ -509,7 +530,7 @@ def _gp_grid(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.nd
     grid_t = (-(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days
               / config.time_scale_days).astype(np.float32)
     for group, t, band, alpha, _ in _gp_chunks(obs, objects, t_ref, y, noise, config.time_scale_days, band_corr):
-        k_time = _matern32(np.abs(grid_t[None, :, None] - t.astype(np.float32)[:, None, :]))
+        k_time = _matern32_inplace(np.subtract(grid_t[None, :, None], t.astype(np.float32)[:, None, :]))
         # mean[band b] = sum_p k_time * corr[b, band_p] * alpha_p
         weighted = alpha[:, None, :] * band_corr[:, band].transpose(1, 0, 2)  # (m, 2, size)
         out[group] = np.matmul(k_time, weighted.astype(np.float32).transpose(0, 2, 1))

@@ -246,3 +246,18 @@ def test_arrow_list_columns_give_the_same_observations_as_python_rows():
     for name in ("object_index", "time", "band", "flux", "flux_err", "detected"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert b.flux[2] < 0 < b.flux[3]  # isdiffpos 'f' makes alert 0's last detection negative
+
+
+def test_real_alerts_prepare_the_same_sorted_or_shuffled(sample_columns):
+    """Histories arrive sorted (the sort is skipped) or not (it is done): the model input is the same."""
+    from fink_t2.lightcurves import _sorted_by_object_and_time
+
+    cols = {name: sample_columns[name] for name in ("cjd", "cfid", "cmagpsf", "csigmapsf")}
+    obs, _ = observations_from_alerts(**cols, cdiffmaglim=sample_columns["cdiffmaglim"])
+    order = np.random.default_rng(6).permutation(len(obs.time))
+    shuffled = obs.subset(order)
+    assert not _sorted_by_object_and_time(shuffled)
+    a, b = prepare(obs), prepare(shuffled)
+    assert a.ok.sum() > 300
+    np.testing.assert_array_equal(a.ok, b.ok)
+    np.testing.assert_allclose(a.values, b.values, atol=1e-4)  # float32 grid: tied times may swap
