@@ -17,7 +17,7 @@ import pytest
 from fink_t2 import benchmark as bench
 
 ALERTS = 3_000
-MODULES = ("noop", "t2", "t2_onsky", "classify")
+MODULES = ("noop", "t2", "t2_onsky", "t2_io_only", "classify")
 
 
 def test_replicated_input_has_unique_candid_and_fink_columns(tmp_path: Path) -> None:
@@ -85,7 +85,11 @@ def test_smoke_run_report_is_complete_and_consistent(spark, tmp_path: Path) -> N
     # The table and the markdown report render from the JSON alone.
     assert "t2, every alert" in bench.results_table(report)
     out = bench.write_report(report, tmp_path / "performance.md")
-    assert "## Results" in out.read_text(encoding="utf-8")
+    text = out.read_text(encoding="utf-8")
+    assert "## Results" in text
+    bound = report["modules"]["t2_io_only"]["ratio_to"]["noop"]
+    assert report["modules"]["t2_io_only"]["classified"] == ALERTS
+    assert f"reaches {bound:.2f} of the no-op ceiling" in text  # the I/O bound is stated with its number
     # The caller's session keeps its own settings.
     assert spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") != str(bench.ARROW_BATCH_FINK_PERF)
 
