@@ -52,6 +52,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fink_t2.batch import history_array
+from fink_t2.scoring import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Real alerts replicated to build the input (files or directories of parquet files).
@@ -319,15 +320,11 @@ def _noop_column(df, ctx: dict):
 
 
 def _t2_column(df, ctx: dict, onsky: bool = False):
-    """This project's module, registered as ``apply_t2`` does (one ``t2`` column; the cut columns only with cuts)."""
-    from fink_t2.processor import check_cut_columns, make_t2_udf, t2_input_columns
-    from fink_t2.runtime import get_model
+    """This project's module, the column ``apply_t2`` adds (the cut columns only with cuts)."""
+    from fink_t2.processor import t2_column
     from fink_t2.scoring import Cuts
 
-    cuts = Cuts(enabled=onsky)
-    get_model(ctx.get("model_path"))  # a bad model file fails here, in the driver
-    check_cut_columns(df, cuts)
-    return make_t2_udf(ctx.get("model_path"), cuts)(*t2_input_columns(df, with_cut_columns=onsky))
+    return t2_column(df, ctx.get("model_path"), Cuts(enabled=onsky))
 
 
 def _t2_scores_only_column(df, ctx: dict):
@@ -717,7 +714,7 @@ def run_classify(path: Path, repeats: int, model_path=None) -> Result:
     from fink_t2.runtime import get_model
     from fink_t2.scoring import classify_with_reasons
 
-    table = pq.read_table(path, columns=["cjd", "cfid", "cmagpsf", "csigmapsf", "cisdiffpos", "cdiffmaglim"])
+    table = pq.read_table(path, columns=[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS])
     pdf = table.to_pandas()
     model = get_model(model_path)
     total, cpu, preparation, inference = [], [], [], []
@@ -805,11 +802,11 @@ print(json.dumps(out))
 
 def _probe_alert(path: Path) -> dict:
     """The first alert of the input as plain lists (None for nulls), for the probe's command line."""
-    row = pq.read_table(path, columns=["cjd", "cfid", "cmagpsf", "csigmapsf", "cisdiffpos", "cdiffmaglim"]).slice(0, 1)
+    row = pq.read_table(path, columns=[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]).slice(0, 1)
     alert = {}
     for name in row.column_names:
         values = row.column(name).to_pylist()[0]
-        alert[name] = [(None if v is None else v) for v in values] if name == "cisdiffpos" else \
+        alert[name] = list(values) if name == "cisdiffpos" else \
             [float("nan") if v is None else float(v) for v in values]
     return alert
 
@@ -857,7 +854,7 @@ def profile_t2(path: Path, batch_alerts: int = 10_000, repeats: int = 3, model_p
     from fink_t2.runtime import get_model
     from fink_t2.scoring import Scores, t2_arrow
 
-    columns = ["cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos", "jdstarthist", "roid", "cdsxmatch"]
+    columns = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]  # what the UDF gets without cuts
     table = pq.read_table(path, columns=columns).slice(0, int(batch_alerts))
     n = table.num_rows
     model = get_model(model_path)

@@ -10,6 +10,7 @@ the runtime can verify it.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +43,9 @@ def convert(keras_model, variant: str, n_steps: int, calibration: np.ndarray | N
     if variant in LEAN_VARIANTS:
         function = lean_function(keras_model, n_steps)
         converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], function)
-        if variant == "lean_float16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        data = strip_names(converter.convert())
-        return int8_weights(data) if variant == "lean_int8_weights" else data
-    converter = _concrete_converter(keras_model, n_steps)
+        variant = variant.removeprefix("lean_")  # same weight formats as the Keras-graph variants
+    else:
+        converter = _concrete_converter(keras_model, n_steps)
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -67,7 +65,8 @@ def convert(keras_model, variant: str, n_steps: int, calibration: np.ndarray | N
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    return strip_names(converter.convert())
+    data = strip_names(converter.convert())
+    return int8_weights(data) if variant == "int8_weights" else data
 
 
 def strip_names(data: bytes) -> bytes:
@@ -183,9 +182,7 @@ def int8_weights(data: bytes, min_values: int = 64) -> bytes:
         dequantize = len(model.operatorCodes) - 1
     empty_buffer = graph.tensors[graph.inputs[0]].buffer
     new_operators = []
-    shared = {}
-    for tensor in graph.tensors:
-        shared[tensor.buffer] = shared.get(tensor.buffer, 0) + 1
+    shared = Counter(tensor.buffer for tensor in graph.tensors)
     for index, tensor in enumerate(list(graph.tensors)):
         buffer = model.buffers[tensor.buffer]
         if (tensor.type != schema.TensorType.FLOAT32 or buffer.data is None or len(buffer.data) < 4 * min_values

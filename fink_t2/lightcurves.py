@@ -47,6 +47,9 @@ PLAUSIBLE_MAG_RANGE: tuple[float, float] = (5.0, 30.0)
 #: detections stay below 0.5 mag (5-sigma detections: about 0.22).
 MAX_SIGMA_MAG: float = 1.0
 
+#: ``isdiffpos`` values (trimmed, lower case) that mark a negative difference flux.
+NEGATIVE_ISDIFFPOS: tuple[str, ...] = ("f", "0", "false")
+
 # Reasons an object cannot be prepared (kept short: they travel in a Spark column).
 REASON_NO_DATA = "no observations"
 REASON_NO_DETECTION = "no valid g/r detection"
@@ -283,9 +286,14 @@ def _concatenate_numeric(values: list) -> tuple[np.ndarray, np.ndarray] | None:
     return flat, lengths
 
 
+def _is_row_sequence(row) -> bool:
+    """Whether one alert's cell is a sequence of values (None, a string or a scalar is not)."""
+    return not (row is None or isinstance(row, (str, bytes)) or np.isscalar(row))
+
+
 def _coerce_row(row) -> np.ndarray:
     """One alert's sequence as float64, NaN for anything that is not a finite number."""
-    if row is None or isinstance(row, (str, bytes)) or np.isscalar(row):
+    if not _is_row_sequence(row):
         return np.zeros(0)
     out = np.full(len(row), np.nan)
     for j, value in enumerate(row):
@@ -313,7 +321,7 @@ def _negative_flags(column, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
             arr = pa.array(values, type=pa.list_(pa.string()), from_pandas=True)
         lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         flat = pc.utf8_lower(pc.utf8_trim_whitespace(arr.flatten()))
-        negative = pc.is_in(flat, value_set=pa.array(["f", "0", "false"])).fill_null(False)
+        negative = pc.is_in(flat, value_set=pa.array(list(NEGATIVE_ISDIFFPOS))).fill_null(False)
         return negative.to_numpy(zero_copy_only=False).astype(bool), lengths
     except (pa.ArrowException, TypeError, ValueError):
         if values is None:
@@ -321,7 +329,7 @@ def _negative_flags(column, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.zeros(n_rows, dtype=np.int64)
     flags: list[bool] = []
     for i, row in enumerate(values):
-        if row is None or isinstance(row, (str, bytes)) or np.isscalar(row):
+        if not _is_row_sequence(row):
             continue
         row = list(row)
         lengths[i] = len(row)
@@ -333,7 +341,7 @@ def _is_negative(value) -> bool:
     if isinstance(value, bytes):
         value = value.decode(errors="ignore")
     if isinstance(value, str):
-        return value.strip().lower() in ("f", "0", "false")
+        return value.strip().lower() in NEGATIVE_ISDIFFPOS
     if isinstance(value, (bool, np.bool_)):
         return not value
     if isinstance(value, (int, np.integer)):
@@ -456,13 +464,9 @@ def _select_points(obs: Observations, config: PreparationConfig) -> tuple[Observ
 _SQRT3 = 3.0 ** 0.5
 
 
-def _matern32(r: np.ndarray) -> np.ndarray:
-    s = _SQRT3 * r  # a Python float: keeps float32 inputs in float32
-    return (1.0 + s) * np.exp(-s)
-
-
-def _matern32_inplace(d: np.ndarray) -> np.ndarray:
-    """Matern-3/2 of |d|, overwriting ``d`` (no temporaries the size of a batch of covariance matrices)."""
+def _matern32(d: np.ndarray) -> np.ndarray:
+    """Matern-3/2 of the differences ``d``, overwriting ``d`` (no temporaries the size of a batch of
+    covariance matrices; Python-float constants keep float32 inputs in float32)."""
     np.abs(d, out=d)
     d *= _SQRT3
     e = np.negative(d)
@@ -475,7 +479,7 @@ def _matern32_inplace(d: np.ndarray) -> np.ndarray:
 def _band_correlation(config: PreparationConfig) -> np.ndarray:
     """2x2 correlation between the g and r bands: Matern-3/2 of their wavelength distance."""
     w = np.asarray(BAND_WAVELENGTHS) / config.wavelength_scale
-    return _matern32(np.abs(w[:, None] - w[None, :]))
+    return _matern32(w[:, None] - w[None, :])
 
 
 #: Objects per batched solve: keeps the temporaries in cache.
@@ -509,7 +513,7 @@ def _gp_chunks(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.
             # anything underflows to 0, so no mask is needed, and their right-hand side is 0.
             t = np.where(has, (obs.time[idx] - t_ref[group][:, None]) / time_scale, _PAD_TIME + _PAD_STEP * col)
             band = obs.band[idx]
-            k = _matern32_inplace(np.subtract(t[:, :, None], t[:, None, :]))
+            k = _matern32(np.subtract(t[:, :, None], t[:, None, :]))
             # Cross-band pairs are scaled by the g/r correlation (band is 0 or 1: a pair differs when b_i != b_j).
             k *= np.where(band[:, :, None] == band[:, None, :], 1.0, band_corr[0, 1])
             k[:, col, col] += np.where(has, noise[idx] ** 2, 1.0)
@@ -530,7 +534,7 @@ def _gp_grid(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.nd
     grid_t = (-(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days
               / config.time_scale_days).astype(np.float32)
     for group, t, band, alpha, _ in _gp_chunks(obs, objects, t_ref, y, noise, config.time_scale_days, band_corr):
-        k_time = _matern32_inplace(np.subtract(grid_t[None, :, None], t.astype(np.float32)[:, None, :]))
+        k_time = _matern32(np.subtract(grid_t[None, :, None], t.astype(np.float32)[:, None, :]))
         # mean[band b] = sum_p k_time * corr[b, band_p] * alpha_p
         weighted = alpha[:, None, :] * band_corr[:, band].transpose(1, 0, 2)  # (m, 2, size)
         out[group] = np.matmul(k_time, weighted.astype(np.float32).transpose(0, 2, 1))
@@ -561,7 +565,7 @@ def gp_mean_at(obs: Observations, y: np.ndarray, noise: np.ndarray, query_object
         q_idx = q_order[np.where(q_has, q_starts[group][:, None] + col[None, :], 0)]
         qt = query_time[q_idx] / time_scale
         qb = query_band[q_idx]
-        k_star = _matern32(np.abs(qt[:, :, None] - t[:, None, :])) * band_corr[qb[:, :, None], band[:, None, :]]
+        k_star = _matern32(qt[:, :, None] - t[:, None, :]) * band_corr[qb[:, :, None], band[:, None, :]]
         mean = np.einsum("mqp,mp->mq", k_star, alpha)
         out[q_idx[q_has]] = mean[q_has]
     return out

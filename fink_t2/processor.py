@@ -59,6 +59,8 @@ T2_INPUTS: tuple[str, ...] = (
     "cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos", "jdstarthist", "roid", "cdsxmatch",
 )
 _N_REQUIRED = 4
+#: The light-curve arguments (the required four, ``cdiffmaglim``, ``cisdiffpos``); the rest feed the cuts.
+_N_LIGHT_CURVE = 6
 
 #: Spark type of the ``t2`` column (same as :data:`fink_t2.scoring.T2_TYPE_DDL`; built as an
 #: object because parsing DDL needs an active SparkContext, and the UDF is created at import).
@@ -210,7 +212,7 @@ def t2_input_columns(df: DataFrame, with_cut_columns: bool = True) -> list[Colum
     fields = _candidate_fields(df)
     use_existing = set(T2_INPUTS[:_N_REQUIRED]) <= names
     columns = []
-    for name in T2_INPUTS[:6]:
+    for name in T2_INPUTS[:_N_LIGHT_CURVE]:
         field = name[1:]
         if use_existing and name in names:
             columns.append(F.col(name))
@@ -249,18 +251,23 @@ def check_cut_columns(df: DataFrame, cuts: Cuts) -> None:
                          "(cuts.exclude_solar_system / cuts.extragalactic_xmatch / cuts.enabled)")
 
 
-def apply_t2(df: DataFrame, model_path: str | Path | None = None, cuts: Cuts | None = None,
-             column: str = "t2") -> DataFrame:
-    """``df`` (raw alerts or Fink's science DataFrame) with the ``t2`` column added.
+def t2_column(df: DataFrame, model_path: str | Path | None = None, cuts: Cuts | None = None) -> Column:
+    """The ``t2`` column for ``df`` (raw alerts or Fink's science DataFrame), cut columns only with cuts.
 
     Fails fast, in the driver and before any data is read, on a bad model
-    file or on cuts whose columns are missing. Any existing ``column`` is replaced.
+    file or on cuts whose columns are missing.
     """
     cuts = cuts if cuts is not None else Cuts()
     runtime.get_model(model_path)  # verify the file now (sha256, shapes), not in a worker
     check_cut_columns(df, cuts)
     udf = make_t2_udf(model_path, cuts)
-    return df.withColumn(column, udf(*t2_input_columns(df, with_cut_columns=cuts.enabled)))
+    return udf(*t2_input_columns(df, with_cut_columns=cuts.enabled))
+
+
+def apply_t2(df: DataFrame, model_path: str | Path | None = None, cuts: Cuts | None = None,
+             column: str = "t2") -> DataFrame:
+    """``df`` with the ``t2`` column (:func:`t2_column`) added; any existing ``column`` is replaced."""
+    return df.withColumn(column, t2_column(df, model_path, cuts))
 
 
 # --------------------------------------------------------------------------- session helper

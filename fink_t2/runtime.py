@@ -91,12 +91,11 @@ def verify_model_bytes(model_path: str | Path, data: bytes, meta: dict) -> None:
     """Size and sha256 of the bytes against the metadata; raises ModelFileError on mismatch."""
     if len(data) != int(meta["size_bytes"]):
         raise ModelFileError(f"model file {model_path} has {len(data)} bytes, its metadata says "
-                             f"{meta['size_bytes']}: the file is truncated or replaced; reinstall or re-run "
-                             "'fink-t2 compress'")
+                             f"{meta['size_bytes']}: the file is truncated or replaced ({_FIX})")
     digest = sha256_of(data)
     if digest != meta["sha256"]:
         raise ModelFileError(f"model file {model_path} has sha256 {digest}, its metadata says {meta['sha256']}: "
-                             "refusing to load it; reinstall or re-run 'fink-t2 compress'")
+                             f"refusing to load it ({_FIX})")
     if list(meta["bands"]) != list(BANDS):
         raise ModelFileError(f"model {model_path} expects bands {meta['bands']}, this package prepares "
                              f"{list(BANDS)} ({_FIX})")

@@ -40,8 +40,12 @@ T2_EXTRA_FIELDS: tuple[str, ...] = ("top_class", "reason")
 #: ``CLASSES`` (null for a declined alert), then ``top_class`` and ``reason`` (null for a classified one).
 #: A struct of named floats rather than Fink's historical map: the same "class -> probability" access
 #: (``t2.SNIa``, ``t2['SNIa']``) at half the cost per alert in Spark (docs/performance.md).
-T2_TYPE_DDL = ("struct<" + ", ".join(f"`{name}`: float" for name in CLASSES)
-               + ", top_class: string, reason: string>")
+T2_TYPE_DDL = ("struct<" + ", ".join([f"`{name}`: float" for name in CLASSES]
+                                     + [f"{name}: string" for name in T2_EXTRA_FIELDS]) + ">")
+
+#: Alerts prepared and scored together. A whole Spark Arrow batch (100,000 alerts with Fink's settings)
+#: at once is about 20 % slower per alert and holds 3x the memory: its temporaries outgrow the caches.
+SCORING_CHUNK = 10_000
 
 REASON_NOT_FINITE_INPUT = "non-finite model input"
 REASON_BAD_OUTPUT = "model output not a probability vector"
@@ -158,6 +162,16 @@ class Scores:
     probabilities: np.ndarray  # float64 (n, 14), rows sum to 1 or are all NaN
     reason: np.ndarray  # object (n,): None where classified
 
+    @classmethod
+    def empty(cls) -> "Scores":
+        """The scores of no alerts."""
+        return cls(np.zeros((0, N_CLASSES)), np.zeros(0, dtype=object))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["Scores"]) -> "Scores":
+        """The scores of consecutive row ranges, as one."""
+        return cls(np.vstack([p.probabilities for p in parts]), np.concatenate([p.reason for p in parts]))
+
     @property
     def classified(self) -> np.ndarray:
         return np.equal(self.reason, None)
@@ -255,10 +269,8 @@ def _score_isolating(model: T2Model, columns: list[list], optional: dict, select
             LOGGER.warning("declining one alert after an error in scoring: %s", text)
             return Scores(np.full((1, N_CLASSES), np.nan), np.array([text], dtype=object))
         mid = (start + stop) // 2
-        left = _score_isolating(model, columns, optional, select, start, mid, offset)
-        right = _score_isolating(model, columns, optional, select, mid, stop, offset)
-        return Scores(np.vstack([left.probabilities, right.probabilities]),
-                      np.concatenate([left.reason, right.reason]))
+        return Scores.concatenate([_score_isolating(model, columns, optional, select, start, mid, offset),
+                                   _score_isolating(model, columns, optional, select, mid, stop, offset)])
 
 
 def score_alerts(cjd, cfid, cmagpsf, csigmapsf, cisdiffpos=None, cdiffmaglim=None, *,
@@ -266,8 +278,9 @@ def score_alerts(cjd, cfid, cmagpsf, csigmapsf, cisdiffpos=None, cdiffmaglim=Non
                  select: Selector | None = None) -> Scores:
     """Score per-alert sequences (pandas Series or lists, one entry per alert).
 
+    Batches larger than :data:`SCORING_CHUNK` are scored a chunk at a time.
     ``select`` (see :data:`Selector`) declines alerts before preparation; it
-    sees the whole batch normally, and sub-ranges only when a batch has to be
+    sees each chunk's rows, and smaller sub-ranges when a chunk has to be
     bisected to isolate an alert that makes the vectorised path raise.
     """
     n = len(cjd)
@@ -276,20 +289,15 @@ def score_alerts(cjd, cfid, cmagpsf, csigmapsf, cisdiffpos=None, cdiffmaglim=Non
             raise ValueError(f"column {name} has {len(column)} rows, cjd has {n}")
     model = model if model is not None else get_model(model_path)
     if n == 0:
-        return Scores(np.zeros((0, N_CLASSES)), np.zeros(0, dtype=object))
+        return Scores.empty()
     columns = [cjd, cfid, cmagpsf, csigmapsf]
     optional = {"cisdiffpos": _optional(cisdiffpos, cjd), "cdiffmaglim": _optional(cdiffmaglim, cjd)}
     if n <= SCORING_CHUNK:
         return _score_chunk(model, columns, optional, select, 0)
-    parts = [_score_chunk(model, [_slice(c, start, SCORING_CHUNK) for c in columns],
-                          {k: _slice(v, start, SCORING_CHUNK) for k, v in optional.items()}, select, start)
-             for start in range(0, n, SCORING_CHUNK)]
-    return Scores(np.vstack([p.probabilities for p in parts]), np.concatenate([p.reason for p in parts]))
-
-
-#: Alerts prepared and scored together. A whole Spark Arrow batch (100,000 alerts with Fink's settings)
-#: at once is about 20 % slower per alert and holds 3x the memory: its temporaries outgrow the caches.
-SCORING_CHUNK = 10_000
+    return Scores.concatenate([
+        _score_chunk(model, [_slice(c, start, SCORING_CHUNK) for c in columns],
+                     {k: _slice(v, start, SCORING_CHUNK) for k, v in optional.items()}, select, start)
+        for start in range(0, n, SCORING_CHUNK)])
 
 
 def _slice(column, start: int, length: int):
@@ -363,8 +371,7 @@ def t2_frame(scores: Scores) -> pd.DataFrame:
 
 def t2_arrow(scores: Scores) -> pa.StructArray:
     """The ``t2`` struct as a pyarrow StructArray, same type as the Spark column (for parquet)."""
-    ok = scores.classified
-    declined = ~ok
+    declined = ~scores.classified
     fields = [pa.array(column, type=pa.float32(), mask=declined)
               for column in scores.probabilities.astype(np.float32).T]
     fields.append(pa.array(scores.top_class(), type=pa.string()))
