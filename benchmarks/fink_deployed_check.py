@@ -52,10 +52,10 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from fink_t2.batch import alert_columns_from_files  # noqa: E402
 from fink_t2.classes import N_CLASSES  # noqa: E402
 from fink_t2.evaluation import classification_metrics  # noqa: E402
 from fink_t2.fink_deployed import (  # noqa: E402
-    alert_columns_from_parquet,
     deployed_pandas_udf_body,
     find_deployed_model,
     predict_deployed,
@@ -198,7 +198,7 @@ def evaluate_epoch(data, objects: np.ndarray, epoch: str, model: Path,
 
 def time_udf_body(alerts: list[str], model: Path) -> dict:
     """The deployed UDF body on the real alerts (one call, as for one Arrow batch)."""
-    frame = alert_columns_from_parquet(alerts)
+    frame = alert_columns_from_files(alerts)
     deployed_pandas_udf_body(frame.cjd[:2], frame.cfid[:2], frame.cmagpsf[:2], frame.csigmapsf[:2], model)  # warm-up
     start, start_cpu = time.perf_counter(), time.process_time()
     out = deployed_pandas_udf_body(frame.cjd, frame.cfid, frame.cmagpsf, frame.csigmapsf, model)
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     alerts = sorted(glob.glob(str(Path(args.alerts_dir) / "*.parquet")))
     if alerts:
-        frame = alert_columns_from_parquet(alerts)
+        frame = alert_columns_from_files(alerts)
         alert_obs, _ = observations_from_alerts(frame.cjd, frame.cfid, frame.cmagpsf, frame.csigmapsf)
         report["timing"] += time_groups(alert_obs, "ZTF alerts", args.timing_objects, rng)
         if not args.skip_udf:

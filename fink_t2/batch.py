@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fink_t2.classes import CLASSES
-from fink_t2.scoring import Cuts, Scores, make_selector, score_alerts, t2_arrow
+from fink_t2.scoring import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Cuts, Scores, make_selector, score_alerts, t2_arrow
 
 LOGGER = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def read_schemas(files: list[Path]) -> list[pa.Schema]:
 def check_alert_schema(schema: pa.Schema, path: Path) -> None:
     """InputError unless the file holds raw alerts (candidate struct) or Fink's c* columns."""
     names = set(schema.names)
-    if "candidate" in names or {"cjd", "cfid", "cmagpsf", "csigmapsf"} <= names:
+    if "candidate" in names or set(REQUIRED_COLUMNS) <= names:
         return
     raise InputError(f"{path} does not hold ZTF alerts: it has neither a 'candidate' column nor Fink's "
                      f"'cjd, cfid, cmagpsf, csigmapsf' columns (columns: {schema.names[:12]}...)")
@@ -146,7 +146,25 @@ def alert_columns(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     for name in ("cdiffmaglim", "cisdiffpos"):
         if name not in frame.columns:
             frame[name] = pd.Series([None] * table.num_rows, dtype=object)
-    return frame[["cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos"]]
+    return frame[[*REQUIRED_COLUMNS, "cdiffmaglim", "cisdiffpos"]]
+
+
+def alert_columns_from_files(paths, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Raw ZTF alert parquet files -> ``objectId``, ``candid``, the ``extra`` columns and Fink's ``c*`` columns.
+
+    The ``c*`` columns come from :func:`alert_columns`; files with different
+    schemas are read one by one. An ``extra`` column a file lacks is None there.
+    """
+    frames = []
+    for path in paths:
+        names = pq.read_schema(path).names
+        wanted = ["objectId", "candid", "candidate", "prv_candidates", *(c for c in extra if c in names)]
+        table = pq.read_table(path, columns=wanted)
+        frame = alert_columns(table)
+        for name in reversed(("objectId", "candid", *extra)):
+            frame.insert(0, name, table.column(name).to_pylist() if name in table.column_names else None)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _extra(table: pa.Table, name: str):
@@ -160,12 +178,12 @@ def _extra(table: pa.Table, name: str):
 def score_table(table: pa.Table, model_path=None, cuts: Cuts | None = None) -> Scores:
     """Scores of the alerts in a pyarrow Table (raw alerts or with Fink's c* columns)."""
     cuts = cuts if cuts is not None else Cuts()
-    if {"cjd", "cfid", "cmagpsf", "csigmapsf"} <= set(table.column_names):
-        cols = {name: table.column(name).to_pandas() for name in
-                ("cjd", "cfid", "cmagpsf", "csigmapsf", "cisdiffpos", "cdiffmaglim") if name in table.column_names}
-        if "candidate" in table.column_names and not {"cisdiffpos", "cdiffmaglim"} <= set(cols):
+    if set(REQUIRED_COLUMNS) <= set(table.column_names):
+        cols = {name: table.column(name).to_pandas() for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+                if name in table.column_names}
+        if "candidate" in table.column_names and not set(OPTIONAL_COLUMNS) <= set(cols):
             built = alert_columns(table)  # as the Spark module does: missing optional c* from the raw alert
-            for name in ("cisdiffpos", "cdiffmaglim"):
+            for name in OPTIONAL_COLUMNS:
                 cols.setdefault(name, built[name])
     else:
         cols = alert_columns(table)
@@ -238,7 +256,7 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
         parts.append(t2_arrow(score_table(chunk, model_path, cuts)))
         if bar:
             bar.update(chunk.num_rows)
-    t2 = pa.concat_arrays(parts) if parts else t2_arrow(Scores(np.zeros((0, 14)), np.zeros(0, dtype=object)))
+    t2 = pa.concat_arrays(parts) if parts else t2_arrow(Scores.empty())
     if "t2" in table.column_names:
         LOGGER.info("replacing the existing 't2' column of %s", path)
         table = table.drop(["t2"])

@@ -450,27 +450,3 @@ def deployed_pandas_udf_body(cjd, cfid, cmagpsf, csigmapsf, model_path: str | Pa
         results[i] = interpreter.get_tensor(out_index)[0].astype(float).tolist()
     return pd.Series(results, index=getattr(cjd, "index", None), dtype=object)
 
-
-# --------------------------------------------------------------------------- real alerts
-
-
-def alert_columns_from_parquet(paths: Iterable[str | Path]):
-    """Raw ZTF alert parquet files -> a DataFrame with ``objectId``, ``candid`` and Fink's ``c<field>`` columns.
-
-    The columns come from :func:`fink_t2.batch.alert_columns` (history first,
-    current value last, nulls kept for upper limits), the one builder the
-    project uses; files with different schemas are read one by one.
-    """
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    from fink_t2.batch import alert_columns
-
-    frames = []
-    for path in paths:
-        table = pq.read_table(path, columns=["objectId", "candid", "candidate", "prv_candidates"])
-        frame = alert_columns(table)
-        frame.insert(0, "candid", table.column("candid").to_pylist())
-        frame.insert(0, "objectId", table.column("objectId").to_pylist())
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)

@@ -100,25 +100,14 @@ def real_alert_check(predictors: dict, alerts_dir: Path = SHARED_ALERTS) -> dict
     deployed one did, shows here.
     """
     import pandas as pd
-    import pyarrow.parquet as pq
 
-    from fink_t2.batch import alert_columns
+    from fink_t2.batch import alert_columns_from_files
     from fink_t2.lightcurves import observations_from_alerts
 
     files = sorted(alerts_dir.glob("*.parquet"))
     if not files:
         return {}
-    tables = []
-    for path in files:
-        names = pq.read_schema(path).names
-        table = pq.read_table(path, columns=[c for c in ("objectId", "candid", "candidate", "prv_candidates",
-                                                         "tnsclass") if c in names])
-        frame = alert_columns(table)
-        frame["objectId"] = table.column("objectId").to_pylist()
-        frame["tnsclass"] = table.column("tnsclass").to_pylist() if "tnsclass" in names else None
-        frame["file"] = path.name
-        tables.append(frame)
-    frame = pd.concat(tables, ignore_index=True)
+    frame = alert_columns_from_files(files, extra=("tnsclass",))
     optional = {c: frame[c] for c in ("cisdiffpos", "cdiffmaglim") if c in frame}
     obs, _ = observations_from_alerts(frame["cjd"], frame["cfid"], frame["cmagpsf"], frame["csigmapsf"], **optional)
     out = {"n_alerts": int(len(frame)), "models": {}}

@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("george")
 
 from fink_t2 import fink_deployed as fd  # noqa: E402
+from fink_t2.batch import alert_columns_from_files  # noqa: E402
 from fink_t2.classes import N_CLASSES  # noqa: E402
 from fink_t2.lightcurves import Observations, observations_from_alerts  # noqa: E402
 
@@ -49,7 +50,7 @@ def plasticc_views() -> tuple[Observations, np.ndarray]:
 def alerts():
     if not ALERT_FILES:
         pytest.skip("no real ZTF alerts in ../shared/data/ztf_alerts")
-    frame = fd.alert_columns_from_parquet(ALERT_FILES)
+    frame = alert_columns_from_files(ALERT_FILES)
     return frame.iloc[::6].reset_index(drop=True)  # about 65 alerts of every file and schema
 
 
