@@ -1395,7 +1395,9 @@ def _spark_decomposition(report: dict) -> list[str]:
         bound = modules["t2_io_only"]["alerts_per_s_per_core"] / modules["noop"]["alerts_per_s_per_core"]
         lines += ["", f"Even with free scoring, a module with t2's input columns and its output column reaches "
                   f"{bound:.2f} of the no-op ceiling in this measure (`t2_io_only`): the rest of the gap between "
-                  "`t2` and the ceiling is t2's own work."]
+                  "`t2` and the ceiling is t2's own work. Why no t2 reaches 0.5 of the ceiling in this measure, "
+                  "whatever its output type (an unnamed array included): `python benchmarks/ceiling_bound.py`, "
+                  "discussed in [model_search.md](model_search.md#the-no-op-ceiling-target)."]
     lines += ["", "Differences of wall times inherit the noise of both runs (a negative entry means the machine was "
               "busier during one of them); the CPU-time column is the one to read."]
     return lines
@@ -1517,8 +1519,8 @@ def write_report(report: dict, path: str | Path, plot: str | Path | None = None,
         "```bash", command, "```", "",
         f"Model measured: `{Path(model['path']).name}`, {model['size_bytes']:,} bytes, sha256 `{model['sha256']}`, "
         f"input {model['input_shape'][0]} time steps x {model['input_shape'][1]} bands, variant "
-        f"`{model.get('variant')}`, {model.get('num_threads')} interpreter thread. The shipped model is provisional: "
-        "rerun the command whenever it changes.", "",
+        f"`{model.get('variant')}`, {model.get('num_threads')} interpreter thread. Rerun the command whenever the "
+        "shipped model changes.", "",
         "## Method", "", *_method(report), "",
         "## Results", "", results_table(report, markdown=True), "",
     ]

@@ -102,3 +102,45 @@ def test_cli_lists_modules(capsys) -> None:
     for name in bench.MODULES:
         assert name in out
     assert "not on PyPI" in out
+
+
+@pytest.mark.spark
+def test_ceiling_bound_variants_carry_what_they_claim(spark, tmp_path: Path) -> None:
+    """``benchmarks/ceiling_bound.py``: its zero-work UDFs return the types they price, and its
+    ``t2_array`` carries exactly t2's probabilities (same order, null where t2 declines), so
+    the array-vs-struct comparison it reports is like for like."""
+    import importlib.util
+
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    from fink_t2.classes import CLASSES
+    from fink_t2.processor import arrow_udfs_available
+
+    if not arrow_udfs_available():
+        pytest.skip("the ceiling-bound script needs Spark >= 4.1 (arrow_udf)")
+    spec = importlib.util.spec_from_file_location(
+        "ceiling_bound", Path(__file__).resolve().parents[1] / "benchmarks" / "ceiling_bound.py")
+    ceiling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ceiling)
+    path, _ = bench.build_input(800, tmp_path)
+    df = spark.read.parquet(str(path)).select(*ceiling.LIGHT_CURVE_COLUMNS)
+    # Declined alerts too: one alert with no magnitudes at all.
+    df = df.union(df.limit(1).withColumn("cmagpsf", F.array_repeat(F.lit(None).cast("double"), 3)))
+    udfs = ceiling._udfs(None)
+    assert set(udfs) >= {"noop", "io_6_t2", "io_6_array", "t2_array", "t2"}
+    out = df.select(*[udf(*[F.col(c) for c in columns]).alias(name) for name, (udf, columns) in udfs.items()]
+                    ).collect()
+    assert len(out) == 801
+    declined = 0
+    for row in out:
+        assert row["noop"] == 0.0 and row["io_4_double"] == 0.0 and row["io_6_double"] == 0.0
+        assert row["io_6_array"] == pytest.approx([1 / 14] * 14)
+        assert [row["io_6_t2"][name] for name in CLASSES] == pytest.approx([1 / 14] * 14)
+        t2 = row["t2"]
+        if t2["top_class"] is None:
+            declined += 1
+            assert row["t2_array"] is None
+        else:
+            assert np.allclose(row["t2_array"], [t2[name] for name in CLASSES], atol=1e-7)
+    assert declined >= 1
