@@ -1,6 +1,6 @@
 """How close to the no-op ceiling can ANY t2 get under Fink's measure?
 
-Issue 6 asks t2 (every alert classified) to reach >= 50 % of a no-op pandas
+The throughput issue asks t2 (every alert classified) to reach >= 50 % of a no-op pandas
 UDF's alerts/s/core, timed as Fink times modules:
 ``df.withColumn(c, udf(*cols)).select(c).toPandas()``. This script prices the
 interface apart from the work, in one Spark session (``local[2]``, the bench's
@@ -18,7 +18,7 @@ For each interface it prints the zero-work bound (its ``io_*`` rate over the
 ceiling) and the per-alert budget left for t2's own work if t2 is to reach
 0.5 of the ceiling (twice the no-op's time minus the interface's), next to
 what t2's own work costs (the module minus its ``io_*`` twin) and, in one
-process, the LiteRT interpreter alone. Writes JSON with ``--json``.
+process, the preparation and the LiteRT interpreter alone. Writes JSON with ``--json``.
 
     python benchmarks/ceiling_bound.py [--alerts 200000] [--repeats 3] [--json PATH]
 """
