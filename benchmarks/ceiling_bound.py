@@ -18,7 +18,7 @@ For each interface it prints the zero-work bound (its ``io_*`` rate over the
 ceiling) and the per-alert budget left for t2's own work if t2 is to reach
 0.5 of the ceiling (twice the no-op's time minus the interface's), next to
 what t2's own work costs (the module minus its ``io_*`` twin) and, in one
-process, the preparation and the LiteRT interpreter alone. Writes JSON with ``--json``.
+process (``fink_t2.benchmark.profile_t2``), the worker's stages alone. Writes JSON with ``--json``.
 
     python benchmarks/ceiling_bound.py [--alerts 200000] [--repeats 3] [--json PATH]
 """
@@ -30,32 +30,29 @@ import json
 import os
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from fink_t2.benchmark import uniform_scores
+from fink_t2.classes import N_CLASSES
+from fink_t2.processor import T2_LIGHT_CURVE_INPUTS, score_batch
+from fink_t2.scoring import Cuts, Scores
 
 ROOT = Path(__file__).resolve().parents[1]
-LIGHT_CURVE_COLUMNS = ("cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos")
+LIGHT_CURVE_COLUMNS = T2_LIGHT_CURVE_INPUTS  # what t2's UDF gets without cuts, in its order
 TARGET = 0.5
 
 
-def _udfs(model_path: str | None) -> dict:
-    """name -> (udf, input columns). Arrow UDFs except the pandas no-op (the issue's ceiling)."""
-    from pyspark.sql.functions import ArrowUDFType, arrow_udf, pandas_udf
+def _columns(df, model_path: str | None) -> dict:
+    """name -> the Spark column to time on ``df`` (Fink's ``c*`` columns). Arrow UDFs except the
+    pandas no-op (the issue's ceiling); the no-op, ``io_6_t2`` and ``t2`` are the bench's own."""
+    from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, DoubleType, FloatType
 
-    from fink_t2.classes import N_CLASSES
-    from fink_t2.processor import T2_TYPE, make_t2_udf
-    from fink_t2.runtime import get_model
-    from fink_t2.scoring import Scores, score_alerts, t2_arrow
-
-    def constant_scores(n: int) -> Scores:
-        return Scores(np.full((n, N_CLASSES), 1.0 / N_CLASSES), np.full(n, None, dtype=object))
+    from fink_t2.benchmark import _noop_column, _t2_column, _t2_io_only_column
 
     def array_of(scores: Scores) -> pa.Array:
         n = len(scores.reason)
@@ -63,61 +60,32 @@ def _udfs(model_path: str | None) -> dict:
         offsets = pa.array(np.arange(n + 1, dtype=np.int32) * N_CLASSES)
         return pa.ListArray.from_arrays(offsets, flat, mask=pa.array(~scores.classified))
 
-    def arrow(function, return_type):
+    def arrow(function, return_type, columns):
+        from pyspark.sql.functions import ArrowUDFType, arrow_udf
+
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*type hints for arrow UDF.*", category=UserWarning)
-            return arrow_udf(function, return_type, ArrowUDFType.SCALAR)
-
-    @pandas_udf("double")
-    def noop(cjd: pd.Series, cfid: pd.Series, cmagpsf: pd.Series, csigmapsf: pd.Series) -> pd.Series:
-        return pd.Series(np.zeros(len(cjd)))
+            udf = arrow_udf(function, return_type, ArrowUDFType.SCALAR)
+        return udf(*[F.col(c) for c in columns])
 
     def zeros(*columns):
         return pa.array(np.zeros(len(columns[0])))
 
-    def t2_array(*columns):
-        names = dict(zip(LIGHT_CURVE_COLUMNS, columns))
-        scores = score_alerts(names["cjd"], names["cfid"], names["cmagpsf"], names["csigmapsf"],
-                              cisdiffpos=names["cisdiffpos"], cdiffmaglim=names["cdiffmaglim"],
-                              model=get_model(model_path))
-        return array_of(scores)
+    def t2_array(*columns):  # the shipped UDF's body, with the array instead of the struct
+        return array_of(score_batch(columns, model_path, Cuts()))
 
     array_type = ArrayType(FloatType(), False)
     four, six = LIGHT_CURVE_COLUMNS[:4], LIGHT_CURVE_COLUMNS
+    ctx = {"model_path": model_path}
     return {
-        "noop": (noop, four),
-        "io_4_double": (arrow(zeros, DoubleType()), four),
-        "io_6_double": (arrow(zeros, DoubleType()), six),
-        "io_6_array": (arrow(lambda *c: array_of(constant_scores(len(c[0]))), array_type), six),
-        "io_6_t2": (arrow(lambda *c: t2_arrow(constant_scores(len(c[0]))), T2_TYPE), six),
-        "t2_array": (arrow(t2_array, array_type), six),
-        "t2": (make_t2_udf(model_path), six),
+        "noop": _noop_column(df, ctx),
+        "io_4_double": arrow(zeros, DoubleType(), four),
+        "io_6_double": arrow(zeros, DoubleType(), six),
+        "io_6_array": arrow(lambda *c: array_of(uniform_scores(len(c[0]))), array_type, six),
+        "io_6_t2": _t2_io_only_column(df, ctx),
+        "t2_array": arrow(t2_array, array_type, six),
+        "t2": _t2_column(df, ctx),
     }
-
-
-def interpreter_us_per_alert(path: Path, model_path: str | None, batch: int = 10_000, repeats: int = 5) -> dict:
-    """In this process, one core: preparation and the LiteRT interpreter alone, per alert, on one batch."""
-    from fink_t2.lightcurves import observations_from_alerts, prepare
-    from fink_t2.runtime import get_model
-
-    model = get_model(model_path)
-    table = pq.read_table(path, columns=list(LIGHT_CURVE_COLUMNS)).slice(0, batch)
-    columns = {c: table.column(c).combine_chunks() for c in LIGHT_CURVE_COLUMNS}  # as the Arrow UDF gets them
-    args = [columns[c] for c in LIGHT_CURVE_COLUMNS[:4]]
-    obs, _ = observations_from_alerts(*args, cisdiffpos=columns["cisdiffpos"], cdiffmaglim=columns["cdiffmaglim"])
-    prepared = prepare(obs, model.preparation)
-    values = prepared.values[prepared.ok]
-    model.predict(values)
-    prep, interp = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        prepare(obs, model.preparation)
-        middle = time.perf_counter()
-        model.predict(values)
-        interp.append(time.perf_counter() - middle)
-        prep.append(middle - start)
-    return {"batch": batch, "preparation_us": min(prep) / batch * 1e6,
-            "interpreter_us": min(interp) / len(values) * 1e6}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,35 +98,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
-    from pyspark.sql import functions as F
-
     from fink_t2.benchmark import (
+        ARROW_BATCH_FINK_PERF,
         _cached,
         _spark_conf,
+        _summarize_output,
         build_input,
         machine_facts,
         model_facts,
+        profile_t2,
         start_spark,
-        tree_cpu_seconds,
+        time_spark_module,
     )
 
     path, _ = build_input(args.alerts, args.workdir)
     spark = start_spark(args.cores, "4g", Path(args.workdir) / "ceiling_bound.log")
-    for key, value in _spark_conf(args.cores, 1_000_000).items():
+    for key, value in _spark_conf(args.cores, ARROW_BATCH_FINK_PERF).items():
         spark.conf.set(key, value)
     df, count = _cached(spark, path, args.cores, LIGHT_CURVE_COLUMNS)
-    udfs = _udfs(args.model)
-    seconds: dict[str, list[float]] = {name: [] for name in udfs}
-    cpu_seconds: dict[str, list[float]] = {name: [] for name in udfs}  # driver + JVM + workers
+    columns = _columns(df, args.model)
+    seconds: dict[str, list[float]] = {name: [] for name in columns}
+    cpu_seconds: dict[str, list[float]] = {name: [] for name in columns}  # driver + JVM + workers
     for round_index in range(args.repeats + 1):  # round 0 starts the workers and loads the model: dropped
-        for name, (udf, columns) in udfs.items():
-            cpu_start, start = tree_cpu_seconds(), time.perf_counter()
-            out = df.withColumn("c", udf(*[F.col(c) for c in columns])).select("c").toPandas()
-            seconds[name].append(time.perf_counter() - start)
-            cpu_end = tree_cpu_seconds()
-            cpu_seconds[name].append(float("nan") if cpu_start is None or cpu_end is None else cpu_end - cpu_start)
+        for name, column in columns.items():  # one repeat per round: machine noise hits every module alike
+            wall, out, cpu = time_spark_module(df, column, 1)
+            seconds[name] += wall
+            cpu_seconds[name] += cpu if cpu is not None else [float("nan")]
             if round_index == 0 and name == "t2":
-                classified = int(sum(v is not None and v["top_class"] is not None for v in out["c"]))
+                classified = _summarize_output("t2", out["_bench"])["classified"]
         print(f"round {round_index}: " + ", ".join(f"{n} {s[-1]:.2f}s" for n, s in seconds.items()),
               file=sys.stderr, flush=True)
     spark.stop()
@@ -166,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     us = {name: statistics.median(s[1:]) * args.cores / count * 1e6 for name, s in seconds.items()}
     cpu_us = {name: statistics.median(s[1:]) / count * 1e6 for name, s in cpu_seconds.items()}
     noop = us["noop"]
-    in_process = interpreter_us_per_alert(path, args.model)
+    profile = profile_t2(path, batch_alerts=10_000, model_path=args.model)
+    in_process = {"batch": profile["alerts"], **{f"{stage}_us": us_per_alert
+                                                 for stage, us_per_alert in profile["stages_us_per_alert"].items()}}
     print(f"\n{count:,} alerts ({classified:,} classified by t2), local[{args.cores}], median of {args.repeats}; "
           "us = microseconds per alert per core (wall); CPU us = CPU time of driver, JVM and workers per alert")
     print(f"{'module':<13} {'us':>6} {'x ceiling':>10} {'CPU us':>7} {'x ceiling':>10}")
@@ -179,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         io = "io_6_t2" if kind == "t2 struct" else "io_6_array"
         print(f"{kind:<10}: zero-work bound {noop / us[io]:.3f}; left for t2's own work {budget[kind]:5.1f} us; "
               f"t2's own work measured {own[kind]:5.1f} us")
-    print(f"in one process, batch of {in_process['batch']:,}: preparation {in_process['preparation_us']:.1f} us, "
+    print(f"in one process, batch of {in_process['batch']:,}: Arrow arrays -> observations "
+          f"{in_process['observations_us']:.1f} us, preparation {in_process['preparation_us']:.1f} us, "
           f"LiteRT interpreter alone {in_process['interpreter_us']:.1f} us per alert")
     if args.json:
         Path(args.json).write_text(json.dumps({

@@ -52,7 +52,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fink_t2.batch import history_array
-from fink_t2.scoring import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from fink_t2.classes import N_CLASSES
+from fink_t2.scoring import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Scores
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Real alerts replicated to build the input (files or directories of parquet files).
@@ -335,9 +336,9 @@ def _t2_scores_only_column(df, ctx: dict):
     """
     from pyspark.sql.functions import pandas_udf
 
-    from fink_t2.processor import t2_input_columns
+    from fink_t2.processor import score_batch, t2_input_columns
     from fink_t2.runtime import get_model
-    from fink_t2.scoring import score_alerts
+    from fink_t2.scoring import Cuts
 
     model_path = ctx.get("model_path")
     get_model(model_path)
@@ -345,14 +346,18 @@ def _t2_scores_only_column(df, ctx: dict):
     @pandas_udf("double")
     def t2_top_probability(cjd: pd.Series, cfid: pd.Series, cmagpsf: pd.Series, csigmapsf: pd.Series,
                            cdiffmaglim: pd.Series, cisdiffpos: pd.Series) -> pd.Series:
-        scores = score_alerts(cjd, cfid, cmagpsf, csigmapsf, cisdiffpos=cisdiffpos, cdiffmaglim=cdiffmaglim,
-                              model=get_model(model_path))
+        scores = score_batch((cjd, cfid, cmagpsf, csigmapsf, cdiffmaglim, cisdiffpos), model_path, Cuts())
         top = np.full(len(cjd), np.nan)
         ok = scores.classified
         top[ok] = scores.probabilities[ok].max(axis=1)
         return pd.Series(top)
 
     return t2_top_probability(*t2_input_columns(df, with_cut_columns=False))
+
+
+def uniform_scores(n: int) -> Scores:
+    """``n`` alerts 'classified' as 1/14 each: the output of diagnostics that price t2's column, not its work."""
+    return Scores(np.full((n, N_CLASSES), 1.0 / N_CLASSES), np.full(n, None, dtype=object))
 
 
 def _t2_io_only_column(df, ctx: dict):
@@ -367,18 +372,14 @@ def _t2_io_only_column(df, ctx: dict):
 
     from pyspark.sql.functions import pandas_udf
 
-    from fink_t2.classes import N_CLASSES
     from fink_t2.processor import T2_TYPE, arrow_udfs_available, t2_input_columns
-    from fink_t2.scoring import Scores, t2_arrow, t2_frame
-
-    def constant(n: int) -> Scores:
-        return Scores(np.full((n, N_CLASSES), 1.0 / N_CLASSES), np.full(n, None, dtype=object))
+    from fink_t2.scoring import t2_arrow, t2_frame
 
     if arrow_udfs_available():
         from pyspark.sql.functions import ArrowUDFType, arrow_udf
 
         def t2_io(*columns):
-            return t2_arrow(constant(len(columns[0])))
+            return t2_arrow(uniform_scores(len(columns[0])))
 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*type hints for arrow UDF.*", category=UserWarning)
@@ -386,7 +387,7 @@ def _t2_io_only_column(df, ctx: dict):
     else:
         @pandas_udf(T2_TYPE)
         def udf(*columns: pd.Series) -> pd.DataFrame:
-            return t2_frame(constant(len(columns[0])))
+            return t2_frame(uniform_scores(len(columns[0])))
 
     return udf(*t2_input_columns(df, with_cut_columns=False))
 
@@ -852,7 +853,7 @@ def profile_t2(path: Path, batch_alerts: int = 10_000, repeats: int = 3, model_p
 
     from fink_t2.lightcurves import observations_from_alerts, prepare
     from fink_t2.runtime import get_model
-    from fink_t2.scoring import Scores, t2_arrow
+    from fink_t2.scoring import t2_arrow
 
     columns = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]  # what the UDF gets without cuts
     table = pq.read_table(path, columns=columns).slice(0, int(batch_alerts))

@@ -59,8 +59,8 @@ T2_INPUTS: tuple[str, ...] = (
     "cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos", "jdstarthist", "roid", "cdsxmatch",
 )
 _N_REQUIRED = 4
-#: The light-curve arguments (the required four, ``cdiffmaglim``, ``cisdiffpos``); the rest feed the cuts.
-_N_LIGHT_CURVE = 6
+#: The light-curve arguments, in order (the required four, ``cdiffmaglim``, ``cisdiffpos``); the rest feed the cuts.
+T2_LIGHT_CURVE_INPUTS: tuple[str, ...] = T2_INPUTS[:6]
 
 #: Spark type of the ``t2`` column (same as :data:`fink_t2.scoring.T2_TYPE_DDL`; built as an
 #: object because parsing DDL needs an active SparkContext, and the UDF is created at import).
@@ -77,7 +77,7 @@ BATCHES_SCORED = 0
 TEST_DELAY_ENV = "FINK_T2_TEST_UDF_DELAY"
 
 
-def _score_batch(columns: tuple, model_path: str | None, cuts: Cuts) -> Scores:
+def score_batch(columns: tuple, model_path: str | None, cuts: Cuts) -> Scores:
     """Body of the UDF: one Arrow batch -> scores, model taken from the process cache.
 
     ``columns`` are pandas Series (pandas UDF) or pyarrow arrays (Arrow UDF).
@@ -135,7 +135,7 @@ def make_t2_udf(model_path: str | Path | None = None, cuts: Cuts | None = None,
         from pyspark.sql.functions import ArrowUDFType, arrow_udf
 
         def t2(*columns):  # pyarrow arrays in, a pyarrow StructArray out
-            return t2_arrow(_score_batch(columns, path, cuts))
+            return t2_arrow(score_batch(columns, path, cuts))
 
         # Varargs cannot be typed for Spark's hint inference: the function type is explicit
         # (and Spark's advice to use hints instead is silenced: it cannot apply here).
@@ -145,7 +145,7 @@ def make_t2_udf(model_path: str | Path | None = None, cuts: Cuts | None = None,
 
     @pandas_udf(T2_TYPE)
     def t2(*columns: pd.Series) -> pd.DataFrame:
-        return t2_frame(_score_batch(columns, path, cuts))
+        return t2_frame(score_batch(columns, path, cuts))
 
     return t2
 
@@ -212,7 +212,7 @@ def t2_input_columns(df: DataFrame, with_cut_columns: bool = True) -> list[Colum
     fields = _candidate_fields(df)
     use_existing = set(T2_INPUTS[:_N_REQUIRED]) <= names
     columns = []
-    for name in T2_INPUTS[:_N_LIGHT_CURVE]:
+    for name in T2_LIGHT_CURVE_INPUTS:
         field = name[1:]
         if use_existing and name in names:
             columns.append(F.col(name))

@@ -127,10 +127,9 @@ def test_ceiling_bound_variants_carry_what_they_claim(spark, tmp_path: Path) -> 
     df = spark.read.parquet(str(path)).select(*ceiling.LIGHT_CURVE_COLUMNS)
     # Declined alerts too: one alert with no magnitudes at all.
     df = df.union(df.limit(1).withColumn("cmagpsf", F.array_repeat(F.lit(None).cast("double"), 3)))
-    udfs = ceiling._udfs(None)
-    assert set(udfs) >= {"noop", "io_6_t2", "io_6_array", "t2_array", "t2"}
-    out = df.select(*[udf(*[F.col(c) for c in columns]).alias(name) for name, (udf, columns) in udfs.items()]
-                    ).collect()
+    columns = ceiling._columns(df, None)
+    assert set(columns) >= {"noop", "io_6_t2", "io_6_array", "t2_array", "t2"}
+    out = df.select(*[column.alias(name) for name, column in columns.items()]).collect()
     assert len(out) == 801
     declined = 0
     for row in out:
