@@ -368,27 +368,9 @@ def _t2_io_only_column(df, ctx: dict):
     measure however fast its scoring becomes. Bench-only: the constant
     probabilities never leave this diagnostic.
     """
-    import warnings
+    from fink_t2.processor import t2_input_columns, t2_typed_udf
 
-    from pyspark.sql.functions import pandas_udf
-
-    from fink_t2.processor import T2_TYPE, arrow_udfs_available, t2_input_columns
-    from fink_t2.scoring import t2_arrow, t2_frame
-
-    if arrow_udfs_available():
-        from pyspark.sql.functions import ArrowUDFType, arrow_udf
-
-        def t2_io(*columns):
-            return t2_arrow(uniform_scores(len(columns[0])))
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*type hints for arrow UDF.*", category=UserWarning)
-            udf = arrow_udf(t2_io, T2_TYPE, ArrowUDFType.SCALAR)
-    else:
-        @pandas_udf(T2_TYPE)
-        def udf(*columns: pd.Series) -> pd.DataFrame:
-            return t2_frame(uniform_scores(len(columns[0])))
-
+    udf = t2_typed_udf(lambda columns: uniform_scores(len(columns[0])))
     return udf(*t2_input_columns(df, with_cut_columns=False))
 
 

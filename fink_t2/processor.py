@@ -128,6 +128,16 @@ def make_t2_udf(model_path: str | Path | None = None, cuts: Cuts | None = None,
     """
     path = str(Path(model_path).resolve()) if model_path is not None else None
     cuts = cuts if cuts is not None else Cuts()
+    return t2_typed_udf(lambda columns: score_batch(columns, path, cuts), engine)
+
+
+def t2_typed_udf(score: Callable[[tuple], Scores], engine: str = "auto") -> Callable[..., Column]:
+    """``score`` (the UDF's argument columns -> Scores) as a Spark UDF returning the ``t2`` column.
+
+    The one place that picks the UDF flavour (``engine`` as in :func:`make_t2_udf`)
+    and builds the column from Scores; the bench's diagnostics use it too, so
+    they are priced in the same flavour as the module.
+    """
     if engine not in ("auto", "arrow", "pandas"):
         raise ValueError(f"engine must be 'auto', 'arrow' or 'pandas', got {engine!r}")
     use_arrow = engine == "arrow" or (engine == "auto" and arrow_udfs_available())
@@ -135,7 +145,7 @@ def make_t2_udf(model_path: str | Path | None = None, cuts: Cuts | None = None,
         from pyspark.sql.functions import ArrowUDFType, arrow_udf
 
         def t2(*columns):  # pyarrow arrays in, a pyarrow StructArray out
-            return t2_arrow(score_batch(columns, path, cuts))
+            return t2_arrow(score(columns))
 
         # Varargs cannot be typed for Spark's hint inference: the function type is explicit
         # (and Spark's advice to use hints instead is silenced: it cannot apply here).
@@ -145,7 +155,7 @@ def make_t2_udf(model_path: str | Path | None = None, cuts: Cuts | None = None,
 
     @pandas_udf(T2_TYPE)
     def t2(*columns: pd.Series) -> pd.DataFrame:
-        return t2_frame(score_batch(columns, path, cuts))
+        return t2_frame(score(columns))
 
     return t2
 
