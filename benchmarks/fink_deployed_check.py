@@ -54,7 +54,7 @@ import numpy as np  # noqa: E402
 
 from fink_t2.batch import alert_columns_from_files  # noqa: E402
 from fink_t2.classes import N_CLASSES  # noqa: E402
-from fink_t2.evaluation import classification_metrics  # noqa: E402
+from fink_t2.evaluation import HEADLINE_METRICS, classification_metrics  # noqa: E402
 from fink_t2.fink_deployed import (  # noqa: E402
     deployed_pandas_udf_body,
     find_deployed_model,
@@ -139,9 +139,7 @@ def stratified_subset(objects: np.ndarray, labels: np.ndarray, max_objects: int 
 
 
 def summary(metrics: dict) -> dict:
-    keys = ("n", "flat_log_loss", "accuracy", "balanced_accuracy", "micro_roc_auc", "macro_roc_auc",
-            "snia_vs_rest_auc")
-    return {key: metrics[key] for key in keys}
+    return {key: metrics[key] for key in ("n", *HEADLINE_METRICS)}
 
 
 def global_band_scaling(data, objects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from fink_t2.scoring import EXTRAGALACTIC_XMATCH, Cuts
+from fink_t2.scoring import Cuts
 
 
 class ConfigError(ValueError):
@@ -152,5 +152,4 @@ def load_cuts(path: str | Path) -> Cuts:
     return build(Cuts, values.get("cuts") or {}, str(path), prefix="cuts.")
 
 
-__all__ = ["ConfigError", "StreamConfig", "load_stream_config", "load_cuts", "build", "load_yaml",
-           "EXTRAGALACTIC_XMATCH"]
+__all__ = ["ConfigError", "StreamConfig", "load_stream_config", "load_cuts", "build", "load_yaml"]

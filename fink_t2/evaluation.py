@@ -12,6 +12,9 @@ import numpy as np
 from fink_t2.classes import CLASSES, N_CLASSES
 
 _EPS = 1e-15
+#: The metrics a summary line reports, in order (keys of :func:`classification_metrics`).
+HEADLINE_METRICS = ("flat_log_loss", "accuracy", "balanced_accuracy", "micro_roc_auc", "macro_roc_auc",
+                    "snia_vs_rest_auc")
 
 
 def flat_log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:

@@ -31,13 +31,6 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict, source: str = "model parameters") -> "ModelConfig":
-        """Strictly typed: an unknown key or a wrong type is an error naming ``source`` and the key."""
-        from fink_t2.config import build
-
-        return build(cls, values, source)
-
     def __post_init__(self) -> None:
         if self.d_model < 1 or self.num_heads < 1 or self.ff_dim < 1 or self.num_blocks < 1:
             raise ValueError("d_model, num_heads, ff_dim and num_blocks must be >= 1")

@@ -20,7 +20,6 @@ from fink_t2.evaluation import classification_metrics, confusion_matrix, roc_cur
 from fink_t2.lightcurves import prepare
 from fink_t2.plasticc import EVALUATION_EPOCHS, evaluation_views, load_plasticc, make_views, split_objects
 
-HEADLINE = ("flat_log_loss", "accuracy", "balanced_accuracy", "micro_roc_auc", "macro_roc_auc", "snia_vs_rest_auc")
 OURS = "t2 (Keras float)"
 FINK_DEPLOYED = "Fink-deployed t2 (corrected)"
 
