@@ -81,7 +81,12 @@ def build(cls, values: dict, source: str, prefix: str = ""):
     if unknown:
         raise ConfigError(f"{source}: unknown key {prefix + str(unknown[0])!r} (known keys: {', '.join(known)})")
     kwargs = {key: _coerce(value, hints[key], source, prefix + key) for key, value in values.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as error:  # the class's own range checks (__post_init__)
+        raise ConfigError(f"{source}: {error}") from error
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -123,8 +128,6 @@ class StreamConfig:
             raise ConfigError(f"{source}: key 'trigger_seconds' must be > 0, got {self.trigger_seconds}")
         if self.max_files_per_trigger < 1:
             raise ConfigError(f"{source}: key 'max_files_per_trigger' must be >= 1, got {self.max_files_per_trigger}")
-        if self.cuts.min_detections < 0 or self.cuts.max_history_days <= 0:
-            raise ConfigError(f"{source}: cuts.min_detections must be >= 0 and cuts.max_history_days > 0")
 
 
 def load_stream_config(path: str | Path | None, overrides: dict | None = None) -> StreamConfig:
@@ -136,7 +139,10 @@ def load_stream_config(path: str | Path | None, overrides: dict | None = None) -
         if value is None:
             continue
         if key.startswith("cuts."):
-            config.cuts = dataclasses.replace(config.cuts, **{key[5:]: value})
+            try:
+                config.cuts = dataclasses.replace(config.cuts, **{key[5:]: value})
+            except ValueError as error:
+                raise ConfigError(f"{source}: {error}") from error
         else:
             setattr(config, key, value)
     config.validate(source)

@@ -89,6 +89,13 @@ class Cuts:
     require_g_and_r: bool = False  # the deployed t2 also required both bands
     xmatch_allowed: tuple[str, ...] = field(default=EXTRAGALACTIC_XMATCH)
 
+    def __post_init__(self) -> None:
+        # Checked here, not by each loader: a cuts file, the stream configuration and code all build Cuts.
+        if self.min_detections < 0:
+            raise ValueError(f"cuts.min_detections must be >= 0, got {self.min_detections}")
+        if self.max_history_days <= 0:
+            raise ValueError(f"cuts.max_history_days must be > 0, got {self.max_history_days}")
+
     def needed_columns(self) -> list[str]:
         """Extra alert columns the enabled cuts read (beyond the light curve)."""
         if not self.enabled:

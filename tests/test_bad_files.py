@@ -164,6 +164,8 @@ STREAM_YAML = {
     "missing_required": ("input: a\noutput: b\n", ["'checkpoint' is required"]),
     "negative_files": ("input: a\noutput: b\ncheckpoint: c\nmax_files_per_trigger: 0\n",
                        ["'max_files_per_trigger' must be >= 1"]),
+    "negative_min_detections": ("input: a\noutput: b\ncheckpoint: c\ncuts:\n  min_detections: -1\n",
+                                ["cuts.min_detections must be >= 0, got -1"]),
 }
 
 CUTS_YAML = {
@@ -174,6 +176,8 @@ CUTS_YAML = {
     "list_of_numbers": ("cuts:\n  xmatch_allowed: [1, 2]\n", ["'cuts.xmatch_allowed[0]' must be a string"]),
     "python_tag": ("cuts: !!python/object/new:dict {}\n", ["not valid YAML"]),
     "missing_file": (None, ["configuration file not found"]),
+    "negative_min_detections": ("cuts:\n  min_detections: -3\n", ["cuts.min_detections must be >= 0, got -3"]),
+    "zero_history": ("cuts:\n  max_history_days: 0\n", ["cuts.max_history_days must be > 0, got 0"]),
 }
 
 
