@@ -13,7 +13,7 @@ views are in two splits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +71,9 @@ def load_plasticc(data_dir: str | Path | None = None, max_objects: int | None = 
     lightcurves = pd.read_csv(lc_path)
     lightcurves = lightcurves[lightcurves["object_id"].isin(meta["object_id"])]
     object_ids = meta["object_id"].to_numpy()
-    observations, _ = observations_from_plasticc(lightcurves, object_ids=object_ids)
     forced, _ = observations_from_plasticc(lightcurves, object_ids=object_ids, keep_nondetection_flux=True)
+    # What ZTF would deliver: the same points, non-detections as upper limits (flux 0).
+    observations = replace(forced, flux=np.where(forced.detected, forced.flux, 0.0))
     labels = np.asarray(class_indices(meta["target"]), dtype=np.int64)
     return PlasticcData(observations, forced, object_ids, labels, meta)
 
