@@ -70,8 +70,11 @@ def find_parquet(inputs: list[str | Path]) -> list[Path]:
     return files
 
 
-def read_schemas(files: list[Path]) -> list[pa.Schema]:
-    """Each file's schema, read from its footer; InputError naming a corrupt or non-parquet file."""
+def read_alert_schemas(files: list[Path]) -> list[pa.Schema]:
+    """Each file's schema, read from its footer, checked to hold alerts (:func:`check_alert_schema`).
+
+    InputError naming the first corrupt or non-parquet file, else the first file without alerts.
+    """
     schemas = []
     for path in files:
         try:
@@ -79,6 +82,8 @@ def read_schemas(files: list[Path]) -> list[pa.Schema]:
         except (pa.ArrowException, OSError) as error:
             raise InputError(f"cannot read parquet file {path}: {error} (corrupt or not parquet: remove or "
                              "replace it)") from error
+    for schema, path in zip(schemas, files):
+        check_alert_schema(schema, path)
     return schemas
 
 
@@ -238,7 +243,7 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
         raise InputError(f"the pandas engine scores one file; {input_file} holds {len(files)} "
                          "(use --engine spark)")
     path = files[0]
-    check_alert_schema(read_schemas(files)[0], path)
+    read_alert_schemas(files)
     if output is not None:
         output = Path(output)
         _check_output(output, overwrite)
@@ -279,9 +284,7 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
     from fink_t2.runtime import get_model
 
     files = find_parquet(inputs)
-    schemas = read_schemas(files)
-    for schema, path in zip(schemas, files):
-        check_alert_schema(schema, path)
+    schemas = read_alert_schemas(files)
     output = Path(output)
     _check_output(output, overwrite)
     get_model(model_path)  # a bad model file fails here, before Spark reads anything

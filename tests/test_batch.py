@@ -12,7 +12,7 @@ from fink_t2.batch import (
     InputError,
     alert_columns,
     find_parquet,
-    read_schemas,
+    read_alert_schemas,
     read_scored,
     score_pandas,
     summarize,
@@ -50,7 +50,7 @@ def test_input_errors_are_clear(tmp_path):
     junk = tmp_path / "junk.parquet"
     junk.write_bytes(b"this is not parquet" * 10)
     with pytest.raises(InputError, match="cannot read parquet file .*junk.parquet"):
-        read_schemas([junk])
+        read_alert_schemas([junk])
     assert cli_main(["score", str(junk), "--engine", "pandas", "--output", str(tmp_path / "o.parquet")]) == 2
 
 
