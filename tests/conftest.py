@@ -16,6 +16,28 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "alerts_sample.parquet"
 
 
+def copy_model(folder: Path, data: bytes | None = None, meta_changes: dict | None = None,
+               name: str = "model.tflite") -> Path:
+    """The shipped model (or ``data``) written as ``folder/name`` beside its metadata, with ``meta_changes``.
+
+    Tests import it (``from conftest import copy_model``) to build good, damaged or mislabelled model files.
+    """
+    import yaml
+
+    from fink_t2.runtime import DEFAULT_MODEL, metadata_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(DEFAULT_MODEL.read_bytes() if data is None else data)
+    if meta_changes:
+        meta = yaml.safe_load(metadata_path(DEFAULT_MODEL).read_text())
+        meta.update(meta_changes)
+        metadata_path(path).write_text(yaml.safe_dump(meta))
+    else:
+        metadata_path(path).write_bytes(metadata_path(DEFAULT_MODEL).read_bytes())
+    return path
+
+
 @pytest.fixture(scope="module")
 def stream_module():
     """``run_t2_stream.py`` (a script, not a package module) loaded once per test module."""

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from conftest import copy_model
 
 from fink_t2 import classify
 from fink_t2.cli import main as cli_main
@@ -42,13 +43,7 @@ def no_reading(monkeypatch):
 
 
 def _model(folder: Path, data: bytes, meta_changes: dict | None = None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "bad model.tflite"
-    path.write_bytes(data)
-    meta = yaml.safe_load(metadata_path(DEFAULT_MODEL).read_text())
-    meta.update(meta_changes or {})
-    metadata_path(path).write_text(yaml.safe_dump(meta))
-    return path
+    return copy_model(folder, data, meta_changes, name="bad model.tflite")
 
 
 def _bad_model(kind: str, folder: Path) -> Path:

@@ -126,13 +126,11 @@ def test_model_loaded_once_per_worker_across_batches(spark, raw):
         assert batches >= 21, per_worker
 
 
-@pytest.mark.spark
-def test_arrow_and_pandas_flavours_give_the_same_column(spark, sample_path):
+def test_arrow_and_pandas_flavours_give_the_same_column(raw):
     from fink_t2.processor import arrow_udfs_available, make_t2_udf, t2_input_columns
 
     if not arrow_udfs_available():
         pytest.skip("this Spark has no arrow_udf (Spark < 4.1): only the pandas flavour exists")
-    raw = spark.read.parquet(str(sample_path))
     columns = t2_input_columns(raw)
     arrow = raw.select(make_t2_udf(engine="arrow")(*columns).alias("t2")).toPandas()["t2"]
     pandas = raw.select(make_t2_udf(engine="pandas")(*columns).alias("t2")).toPandas()["t2"]

@@ -9,20 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import copy_model
 
 from fink_t2 import runtime
 from fink_t2.classes import CLASSES
 from fink_t2.lightcurves import BANDS
 from fink_t2.runtime import DEFAULT_MODEL, ModelFileError, load_model, metadata_path, sha256_of
-
-
-def copy_model(tmp_path: Path, data: bytes | None = None, meta_changes: dict | None = None) -> Path:
-    path = tmp_path / "model.tflite"
-    path.write_bytes(DEFAULT_MODEL.read_bytes() if data is None else data)
-    meta = yaml.safe_load(metadata_path(DEFAULT_MODEL).read_text())
-    meta.update(meta_changes or {})
-    metadata_path(path).write_text(yaml.safe_dump(meta))
-    return path
 
 
 def test_shipped_model_matches_its_metadata():

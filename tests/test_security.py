@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import copy_model
 
 from fink_t2 import runtime
 from fink_t2.config import ConfigError, load_cuts, load_stream_config
@@ -141,9 +142,7 @@ def test_scoring_never_unpickles(no_pickle, tmp_path, sample_path, sample_column
     from fink_t2 import classify
     from fink_t2.batch import score_pandas
 
-    model = tmp_path / "m.tflite"
-    model.write_bytes(DEFAULT_MODEL.read_bytes())
-    metadata_path(model).write_bytes(metadata_path(DEFAULT_MODEL).read_bytes())
+    model = copy_model(tmp_path, name="m.tflite")
     before = runtime.LOAD_COUNT
     probs = classify(sample_columns, model_path=model)  # a fresh load: file, metadata, interpreter
     assert runtime.LOAD_COUNT == before + 1 and probs.notna().any(axis=None)
@@ -222,9 +221,7 @@ def test_paths_with_shell_syntax_are_literal_in_batch_scoring(tmp_path, sample_p
     folder, canary = _hostile_dirs(tmp_path)
     source = folder / "in; ls.parquet"
     source.write_bytes(sample_path.read_bytes())
-    model = folder / "model $(id).tflite"
-    model.write_bytes(DEFAULT_MODEL.read_bytes())
-    metadata_path(model).write_bytes(metadata_path(DEFAULT_MODEL).read_bytes())
+    model = copy_model(folder, name="model $(id).tflite")
     cuts = folder / "cuts `id`.yaml"
     cuts.write_text("cuts:\n  enabled: false\n")
     out = folder / "out && id.parquet"
@@ -243,9 +240,7 @@ def test_paths_with_shell_syntax_are_literal_in_the_stream(spark, tmp_path, samp
     raw, out, ckpt = folder / "raw; id", folder / "out $(id)", folder / "ckpt `id`"
     raw.mkdir()
     pq.write_table(sample_table.slice(0, 40), raw / "alerts.parquet")
-    model = folder / "model; id.tflite"
-    model.write_bytes(DEFAULT_MODEL.read_bytes())
-    metadata_path(model).write_bytes(metadata_path(DEFAULT_MODEL).read_bytes())
+    model = copy_model(folder, name="model; id.tflite")
     config = folder / "stream; id.yaml"
     config.write_text(yaml.safe_dump({"input": str(raw), "output": str(out), "checkpoint": str(ckpt),
                                       "model_path": str(model), "max_files_per_trigger": 1}))
@@ -277,13 +272,6 @@ def recorder(monkeypatch):
     return _Recorder
 
 
-def _copy(tmp_path: Path, data: bytes) -> Path:
-    path = tmp_path / "model.tflite"
-    path.write_bytes(data)
-    metadata_path(path).write_bytes(metadata_path(DEFAULT_MODEL).read_bytes())
-    return path
-
-
 @pytest.mark.parametrize("damage", ["flipped_byte", "appended_byte", "truncated", "replaced_same_size"])
 def test_tampered_model_never_reaches_the_interpreter(damage, tmp_path, recorder):
     data = bytearray(DEFAULT_MODEL.read_bytes())
@@ -296,12 +284,12 @@ def test_tampered_model_never_reaches_the_interpreter(damage, tmp_path, recorder
     else:
         data = bytearray(b"\x00" * len(data))
     with pytest.raises(ModelFileError, match="sha256|truncated"):
-        load_model(_copy(tmp_path, bytes(data)))
+        load_model(copy_model(tmp_path, bytes(data)))
     assert recorder.calls == []
 
 
 def test_interpreter_gets_exactly_the_verified_bytes(tmp_path, recorder):
-    path = _copy(tmp_path, DEFAULT_MODEL.read_bytes())
+    path = copy_model(tmp_path)
     model = load_model(path)
     assert len(recorder.calls) == 1
     call = recorder.calls[0]
