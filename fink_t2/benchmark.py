@@ -686,16 +686,21 @@ def time_spark_module(df, column, repeats: int) -> tuple[list[float], object, li
 # --------------------------------------------------------------------------- classify without Spark
 
 
+def _stopwatch() -> tuple[dict[str, float], Callable[[str], None]]:
+    """``laps`` (stage -> perf_counter time, from "start", in order) and ``lap(stage)`` recording one."""
+    laps = {"start": time.perf_counter()}
+    return laps, lambda stage: laps.__setitem__(stage, time.perf_counter())
+
+
 def run_classify(path: Path, repeats: int, model_path=None) -> Result:
     """``fink_t2.classify`` on every alert of ``path`` in this process, and the same split in stages.
 
-    End to end is ``classify_with_reasons``; the split reruns its stages one by
-    one: preparation (columns -> observations -> model input) and model
-    (``T2Model.predict``, batched).
+    End to end is ``classify_with_reasons``; the split reruns its vectorised
+    pass (``scoring.score_stages``) with laps: preparation (columns ->
+    observations -> model input) and model (batched ``T2Model.predict``).
     """
-    from fink_t2.lightcurves import observations_from_alerts, prepare
     from fink_t2.runtime import get_model
-    from fink_t2.scoring import classify_with_reasons
+    from fink_t2.scoring import classify_with_reasons, score_stages
 
     table = pq.read_table(path, columns=[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS])
     pdf = table.to_pandas()
@@ -708,17 +713,10 @@ def run_classify(path: Path, repeats: int, model_path=None) -> Result:
         total.append(time.perf_counter() - start)
         cpu.append(time.process_time() - cpu_start)
         classified = int(reasons.isna().sum())
-        start = time.perf_counter()
-        obs, reason = observations_from_alerts(pdf["cjd"], pdf["cfid"], pdf["cmagpsf"], pdf["csigmapsf"],
-                                               cisdiffpos=pdf["cisdiffpos"], cdiffmaglim=pdf["cdiffmaglim"])
-        keep = np.equal(np.asarray(reason, dtype=object), None)
-        batch = prepare(obs.subset(keep[obs.object_index]), model.preparation)
-        rows = np.flatnonzero(keep & batch.ok & np.isfinite(batch.values).all(axis=(1, 2)))
-        middle = time.perf_counter()
-        model.predict(batch.values[rows])
-        end = time.perf_counter()
-        preparation.append(middle - start)
-        inference.append(end - middle)
+        laps, lap = _stopwatch()
+        score_stages(model, [pdf[c] for c in REQUIRED_COLUMNS], {c: pdf[c] for c in OPTIONAL_COLUMNS}, lap=lap)
+        preparation.append(laps["preparation"] - laps["start"])  # alert arrays -> model input
+        inference.append(laps["interpreter"] - laps["preparation"])
     n = len(pdf)
     prep_s, model_s = float(statistics.median(preparation)), float(statistics.median(inference))
     extra = {
@@ -833,9 +831,8 @@ def profile_t2(path: Path, batch_alerts: int = 10_000, repeats: int = 3, model_p
     import io
     import pstats
 
-    from fink_t2.lightcurves import observations_from_alerts, prepare
     from fink_t2.runtime import get_model
-    from fink_t2.scoring import t2_arrow
+    from fink_t2.scoring import score_stages, t2_arrow
 
     columns = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]  # what the UDF gets without cuts
     table = pq.read_table(path, columns=columns).slice(0, int(batch_alerts))
@@ -843,23 +840,13 @@ def profile_t2(path: Path, batch_alerts: int = 10_000, repeats: int = 3, model_p
     model = get_model(model_path)
 
     def one_batch(clock: dict | None) -> None:
-        marks = [("start", time.perf_counter())]
-        arrays = {name: table.column(name).combine_chunks() for name in columns}
-        obs, reason = observations_from_alerts(arrays["cjd"], arrays["cfid"], arrays["cmagpsf"], arrays["csigmapsf"],
-                                               cisdiffpos=arrays["cisdiffpos"], cdiffmaglim=arrays["cdiffmaglim"])
-        marks.append(("observations", time.perf_counter()))
-        keep = np.equal(np.asarray(reason, dtype=object), None)
-        batch = prepare(obs.subset(keep[obs.object_index]), model.preparation)
-        marks.append(("preparation", time.perf_counter()))
-        rows = np.flatnonzero(keep & batch.ok)
-        out = model.predict(batch.values[rows]).astype(np.float64)
-        marks.append(("interpreter", time.perf_counter()))
-        probabilities = np.full((n, out.shape[1]), np.nan)
-        probabilities[rows] = out / out.sum(axis=1, keepdims=True)
-        reasons = np.full(n, "declined", dtype=object)
-        reasons[rows] = None
-        t2_arrow(Scores(probabilities, reasons))
-        marks.append(("t2_arrow", time.perf_counter()))
+        laps, lap = _stopwatch()
+        arrays = {name: table.column(name).combine_chunks() for name in columns}  # as the Arrow UDF gets them
+        scores = score_stages(model, [arrays[c] for c in REQUIRED_COLUMNS], {c: arrays[c] for c in OPTIONAL_COLUMNS},
+                              lap=lap)
+        t2_arrow(scores)
+        lap("t2_arrow")
+        marks = list(laps.items())
         if clock is not None:
             for (_, before), (name, after) in zip(marks, marks[1:]):
                 clock.setdefault(name, []).append(after - before)
