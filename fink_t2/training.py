@@ -130,7 +130,7 @@ def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | No
     import tensorflow as tf
     import tf_keras as keras
 
-    from fink_t2.evaluation import flat_log_loss
+    from fink_t2.evaluation import balanced_accuracy, flat_log_loss
     from fink_t2.model import build_model
 
     output_dir = Path(output_dir)
@@ -147,7 +147,6 @@ def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | No
     _log(f"objects: {len(data.labels)} (train {len(split['train'])}, validation {len(split['validation'])}, "
          f"test {len(split['test'])}); {time.time() - started:.1f}s", progress)
     x_val, y_val = validation_set(data, split["validation"], config, prep)
-    w_val = class_weights(y_val)
 
     model = build_model(prep.n_steps, 2, config.model, seed=config.seed)
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
@@ -167,7 +166,7 @@ def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | No
                         epochs=1, shuffle=True, verbose=0)
         p_val = model.predict(x_val, batch_size=4096, verbose=0)
         val_loss = flat_log_loss(y_val, p_val)
-        val_acc = float(np.average(p_val.argmax(1) == y_val, weights=w_val))
+        val_acc = balanced_accuracy(y_val, p_val.argmax(1))
         record = {"epoch": epoch + 1, "train_loss": float(fit.history["loss"][-1]), "val_flat_log_loss": val_loss,
                   "val_balanced_accuracy": val_acc, "learning_rate": learning_rate, "n_train_views": len(y_train),
                   "prep_seconds": round(t_prep, 2), "seconds": round(time.time() - t0, 2)}
