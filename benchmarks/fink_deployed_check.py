@@ -52,7 +52,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from fink_t2.batch import alert_columns_from_files  # noqa: E402
+from fink_t2.batch import SHARED_ZTF_ALERTS, alert_columns_from_files  # noqa: E402
 from fink_t2.classes import N_CLASSES  # noqa: E402
 from fink_t2.evaluation import HEADLINE_METRICS, classification_metrics  # noqa: E402
 from fink_t2.fink_deployed import (  # noqa: E402
@@ -70,7 +70,6 @@ from fink_t2.plasticc import (  # noqa: E402
     split_objects,
 )
 
-DEFAULT_ALERTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ztf_alerts"
 SHORT_MAX, LONG_MIN = 10, 40
 
 
@@ -249,7 +248,7 @@ def print_report(report: dict) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="PLAsTiCC folder (default ../shared/data/plasticc)")
-    parser.add_argument("--alerts-dir", default=str(DEFAULT_ALERTS), help="folder of real ZTF alert parquet files")
+    parser.add_argument("--alerts-dir", default=str(SHARED_ZTF_ALERTS), help="folder of real ZTF alert parquet files")
     parser.add_argument("--model", default=None,
                         help="deployed .tflite (default: installed fink_science or $FINK_T2_DEPLOYED_MODEL)")
     parser.add_argument("--epochs", nargs="+", default=["full"], choices=list(EVALUATION_EPOCHS))

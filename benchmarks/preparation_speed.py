@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from fink_t2.batch import alert_columns  # noqa: E402
+from fink_t2.batch import SAMPLE_ALERTS, alert_columns  # noqa: E402
 from fink_t2.lightcurves import (  # noqa: E402
     PreparationConfig,  # noqa: E402
     observations_from_alerts,
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def replicated_columns(n_alerts: int, max_points: int) -> pd.DataFrame:
-    columns = alert_columns(pq.read_table(ROOT / "data" / "alerts_sample.parquet"))
+    columns = alert_columns(pq.read_table(SAMPLE_ALERTS))
     columns = columns.apply(lambda col: col.map(lambda seq: None if seq is None else list(seq)[-max_points:]))
     reps = int(np.ceil(n_alerts / len(columns)))
     return pd.concat([columns] * reps, ignore_index=True).iloc[:n_alerts]

@@ -31,6 +31,11 @@ from fink_t2.scoring import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Cuts, Scores, ma
 
 LOGGER = logging.getLogger(__name__)
 
+#: The real-alert sample of the repository (in a checkout; an installed wheel does not carry it).
+SAMPLE_ALERTS = Path(__file__).resolve().parents[1] / "data" / "alerts_sample.parquet"
+#: The project's real ZTF alerts, ``../shared/data/ztf_alerts`` beside the repository.
+SHARED_ZTF_ALERTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ztf_alerts"
+
 #: Alerts scored per chunk by the pandas engine (one progress update per chunk).
 PANDAS_CHUNK = 2000
 

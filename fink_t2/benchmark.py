@@ -51,14 +51,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fink_t2.batch import history_array
+from fink_t2.batch import SAMPLE_ALERTS, SHARED_ZTF_ALERTS, history_array
 from fink_t2.classes import N_CLASSES
 from fink_t2.scoring import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Scores
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Real alerts replicated to build the input (files or directories of parquet files).
-DEFAULT_INPUTS: tuple[Path, ...] = (REPO_ROOT / "data" / "alerts_sample.parquet",
-                                    REPO_ROOT.parent / "shared" / "data" / "ztf_alerts")
+DEFAULT_INPUTS: tuple[Path, ...] = (SAMPLE_ALERTS, SHARED_ZTF_ALERTS)
 DEFAULT_WORKDIR = REPO_ROOT / "runs" / "bench"
 
 #: Fink's requirement for ZTF: 600 alerts per exposure processed in 1 s on 8 cores (REFERENCE section 5).

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fink_t2.batch import SAMPLE_ALERTS
 from fink_t2.lightcurves import PreparationConfig
 from fink_t2.runtime import write_metadata
 
@@ -309,7 +310,6 @@ MAX_LOG_LOSS_INCREASE = 0.02
 MIN_ARGMAX_AGREEMENT = 0.99
 #: The shipped file must be this many times smaller than the model's Keras SavedModel directory.
 MIN_SIZE_RATIO = 18.0
-SAMPLE_ALERTS = Path(__file__).resolve().parents[1] / "data" / "alerts_sample.parquet"
 
 
 def directory_bytes(path: Path) -> int:

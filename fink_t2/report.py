@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from fink_t2.batch import SHARED_ZTF_ALERTS
 from fink_t2.classes import CLASSES
 from fink_t2.evaluation import classification_metrics, confusion_matrix, roc_curve
 from fink_t2.lightcurves import prepare
@@ -88,10 +89,7 @@ def evaluate_predictions(data, objects: np.ndarray, predictors: dict, progress: 
     return results
 
 
-SHARED_ALERTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ztf_alerts"
-
-
-def real_alert_check(predictors: dict, alerts_dir: Path = SHARED_ALERTS) -> dict:
+def real_alert_check(predictors: dict, alerts_dir: Path = SHARED_ZTF_ALERTS) -> dict:
     """Top classes on real ZTF alerts, and the predictions for those with a TNS spectroscopic class.
 
     A qualitative check only (about 15 typed alerts; nothing was tuned on

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from fink_t2.batch import SAMPLE_ALERTS
+
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "alerts_sample.parquet"
 
 
 def copy_model(folder: Path, data: bytes | None = None, meta_changes: dict | None = None,
@@ -51,8 +52,8 @@ def stream_module():
 
 @pytest.fixture(scope="session")
 def sample_path() -> Path:
-    assert SAMPLE.exists(), "data/alerts_sample.parquet is missing: run python data/make_sample.py"
-    return SAMPLE
+    assert SAMPLE_ALERTS.exists(), "data/alerts_sample.parquet is missing: run python data/make_sample.py"
+    return SAMPLE_ALERTS
 
 
 @pytest.fixture(scope="session")

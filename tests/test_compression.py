@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from fink_t2.runtime import DEFAULT_MODEL, load_model
 
 SHIPPED_KERAS = DEFAULT_MODEL.with_suffix(".keras")
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "alerts_sample.parquet"
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +30,7 @@ def test_shipped_tflite_agrees_with_keras_on_real_alerts(keras_model):
     from fink_t2.compression import ztf_alert_inputs
 
     model = load_model()
-    x = ztf_alert_inputs(model.preparation, SAMPLE)
+    x = ztf_alert_inputs(model.preparation)
     assert len(x) > 200
     p_lite, p_keras = model.predict(x), keras_model.predict(x, verbose=0)
     assert np.mean(p_lite.argmax(1) == p_keras.argmax(1)) >= 0.99
@@ -98,7 +95,7 @@ def test_lean_graph_computes_the_keras_model_with_fewer_operators(tmp_path, kera
 
     preparation = load_model().preparation
     rng = np.random.default_rng(3)
-    x = np.concatenate([ztf_alert_inputs(preparation, SAMPLE),
+    x = np.concatenate([ztf_alert_inputs(preparation),
                         rng.normal(0, 0.4, (100, preparation.n_steps, 2)).astype(np.float32)])
     reference = keras_model.predict(x, verbose=0)
     lean = convert(keras_model, "lean_float32", preparation.n_steps)

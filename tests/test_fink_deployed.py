@@ -16,12 +16,11 @@ import pytest
 pytest.importorskip("george")
 
 from fink_t2 import fink_deployed as fd  # noqa: E402
-from fink_t2.batch import alert_columns_from_files  # noqa: E402
+from fink_t2.batch import SHARED_ZTF_ALERTS, alert_columns_from_files  # noqa: E402
 from fink_t2.classes import N_CLASSES  # noqa: E402
 from fink_t2.lightcurves import Observations, observations_from_alerts  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-ALERT_FILES = sorted((SHARED / "ztf_alerts").glob("*.parquet"))
+ALERT_FILES = sorted(SHARED_ZTF_ALERTS.glob("*.parquet"))
 
 
 @pytest.fixture(scope="module")

@@ -28,12 +28,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fink_t2 import CLASSES
-from fink_t2.batch import alert_columns
+from fink_t2.batch import SHARED_ZTF_ALERTS, alert_columns
 from fink_t2.lightcurves import REASON_NO_DATA, REASON_NO_DETECTION
 from fink_t2.scoring import classify_with_reasons, t2_probabilities
 
 ROOT = Path(__file__).resolve().parent.parent
-ZTF_FILES = ROOT.parent / "shared" / "data" / "ztf_alerts"
+ZTF_FILES = SHARED_ZTF_ALERTS
 COLUMNS = ("cjd", "cfid", "cmagpsf", "csigmapsf", "cisdiffpos", "cdiffmaglim")
 DIFFERENT_LENGTHS = "alert arrays have different lengths"
 #: Every reason a hostile alert may get (an "error: ..." reason would mean the vectorised path raised).
