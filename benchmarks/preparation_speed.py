@@ -27,10 +27,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from fink_t2.batch import SAMPLE_ALERTS, alert_columns  # noqa: E402
+from fink_t2.batch import SAMPLE_ALERTS, alert_columns, observations_from_columns  # noqa: E402
 from fink_t2.lightcurves import (  # noqa: E402
     PreparationConfig,  # noqa: E402
-    observations_from_alerts,
     prepare,
 )
 from fink_t2.runtime import DEFAULT_MODEL, read_metadata  # noqa: E402
@@ -59,14 +58,12 @@ def main() -> None:
     lengths = columns["cjd"].map(len)
     print(f"{len(columns)} alerts, history length median {lengths.median():.0f}, max {lengths.max()}; "
           f"grid {config.n_steps} x {config.step_days} d; one core")
-    optional = {c: columns[c] for c in ("cisdiffpos", "cdiffmaglim") if c in columns}
     results = {}
     for name, cfg in (("gp", config), ("linear", replace(config, method="linear"))):
         convert, grid = [], []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            obs, _ = observations_from_alerts(columns["cjd"], columns["cfid"], columns["cmagpsf"],
-                                              columns["csigmapsf"], **optional)
+            obs, _ = observations_from_columns(columns)
             middle = time.perf_counter()
             batch = prepare(obs, cfg)
             end = time.perf_counter()

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fink_t2.classes import CLASSES
+from fink_t2.lightcurves import Observations, observations_from_alerts
 from fink_t2.scoring import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Cuts, Scores, make_selector, score_alerts, t2_arrow
 
 LOGGER = logging.getLogger(__name__)
@@ -157,6 +158,12 @@ def alert_columns(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
         if name not in frame.columns:
             frame[name] = pd.Series([None] * table.num_rows, dtype=object)
     return frame[[*REQUIRED_COLUMNS, "cdiffmaglim", "cisdiffpos"]]
+
+
+def observations_from_columns(frame: pd.DataFrame) -> tuple[Observations, np.ndarray]:
+    """(Observations, reason per alert) of a frame of Fink's ``c*`` columns, as :func:`alert_columns` makes it."""
+    return observations_from_alerts(*(frame[c] for c in REQUIRED_COLUMNS),
+                                    **{c: frame[c] for c in OPTIONAL_COLUMNS if c in frame})
 
 
 def alert_columns_from_files(paths, extra: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -320,13 +320,11 @@ def ztf_alert_inputs(preparation: PreparationConfig, path: str | Path = SAMPLE_A
     """Prepared model inputs of the real ZTF alerts in ``path`` that the preparation accepts."""
     import pyarrow.parquet as pq
 
-    from fink_t2.batch import alert_columns
-    from fink_t2.lightcurves import observations_from_alerts, prepare
+    from fink_t2.batch import alert_columns, observations_from_columns
+    from fink_t2.lightcurves import prepare
 
     columns = alert_columns(pq.read_table(path))
-    optional = {name: columns[name] for name in ("cisdiffpos", "cdiffmaglim") if name in columns}
-    obs, _ = observations_from_alerts(columns["cjd"], columns["cfid"], columns["cmagpsf"], columns["csigmapsf"],
-                                      **optional)
+    obs, _ = observations_from_columns(columns)
     batch = prepare(obs, preparation)
     return batch.values[batch.ok]
 

@@ -98,15 +98,13 @@ def real_alert_check(predictors: dict, alerts_dir: Path = SHARED_ZTF_ALERTS) -> 
     """
     import pandas as pd
 
-    from fink_t2.batch import alert_columns_from_files
-    from fink_t2.lightcurves import observations_from_alerts
+    from fink_t2.batch import alert_columns_from_files, observations_from_columns
 
     files = sorted(alerts_dir.glob("*.parquet"))
     if not files:
         return {}
     frame = alert_columns_from_files(files, extra=("tnsclass",))
-    optional = {c: frame[c] for c in ("cisdiffpos", "cdiffmaglim") if c in frame}
-    obs, _ = observations_from_alerts(frame["cjd"], frame["cfid"], frame["cmagpsf"], frame["csigmapsf"], **optional)
+    obs, _ = observations_from_columns(frame)
     out = {"n_alerts": int(len(frame)), "models": {}}
     typed = frame["tnsclass"].fillna("Unknown").astype(str).str.startswith("(TNS)").to_numpy()
     for name, predict in predictors.items():
