@@ -39,6 +39,20 @@ def copy_model(folder: Path, data: bytes | None = None, meta_changes: dict | Non
     return path
 
 
+def write_parts(table, folder: Path, sizes: list[int], prefix: str = "alerts") -> list[Path]:
+    """Consecutive slices of ``table`` as parquet files (size 0 gives a file with the schema and no rows)."""
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths, start = [], 0
+    for i, size in enumerate(sizes):
+        path = folder / f"{prefix}-{i:02d}.parquet"
+        pq.write_table(table.slice(start, size), path)
+        start += size
+        paths.append(path)
+    return paths
+
+
 @pytest.fixture(scope="module")
 def stream_module():
     """``run_t2_stream.py`` (a script, not a package module) loaded once per test module."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from conftest import write_parts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,21 +18,9 @@ def _write_config(path: Path, **values) -> Path:
     return path
 
 
-def _split_sample(table, folder: Path, parts: int) -> list[Path]:
-    """The sample as ``parts`` parquet files (not yet in the input directory)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    size = -(-table.num_rows // parts)
-    files = []
-    for i in range(parts):
-        path = folder / f"alerts-{i:02d}.parquet"
-        pq.write_table(table.slice(i * size, size), path)
-        files.append(path)
-    return files
-
-
 @pytest.mark.spark
 def test_restart_from_checkpoint_neither_loses_nor_duplicates(spark, stream_module, sample_table, tmp_path, caplog):
-    staging = _split_sample(sample_table, tmp_path / "staging", 4)
+    staging = write_parts(sample_table, tmp_path / "staging", [-(-sample_table.num_rows // 4)] * 4)
     raw, out, ckpt = tmp_path / "raw", tmp_path / "science", tmp_path / "checkpoint"
     raw.mkdir()
     config = _write_config(tmp_path / "stream.yaml", input=str(raw), output=str(out), checkpoint=str(ckpt),

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import write_parts
 
 from fink_t2.processor import TEST_DELAY_ENV
 
@@ -103,18 +104,6 @@ def _count(log: Path, text: str) -> int:
     return log.read_text(errors="replace").count(text) if log.exists() else 0
 
 
-def _write_parts(table, folder: Path, sizes: list[int], prefix: str) -> list[Path]:
-    """Consecutive slices of ``table`` as parquet files (size 0 gives a file with the schema and no rows)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths, start = [], 0
-    for i, size in enumerate(sizes):
-        path = folder / f"{prefix}-{i:02d}.parquet"
-        pq.write_table(table.slice(start, size), path)
-        start += size
-        paths.append(path)
-    return paths
-
-
 def _land(path: Path, folder: Path) -> Path:
     """Move a finished file into the input folder in one rename, as a lake writer should."""
     target = folder / path.name
@@ -146,7 +135,7 @@ def test_sigkill_mid_batch_then_restart_neither_loses_nor_duplicates(spark, samp
     # Six input files, one of them with no rows (an empty micro-batch), and two that land later.
     sizes = [60, 60, 60, 0, 60, 40, 20, 29]
     assert sum(sizes) == sample_table.num_rows
-    parts = _write_parts(sample_table, staging, sizes, "alerts")
+    parts = write_parts(sample_table, staging, sizes)
     raw.mkdir()
     for path in parts[:6]:
         _land(path, raw)
