@@ -17,6 +17,8 @@ def _add_train(sub) -> None:
     p.add_argument("--data-dir", default=None,
                    help="folder with the PLAsTiCC csv.gz files (default: ../shared/data/plasticc)")
     p.add_argument("--max-objects", type=int, default=None, help="stratified subset of objects, for quick runs")
+    p.add_argument("--pretrained", default=None, metavar="KERAS",
+                   help="skip PLAsTiCC pretraining: start the real-data stage from this Keras file")
     p.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     p.add_argument("--seed", type=int, default=None, help="override the seed")
     p.add_argument("--quiet", action="store_true")
@@ -31,12 +33,13 @@ def _run_train(args) -> int:
         config.epochs = args.epochs
     if args.seed is not None:
         config.seed = args.seed
-    train(config, args.output, data_dir=args.data_dir, max_objects=args.max_objects, progress=not args.quiet)
+    train(config, args.output, data_dir=args.data_dir, max_objects=args.max_objects, progress=not args.quiet,
+          pretrained=args.pretrained)
     return 0
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="metrics and plots on the held-out PLAsTiCC test objects")
+    p = sub.add_parser("evaluate", help="metrics and plots on held-out PLAsTiCC objects and, with --real, the real sky")
     p.add_argument("--run", default="runs/t2", help="training output folder (Keras model + config)")
     p.add_argument("--tflite", action="append", default=[], metavar="NAME=PATH",
                    help="also evaluate a TFLite file (repeatable)")
@@ -45,6 +48,10 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--output", default="docs", help="where the report and plots go (default: %(default)s)")
     p.add_argument("--max-objects", type=int, default=None)
+    p.add_argument("--real", action="store_true",
+                   help="also the real-sky report: the run's out-of-fold predictions on typed BTS light curves "
+                        "(beside the --tflite models, scored on every object) and the SIMBAD-labelled alerts")
+    p.add_argument("--bts", default=None, help="BTS light-curve parquet (default: ../shared/data/ztf_bts_dev)")
     p.set_defaults(handler=_run_evaluate)
 
 
@@ -53,7 +60,7 @@ def _run_evaluate(args) -> int:
 
     tflite = dict(item.split("=", 1) for item in args.tflite)
     evaluate_run(args.run, args.output, data_dir=args.data_dir, tflite=tflite,
-                 fink_deployed=args.fink_deployed, max_objects=args.max_objects)
+                 fink_deployed=args.fink_deployed, max_objects=args.max_objects, real=args.real, bts=args.bts)
     return 0
 
 

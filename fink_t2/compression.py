@@ -30,7 +30,7 @@ def _concrete_converter(keras_model, n_steps: int):
     """A converter from a concrete function with a dynamic batch dimension."""
     import tensorflow as tf
 
-    spec = tf.TensorSpec([None, n_steps, 2], tf.float32, name="light_curve")
+    spec = tf.TensorSpec([None, n_steps, int(keras_model.input_shape[-1])], tf.float32, name="light_curve")
     function = tf.function(lambda x: keras_model(x, training=False)).get_concrete_function(spec)
     return tf.lite.TFLiteConverter.from_concrete_functions([function], keras_model)
 
@@ -135,7 +135,9 @@ def lean_function(keras_model, n_steps: int):
         variance = tf.reduce_mean(tf.math.squared_difference(x, mean), axis=-1, keepdims=True)
         return (x - mean) * tf.math.rsqrt(variance + epsilon)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, n_steps, 2], tf.float32, name="light_curve")])
+    n_channels = int(keras_model.input_shape[-1])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, n_steps, n_channels], tf.float32, name="light_curve")])
     def t2_inference(x):
         h = tf.nn.relu(tf.matmul(x, const(embed_kernel)) + const(embed_bias)) + const(encoding)
         for index, block in enumerate(blocks):
@@ -493,7 +495,8 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
         shutil.copyfile(run_dir / KERAS_FILE, DEFAULT_MODEL.with_suffix(".keras"))
         shutil.copyfile(run_dir / CONFIG_FILE, DEFAULT_MODEL.with_name("t2_train.yaml"))
         save_tflite(flatbuffers[chosen], DEFAULT_MODEL, prep, {
-            "variant": chosen, "trained_on": "PLAsTiCC training set, alert-like views (see docs/model_card.md)",
+            "variant": chosen, "trained_on": _trained_on(config),
+            **run_calibration(run_dir),
             "keras_sha256": sha256_of((run_dir / KERAS_FILE).read_bytes()),
             "held_out_flat_log_loss": round(row["flat_log_loss"], 4),
             "held_out_balanced_accuracy": round(row["balanced_accuracy"], 4),
@@ -503,6 +506,32 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
     if report:
         write_compression_report(summary, Path(report))
     return summary
+
+
+def _trained_on(config) -> str:
+    if config.real is None:
+        return "PLAsTiCC training set, alert-like views (see docs/model_card.md)"
+    return ("PLAsTiCC training set (pretraining), then typed real ZTF BTS light curves mixed with PLAsTiCC "
+            "(see docs/model_card.md)")
+
+
+def run_calibration(run_dir: Path) -> dict:
+    """The metadata's ``calibration`` section for a run: its fitted temperature and the stated class prior.
+
+    A run without a real-data stage has no fitted temperature: its output stays flat.
+    """
+    import json
+
+    from fink_t2.calibration import ZTF_ALERT_PRIOR, ZTF_ALERTS
+    from fink_t2.training import CALIBRATION_FILE
+
+    path = Path(run_dir) / CALIBRATION_FILE
+    if not path.is_file():
+        return {}
+    fitted = json.loads(path.read_text())
+    return {"calibration": {"prior": ZTF_ALERTS, "temperature": round(float(fitted["temperature"]), 4),
+                            "temperature_fitted_on": fitted.get("fitted_on", ""),
+                            "class_priors": {ZTF_ALERTS: dict(ZTF_ALERT_PRIOR)}}}
 
 
 def write_compression_report(summary: dict, path: Path) -> None:

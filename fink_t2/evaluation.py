@@ -97,3 +97,101 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
         "per_class_recall": {name: (None if np.isnan(r) else float(r)) for name, r in zip(CLASSES, recall)},
         "per_class_auc": {name: (None if np.isnan(a) else float(a)) for name, a in zip(CLASSES, per_class_auc)},
     }
+
+
+# --------------------------------------------------------------------------- real-sky metrics
+
+#: The three supernova families of the real-sky report: SN Ia (with its 91bg and Iax sub-types),
+#: SN II and SN Ibc. A prediction is the most probable of the three summed families.
+SN_FAMILIES: dict[str, tuple[str, ...]] = {
+    "Ia": ("SNIa", "SNIa-91bg", "SNIax"), "II": ("SNII",), "Ibc": ("SNIbc",),
+}
+
+
+def purity_at_efficiency(is_positive: np.ndarray, score: np.ndarray, efficiency: float) -> float:
+    """Purity (precision) of the highest-scoring candidates that hold ``efficiency`` of the positives.
+
+    The threshold is the score of the k-th best positive, k = ceil(efficiency * positives);
+    every object scoring at or above it is selected. NaN without positives.
+    """
+    is_positive = np.asarray(is_positive, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    n_pos = int(is_positive.sum())
+    if n_pos == 0:
+        return float("nan")
+    k = max(int(np.ceil(efficiency * n_pos - 1e-9)), 1)
+    threshold = np.sort(score[is_positive])[::-1][k - 1]
+    selected = score >= threshold
+    return float(is_positive[selected].mean())
+
+
+def sn_family_predictions(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(true family, predicted family) indices into :data:`SN_FAMILIES` for the objects of those families."""
+    labels = np.asarray(labels, dtype=np.int64)
+    family_of = np.full(N_CLASSES, -1)
+    columns = []
+    for f, members in enumerate(SN_FAMILIES.values()):
+        index = [CLASSES.index(m) for m in members]
+        family_of[index] = f
+        columns.append(np.asarray(probabilities)[:, index].sum(axis=1))
+    true = family_of[labels]
+    keep = true >= 0
+    predicted = np.stack(columns, axis=1).argmax(axis=1)
+    return true[keep], predicted[keep]
+
+
+def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, n_bins: int = 10) -> float:
+    """Top-label ECE: the confidence-weighted gap between confidence and accuracy over equal-width bins."""
+    labels = np.asarray(labels, dtype=np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    total = 0.0
+    for b in range(n_bins):
+        members = bins == b
+        if members.any():
+            total += members.sum() * abs(confidence[members].mean() - correct[members].mean())
+    return float(total / max(len(labels), 1))
+
+
+def reliability_curve(is_positive: np.ndarray, score: np.ndarray, n_bins: int = 10) -> dict:
+    """Mean predicted probability, observed frequency and count per equal-width bin (for the plot)."""
+    is_positive = np.asarray(is_positive, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    bins = np.minimum((score * n_bins).astype(np.int64), n_bins - 1)
+    mean_p, observed, count = [], [], []
+    for b in range(n_bins):
+        members = bins == b
+        count.append(int(members.sum()))
+        mean_p.append(float(score[members].mean()) if members.any() else None)
+        observed.append(float(is_positive[members].mean()) if members.any() else None)
+    return {"mean_probability": mean_p, "observed_fraction": observed, "count": count}
+
+
+def real_sky_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    """The real-sky report for one set of predictions (see docs/evaluation.md)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    snia = CLASSES.index("SNIa")
+    is_ia = labels == snia
+    true_family, predicted_family = sn_family_predictions(labels, probabilities)
+    family_recall = per_class_recall(true_family, predicted_family, len(SN_FAMILIES))
+    predicted = probabilities.argmax(axis=1)
+    recall = per_class_recall(labels, predicted)
+    return {
+        "n": int(len(labels)),
+        "snia_vs_rest_auc": roc_auc(is_ia, probabilities[:, snia]),
+        "snia_purity_at_50": purity_at_efficiency(is_ia, probabilities[:, snia], 0.5),
+        "snia_purity_at_80": purity_at_efficiency(is_ia, probabilities[:, snia], 0.8),
+        "family_accuracy": float(np.mean(true_family == predicted_family)) if len(true_family) else float("nan"),
+        "family_balanced_accuracy": float(np.nanmean(family_recall)),
+        "family_recall": {name: (None if np.isnan(r) else float(r)) for name, r in zip(SN_FAMILIES, family_recall)},
+        "accuracy": float(np.mean(predicted == labels)),
+        "flat_log_loss": flat_log_loss(labels, probabilities),
+        "ece": expected_calibration_error(labels, probabilities),
+        "snia_reliability": reliability_curve(is_ia, probabilities[:, snia]),
+        "per_class_recall": {name: (None if np.isnan(r) else float(r)) for name, r in zip(CLASSES, recall)
+                             if (labels == CLASSES.index(name)).any()},
+        "confusion": confusion_matrix(labels, predicted).tolist(),
+    }

@@ -50,6 +50,13 @@ MAX_SIGMA_MAG: float = 1.0
 #: ``isdiffpos`` values (trimmed, lower case) that mark a negative difference flux.
 NEGATIVE_ISDIFFPOS: tuple[str, ...] = ("f", "0", "false")
 
+#: The context channels, in input order after g and r (see :func:`_context_channels`).
+CONTEXT_CHANNELS: tuple[str, ...] = ("age", "gap_g", "gap_r")
+#: Scale (days) of the age channel, ``asinh(age / AGE_SCALE_DAYS)``.
+AGE_SCALE_DAYS: float = 20.0
+#: The gap channels are clipped at this many GP time scales.
+MAX_GAP_SCALES: float = 3.0
+
 # Reasons an object cannot be prepared (kept short: they travel in a Spark column).
 REASON_NO_DATA = "no observations"
 REASON_NO_DETECTION = "no valid g/r detection"
@@ -68,6 +75,14 @@ class PreparationConfig:
     use_upper_limits: bool = True
     limit_noise_factor: float = 2.0
     method: str = "gp"
+    #: Add the context channels (age since the first detection, distance to the nearest g and r
+    #: point) after the g, r fluxes. Off for models trained before they existed.
+    context_channels: bool = False
+
+    @property
+    def n_channels(self) -> int:
+        """Values per time step of the model input: g, r, then the context channels if enabled."""
+        return len(BANDS) + (len(CONTEXT_CHANNELS) if self.context_channels else 0)
 
     @property
     def window_days(self) -> float:
@@ -144,7 +159,7 @@ class Observations:
 class PreparedBatch:
     """Model input for a batch of objects, and which of them could be prepared."""
 
-    values: np.ndarray  # float32 (n_objects, n_steps, 2); zeros where not ok
+    values: np.ndarray  # float32 (n_objects, n_steps, n_channels); zeros where not ok
     ok: np.ndarray  # bool (n_objects,)
     reason: np.ndarray  # object (n_objects,): None where ok, else a short reason
     n_detections: np.ndarray  # int (n_objects,): valid g/r detections used
@@ -421,7 +436,8 @@ def _sorted_by_object_and_time(obs: Observations) -> bool:
     return bool(np.all((step_object > 0) | ((step_object == 0) & (step_time >= 0))))
 
 
-def _select_points(obs: Observations, config: PreparationConfig) -> tuple[Observations, np.ndarray, np.ndarray]:
+def _select_points(obs: Observations, config: PreparationConfig
+                   ) -> tuple[Observations, np.ndarray, np.ndarray, np.ndarray]:
     """Finite points, recent enough to matter, at most ``max_points`` per object.
 
     Upper limits are kept only before an object's first detection: there they
@@ -430,7 +446,8 @@ def _select_points(obs: Observations, config: PreparationConfig) -> tuple[Observ
     zero flux carved false dips into real ZTF light curves.
 
     Returns the kept observations sorted by (object, time), the reference time
-    (latest kept observation) per object and the peak |detected flux| per object.
+    (latest kept observation) per object, the peak |detected flux| per object and the time of
+    each object's first detection in the whole history delivered (inf if none).
     """
     valid = (
         np.isfinite(obs.time) & np.isfinite(obs.flux) & np.isfinite(obs.flux_err) & (obs.flux_err > 0)
@@ -458,7 +475,7 @@ def _select_points(obs: Observations, config: PreparationConfig) -> tuple[Observ
     peak = np.zeros(n)
     det = obs.detected
     np.maximum.at(peak, obs.object_index[det], np.abs(obs.flux[det]))
-    return obs, t_ref, peak
+    return obs, t_ref, peak, first_detection
 
 
 _SQRT3 = 3.0 ** 0.5
@@ -606,16 +623,51 @@ def _linear_grid(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: n
         out[objects, :, band] = value.reshape(len(objects), config.n_steps)
 
 
+def _context_channels(kept: Observations, objects: np.ndarray, t_ref: np.ndarray, first_detection: np.ndarray,
+                      config: PreparationConfig) -> np.ndarray:
+    """What the peak-scaled GP mean cannot say, per grid step: (len(objects), n_steps, 3).
+
+    - age: ``asinh((t_step - first detection) / AGE_SCALE_DAYS)``, the time since the first
+      detection in the history delivered (negative before it). Peak scaling and a fixed window
+      hide how long an object has been bright; a light curve's duration separates SNe II from Ia.
+    - gap_g, gap_r: distance from the step to the nearest kept point of that band, in GP time
+      scales, clipped at MAX_GAP_SCALES: where the GP mean is data and where it is only the prior.
+
+    ``kept`` is sorted by (object, time) (as :func:`_select_points` returns it).
+    """
+    steps = -(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days
+    grid_time = t_ref[objects][:, None] + steps[None, :]
+    out = np.empty((len(objects), config.n_steps, len(CONTEXT_CHANNELS)), dtype=np.float32)
+    out[:, :, 0] = np.arcsinh((grid_time - first_detection[objects][:, None]) / AGE_SCALE_DAYS)
+    position = np.full(kept.n_objects, -1, dtype=np.int64)
+    position[objects] = np.arange(len(objects))
+    span = 1e6  # composite key (object, time): times span far less than this
+    query = (np.arange(len(objects))[:, None] * span + (grid_time - t_ref[objects][:, None])).ravel()
+    for band in range(len(BANDS)):
+        sel = (kept.band == band) & (position[kept.object_index] >= 0)
+        owner = position[kept.object_index[sel]]
+        key = owner * span + (kept.time[sel] - t_ref[kept.object_index[sel]])  # sorted: kept is (object, time)
+        gap = np.full(len(query), np.inf)
+        if len(key):
+            right = np.searchsorted(key, query)
+            for side in (np.minimum(right, len(key) - 1), np.maximum(right - 1, 0)):
+                same = owner[side] == np.repeat(np.arange(len(objects)), config.n_steps)
+                gap = np.minimum(gap, np.where(same, np.abs(key[side] - query), np.inf))
+        out[:, :, 1 + band] = np.minimum(gap / config.time_scale_days, MAX_GAP_SCALES).reshape(len(objects), -1)
+    return out
+
+
 def prepare(obs: Observations, config: PreparationConfig | None = None) -> PreparedBatch:
-    """Observations of many objects -> model input ``(n_objects, n_steps, 2)`` [g, r].
+    """Observations of many objects -> model input ``(n_objects, n_steps, n_channels)``: [g, r]
+    fluxes, then the context channels if ``config.context_channels``.
 
     An object with no usable g/r detection is not prepared (``ok`` False, with a
     reason); its row of ``values`` is zeros and must not be scored.
     """
     config = config or PreparationConfig()
     n = obs.n_objects
-    values = np.zeros((n, config.n_steps, len(BANDS)), dtype=np.float32)
-    kept, t_ref, peak = _select_points(obs, config)
+    values = np.zeros((n, config.n_steps, config.n_channels), dtype=np.float32)
+    kept, t_ref, peak, first_detection = _select_points(obs, config)
     n_det = np.bincount(kept.object_index[kept.detected], minlength=n)
     ok = (n_det > 0) & (peak > 0) & np.isfinite(peak)
     reason = np.full(n, None, dtype=object)
@@ -634,5 +686,7 @@ def prepare(obs: Observations, config: PreparationConfig | None = None) -> Prepa
             _gp_grid(kept, objects, t_ref, y, noise, config, grid)
         else:
             _linear_grid(kept, objects, t_ref, y, config, grid)
-        values[objects] = grid[objects]
+        values[objects, :, :len(BANDS)] = grid[objects]
+        if config.context_channels:
+            values[objects, :, len(BANDS):] = _context_channels(kept, objects, t_ref, first_detection, config)
     return PreparedBatch(values=values, ok=ok, reason=reason, n_detections=n_det)

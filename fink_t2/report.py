@@ -40,7 +40,7 @@ def _predictors(run_dir: Path, config, tflite: dict, fink_deployed: bool) -> dic
     for name, path in tflite.items():
         from fink_t2.runtime import load_model
 
-        model = load_model(path)
+        model = load_model(path, prior="flat")  # PLAsTiCC's flat log-loss: the flat-prior option
 
         def tflite_predict(obs, model=model):
             batch = prepare(obs, model.preparation)
@@ -198,10 +198,51 @@ def _recall_table(results: dict, model: str) -> str:
     return "\n".join(lines)
 
 
+def _real_sky_section(run_dir: Path, output_dir: Path, tflite: dict, bts, text: list[str], progress: bool) -> dict:
+    """Run the real-sky evaluation; append its markdown to ``text``; return its numbers."""
+    from fink_t2 import real_sky
+
+    report = real_sky.evaluate_real(run_dir, output_dir, baselines=tflite, bts_path=bts, progress=progress)
+    simbad = real_sky.simbad_confusion(tflite)
+    report["simbad"] = simbad
+    (output_dir / "real_sky.json").write_text(json.dumps(report, indent=1))
+    objects = ", ".join(f"{k} {v}" for k, v in report["objects"].items())
+    shipped = next(iter(report["results"]))
+    text += ["## Real sky: typed ZTF Bright Transient Survey light curves", "",
+             f"{sum(report['objects'].values())} objects ({objects}). Alert-like views: cut at the 3rd detection, "
+             "at the last detection within 10 and 30 days of the first (each with a 30-day history), and the whole "
+             "light curve. The fine-tuned model is judged **out of fold**: object-wise "
+             f"{len(np.unique(real_sky.load_cv_predictions(run_dir)['full']['fold']))}-fold cross-validation, "
+             "each object scored by the model trained without it (its temperature fitted on the other folds). "
+             "Models that never saw a real object are scored on every object. Ia/II/Ibc: the most probable of "
+             "the summed families (Ia = SNIa + SNIa-91bg + SNIax).", "",
+             *real_sky.markdown_tables(report["results"]), "",
+             f"Targets, {shipped}:", "", *real_sky.target_lines(report["results"][shipped]), "",
+             "![real_sky.png](real_sky.png)", ""]
+    if simbad:
+        text += ["## Real sky: SIMBAD-labelled alerts (variables and AGN)", "",
+                 f"{simbad['n_labelled']} alerts of `../shared/data/ztf_alerts` whose `cdsxmatch` names a modelled "
+                 "class (" + ", ".join(f"{k} {v}" for k, v in simbad["counts"].items()) + "), scored as served "
+                 "(no cuts, the model's default prior). Correct = top class is the SIMBAD class.", "",
+                 "| model | correct | mean recall over classes | top classes per SIMBAD class |", "|---|---|---|---|"]
+        for name, entry in simbad["models"].items():
+            detail = "; ".join(f"{cls} ({v['n']}): " + ", ".join(f"{k} {n}" for k, n in v["top_classes"].items())
+                               for cls, v in entry["by_class"].items())
+            text += [f"| {name} | {entry['correct']} / {simbad['n_labelled']} | {entry['balanced_recall']:.3f} | "
+                     f"{detail} |"]
+        text += [""]
+    return report
+
+
 def evaluate_run(run_dir: str | Path, output_dir: str | Path = "docs", data_dir: str | Path | None = None,
                  tflite: dict | None = None, fink_deployed: bool = False, max_objects: int | None = None,
-                 progress: bool = True) -> dict:
-    """Evaluate a training run on its held-out test objects; write JSON, plots and a markdown report."""
+                 progress: bool = True, real: bool = False, bts: str | Path | None = None) -> dict:
+    """Evaluate a training run on its held-out test objects; write JSON, plots and a markdown report.
+
+    With ``real``, the real-sky report too (:mod:`fink_t2.real_sky`): the run's
+    out-of-fold BTS predictions beside the ``tflite`` models, and the
+    SIMBAD-labelled alerts scored by the ``tflite`` models.
+    """
     from fink_t2.training import CONFIG_FILE, HISTORY_FILE, TrainConfig
 
     run_dir, output_dir = Path(run_dir), Path(output_dir)
@@ -258,6 +299,8 @@ def evaluate_run(run_dir: str | Path, output_dir: str | Path = "docs", data_dir:
                 cells.append("declined" if r["top"] is None else f"{r['top']} ({r['p_top']}), {r['p_SNIa']}")
             text += [f"| {row['objectId']} | {row['tns']} | " + " | ".join(cells) + " |"]
         text += [""]
+    if real:
+        report["real_sky"] = _real_sky_section(run_dir, output_dir, tflite or {}, bts, text, progress)
     for label, files in plots.items():
         text += [f"### {label}", ""] + [f"![{f}]({f})" for f in files] + [""]
     (output_dir / "evaluation.md").write_text("\n".join(text))

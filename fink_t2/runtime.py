@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from fink_t2.calibration import FLAT, calibrate, prior_vector
 from fink_t2.classes import CLASSES
 from fink_t2.lightcurves import BANDS, PreparationConfig
 
@@ -33,7 +34,7 @@ DEFAULT_CHUNK = 1024
 #: How many times a model file was loaded in this process (tests check reuse).
 LOAD_COUNT = 0
 
-_CACHE: dict[tuple[str, int], "T2Model"] = {}
+_CACHE: dict[tuple[str, int, str | None], "T2Model"] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -112,8 +113,10 @@ class T2Model:
     preparation: PreparationConfig
     interpreter: object
     num_threads: int
+    prior: str | None = None  # class prior of the output: None, the metadata's default
 
     def __post_init__(self) -> None:
+        self.temperature, self.prior, self._prior = model_calibration(self.path, self.metadata, self.prior)
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         self._batch = int(self._input["shape"][0])
@@ -139,8 +142,12 @@ class T2Model:
             self._output = self.interpreter.get_output_details()[0]
             self._batch = batch
 
-    def predict(self, values: np.ndarray, chunk: int = DEFAULT_CHUNK) -> np.ndarray:
-        """Class probabilities (n, 14) for prepared inputs (n, n_steps, 2): one invoke per chunk."""
+    def predict(self, values: np.ndarray, chunk: int = DEFAULT_CHUNK, calibrated: bool = True) -> np.ndarray:
+        """Class probabilities (n, 14) for prepared inputs (n, n_steps, n_channels): one invoke per chunk.
+
+        ``calibrated`` applies the model's temperature and class prior (see
+        :mod:`fink_t2.calibration`); False gives the network's own softmax.
+        """
         values = np.asarray(values, dtype=np.float32)
         if values.ndim != 3 or values.shape[1:] != self.input_shape:
             raise ValueError(f"expected inputs of shape (n, {self.input_shape[0]}, {self.input_shape[1]}), "
@@ -156,11 +163,43 @@ class T2Model:
                 self.interpreter.invoke()
                 n = min(chunk, len(values) - start)
                 out[start:start + n] = self.interpreter.get_tensor(self._output["index"])[:n]
+        if calibrated and (self._prior is not None or self.temperature != 1.0):
+            out = calibrate(out, self.temperature, self._prior)
         return out
 
 
-def load_model(model_path: str | Path | None = None, num_threads: int = 1) -> T2Model:
-    """Read, verify and open a model (always from disk; prefer :func:`get_model`)."""
+def model_calibration(path: Path, meta: dict, prior: str | None) -> tuple[float, str, np.ndarray | None]:
+    """(temperature, prior name, prior vector or None for flat) from the metadata's ``calibration`` section.
+
+    A model without the section (trained before it existed) has temperature 1
+    and the flat prior it was trained with. ``prior`` overrides the default;
+    ``"flat"`` is always available and is the network's own output (flat
+    prior, temperature 1: the temperature was fitted with the named prior).
+    """
+    section = meta.get("calibration") or {}
+    where = f"model metadata {metadata_path(path)}"
+    if not isinstance(section, dict):
+        raise ModelFileError(f"{where}: 'calibration' must be a mapping ({_FIX})")
+    priors = section.get("class_priors") or {}
+    name = prior if prior is not None else section.get("prior", FLAT)
+    if name != FLAT and name not in priors:
+        raise ModelFileError(f"{where}: unknown class prior {name!r}; this model offers "
+                             f"{[FLAT, *priors]} (pass one of them)")
+    try:
+        temperature = 1.0 if name == FLAT else float(section.get("temperature", 1.0))
+        vector = None if name == FLAT else prior_vector(priors[name])
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{where}: bad calibration: {error} ({_FIX})") from error
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ModelFileError(f"{where}: calibration temperature must be a number > 0 ({_FIX})")
+    return temperature, name, vector
+
+
+def load_model(model_path: str | Path | None = None, num_threads: int = 1, prior: str | None = None) -> T2Model:
+    """Read, verify and open a model (always from disk; prefer :func:`get_model`).
+
+    ``prior`` names the class prior of the output (None: the model's default, see its YAML).
+    """
     global LOAD_COUNT
     path = Path(model_path) if model_path is not None else DEFAULT_MODEL
     if not path.exists():
@@ -181,8 +220,8 @@ def load_model(model_path: str | Path | None = None, num_threads: int = 1) -> T2
     except Exception as error:  # the interpreter raises ValueError/RuntimeError on a bad flatbuffer
         raise ModelFileError(f"model file {path} could not be opened by the TFLite interpreter: {error} "
                              f"({_FIX})") from error
-    model = T2Model(path, meta, preparation, interpreter, num_threads)
-    expected = [int(preparation.n_steps), len(BANDS)]
+    model = T2Model(path, meta, preparation, interpreter, num_threads, prior)
+    expected = [int(preparation.n_steps), preparation.n_channels]
     declared = [int(v) for v in meta["input_shape"][1:]]
     if list(model.input_shape) != expected or declared != expected:
         raise ModelFileError(f"model {path} takes inputs {list(model.input_shape)} (metadata says {declared}), "
@@ -194,14 +233,14 @@ def load_model(model_path: str | Path | None = None, num_threads: int = 1) -> T2
     return model
 
 
-def get_model(model_path: str | Path | None = None, num_threads: int = 1) -> T2Model:
-    """The process-wide model for ``model_path``: loaded on first use, then reused."""
+def get_model(model_path: str | Path | None = None, num_threads: int = 1, prior: str | None = None) -> T2Model:
+    """The process-wide model for ``model_path`` (and ``prior``): loaded on first use, then reused."""
     path = Path(model_path) if model_path is not None else DEFAULT_MODEL
-    key = (str(path.resolve()), int(num_threads))
+    key = (str(path.resolve()), int(num_threads), prior)
     with _CACHE_LOCK:
         model = _CACHE.get(key)
         if model is None:
-            model = load_model(path, num_threads)
+            model = load_model(path, num_threads, prior)
             _CACHE[key] = model
         return model
 
@@ -213,7 +252,7 @@ def write_metadata(model_path: str | Path, data: bytes, preparation: Preparation
         "model_file": Path(model_path).name,
         "size_bytes": len(data),
         "sha256": sha256_of(data),
-        "input_shape": [None, int(preparation.n_steps), len(BANDS)],
+        "input_shape": [None, int(preparation.n_steps), preparation.n_channels],
         "output_shape": [None, len(CLASSES)],
         "bands": list(BANDS),
         "classes": list(CLASSES),

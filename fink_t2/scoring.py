@@ -355,27 +355,30 @@ def _check_frame(pdf) -> None:
         )
 
 
-def classify_with_reasons(pdf: pd.DataFrame, model_path=None) -> tuple[pd.DataFrame, pd.Series]:
+def classify_with_reasons(pdf: pd.DataFrame, model_path=None,
+                          prior: str | None = None) -> tuple[pd.DataFrame, pd.Series]:
     """Probabilities (as :func:`classify`) and, per alert, why it was declined (None if classified)."""
     _check_frame(pdf)
     scores = score_alerts(
         *(pdf[c] for c in REQUIRED_COLUMNS),
         cisdiffpos=pdf["cisdiffpos"] if "cisdiffpos" in pdf.columns else None,
         cdiffmaglim=pdf["cdiffmaglim"] if "cdiffmaglim" in pdf.columns else None,
-        model_path=model_path,
+        model=get_model(model_path, prior=prior),
     )
     probabilities = pd.DataFrame(scores.probabilities, index=pdf.index, columns=list(CLASSES))
     reasons = pd.Series(scores.reason, index=pdf.index, name="reason", dtype=object)
     return probabilities, reasons
 
 
-def classify(pdf: pd.DataFrame, model_path=None) -> pd.DataFrame:
+def classify(pdf: pd.DataFrame, model_path=None, prior: str | None = None) -> pd.DataFrame:
     """Class probabilities of alerts: same index, one float column per class in ``CLASSES`` order.
 
     Rows sum to 1; a declined alert (too little data, bad values) gets a row
-    of NaN. ``model_path`` defaults to the model shipped in the package.
+    of NaN. ``model_path`` defaults to the model shipped in the package;
+    ``prior`` names the class prior of the probabilities (None: the model's
+    default, ``"flat"``: every class alike, as in training; see the model's YAML).
     """
-    return classify_with_reasons(pdf, model_path)[0]
+    return classify_with_reasons(pdf, model_path, prior)[0]
 
 
 # --------------------------------------------------------------------------- output formats

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from fink_t2.bts import REAL_EPOCHS, RealData, predict_real_epochs
 from fink_t2.classes import CLASSES, N_CLASSES
 from fink_t2.config import build, load_yaml
 from fink_t2.lightcurves import PreparationConfig, prepare
@@ -35,8 +36,41 @@ from fink_t2.plasticc import (
 )
 
 KERAS_FILE = "t2.keras"
+PRETRAINED_FILE = "pretrained.keras"
 CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.json"
+CV_FILE = "cv_predictions.npz"
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass
+class RealStageConfig:
+    """The real-data stage: fine-tune the PLAsTiCC-pretrained t2 on typed real ZTF light curves.
+
+    Real views and PLAsTiCC views are mixed in every epoch, so classes with no
+    real label (variables, AGN, KN, ...) keep what pretraining taught.
+    """
+
+    epochs: int = 10
+    views_per_object: int = 32          # fresh random alert-like views per real object per epoch
+    plasticc_views_per_object: int = 4  # PLAsTiCC views per training object per epoch, mixed in
+    real_share: float = 0.5             # share of the loss weight carried by the real views
+    learning_rate: float = 0.002
+    long_history_fraction: float = 0.3  # real views with the whole history instead of 30 days
+    max_class_weight: float = 10.0      # cap on a real class's balancing weight (3 SNe Iax are not a class)
+    folds: int = 5                      # object-wise cross-validation folds of the real set
+    bts_path: str | None = None         # null: fink_t2.bts.default_bts_path()
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.views_per_object < 1 or self.plasticc_views_per_object < 0:
+            raise ValueError("real.epochs and real.views_per_object must be >= 1, "
+                             "real.plasticc_views_per_object >= 0")
+        if not 0.0 < self.real_share <= 1.0:
+            raise ValueError("real.real_share must be in (0, 1]")
+        if not self.learning_rate > 0 or not self.max_class_weight >= 1:
+            raise ValueError("real.learning_rate must be > 0 and real.max_class_weight >= 1")
+        if self.folds < 2:
+            raise ValueError("real.folds must be >= 2")
 
 
 @dataclass
@@ -59,6 +93,7 @@ class TrainConfig:
     resampled_fraction: float = 0.5
     preparation: PreparationConfig = field(default_factory=PreparationConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    real: RealStageConfig | None = None  # null: PLAsTiCC only
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
@@ -71,13 +106,20 @@ class TrainConfig:
         return values
 
 
-def class_weights(labels: np.ndarray) -> np.ndarray:
-    """Per-sample weights giving every class the same total weight (mean weight 1)."""
+def class_weights(labels: np.ndarray, max_weight: float | None = None) -> np.ndarray:
+    """Per-sample weights giving every class the same total weight (mean weight 1).
+
+    ``max_weight`` caps a class's weight (before the mean is brought back to 1), so
+    that a class of three objects cannot dominate.
+    """
     counts = np.bincount(labels, minlength=N_CLASSES).astype(np.float64)
     present = counts > 0
     per_class = np.zeros(N_CLASSES)
     per_class[present] = len(labels) / (present.sum() * counts[present])
-    return per_class[labels].astype(np.float32)
+    if max_weight is not None:
+        per_class = np.minimum(per_class, max_weight)
+    weights = per_class[labels]
+    return (weights / max(weights.mean(), 1e-12)).astype(np.float32)
 
 
 def prepared_views(data: PlasticcData, spec: ViewSpec, prep: PreparationConfig,
@@ -122,15 +164,20 @@ def _log(message: str, progress: bool) -> None:
 
 
 def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | None = None,
-          max_objects: int | None = None, progress: bool = True, data: PlasticcData | None = None) -> dict:
+          max_objects: int | None = None, progress: bool = True, data: PlasticcData | None = None,
+          real: RealData | None = None, pretrained: str | Path | None = None) -> dict:
     """Train a t2 model; write the Keras file, its config and the history into ``output_dir``.
 
-    Returns the history (per-epoch losses) and the split sizes.
+    Stage 1 pretrains on PLAsTiCC views (skipped if ``pretrained`` names a Keras
+    file). With ``config.real``, stage 2 fine-tunes on typed real light curves:
+    first once per object-wise fold (the out-of-fold predictions of the real
+    objects at the alert epochs go to ``cv_predictions.npz``; they are the
+    real-sky evaluation and fit the calibration), then on every real object for
+    the shipped model. Returns the history and the split sizes.
     """
     import tensorflow as tf
     import tf_keras as keras
 
-    from fink_t2.evaluation import balanced_accuracy, flat_log_loss
     from fink_t2.model import build_model
 
     output_dir = Path(output_dir)
@@ -147,10 +194,48 @@ def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | No
     _log(f"objects: {len(data.labels)} (train {len(split['train'])}, validation {len(split['validation'])}, "
          f"test {len(split['test'])}); {time.time() - started:.1f}s", progress)
     x_val, y_val = validation_set(data, split["validation"], config, prep)
+    summary: dict = {"split": {name: int(len(idx)) for name, idx in split.items()}, "classes": CLASSES}
 
-    model = build_model(prep.n_steps, 2, config.model, seed=config.seed)
-    optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
+    if pretrained is not None:
+        model = load_keras_model(pretrained)
+        _log(f"stage 1 skipped: pretrained weights from {pretrained}", progress)
+    else:
+        model = build_model(prep.n_steps, prep.n_channels, config.model, seed=config.seed)
+        summary.update(_pretrain(model, config, data, split, x_val, y_val, progress))
+    with open(output_dir / CONFIG_FILE, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
+    if config.real is None:
+        model.save(output_dir / KERAS_FILE)
+    else:
+        model.save(output_dir / PRETRAINED_FILE)
+        if real is None:
+            from fink_t2.bts import load_bts
+
+            real = load_bts(config.real.bts_path)
+        summary["real"] = _real_stage(output_dir / PRETRAINED_FILE, config, data, split, x_val, y_val, real,
+                                      output_dir, progress)
+    summary["seconds"] = round(time.time() - started, 1)
+    summary["parameters"] = int(model.count_params())
+    with open(output_dir / HISTORY_FILE, "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=1)
+    _log(f"saved {output_dir / KERAS_FILE} in {summary['seconds']:.0f}s", progress)
+    return summary
+
+
+def _compile(model, learning_rate: float, clipnorm: float) -> None:
+    import tf_keras as keras
+
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+
+
+def _pretrain(model, config: TrainConfig, data: PlasticcData, split: dict, x_val: np.ndarray, y_val: np.ndarray,
+              progress: bool) -> dict:
+    """Stage 1: PLAsTiCC views, early stopping on the validation flat log-loss; ``model`` ends at its best epoch."""
+    from fink_t2.evaluation import balanced_accuracy, flat_log_loss
+
+    prep = config.preparation
+    _compile(model, config.learning_rate, config.clipnorm)
     rng = np.random.default_rng(config.seed)
     history: list[dict] = []
     best_loss, best_weights, best_epoch = np.inf, model.get_weights(), -1
@@ -189,19 +274,104 @@ def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | No
                 model.optimizer.learning_rate.assign(learning_rate)
                 since_lr_drop = 0
     model.set_weights(best_weights)
+    _log(f"stage 1 best epoch {best_epoch}: val flat LL {best_loss:.4f}", progress)
+    return {"best_epoch": best_epoch, "best_val_flat_log_loss": best_loss, "history": history}
+
+
+def real_views(real: RealData, objects: np.ndarray, views_per_object: int, rng: np.random.Generator,
+               long_history_fraction: float, prep: PreparationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Prepared random alert-like views of real ``objects`` (thinned, noisier: as PLAsTiCC's) and their labels."""
+    spec = sample_training_views(real.observations, objects, views_per_object, rng, long_history_fraction)
+    batch = prepare(make_views(real.observations, spec, rng), prep)
+    kept = np.flatnonzero(batch.ok)
+    return batch.values[kept], real.labels[spec.source[kept]]
+
+
+def fine_tune(model, config: TrainConfig, data: PlasticcData, plasticc_objects: np.ndarray, real: RealData,
+              real_objects: np.ndarray, progress: bool = True, x_val=None, y_val=None) -> list[dict]:
+    """Stage 2 on ``model`` in place: fixed epochs of real views of ``real_objects`` mixed with PLAsTiCC views.
+
+    Each source is class-balanced on its own (real classes capped at
+    ``max_class_weight``); the real views carry ``real_share`` of the loss.
+    """
+    from fink_t2.evaluation import flat_log_loss
+
+    stage = config.real
+    prep = config.preparation
+    _compile(model, stage.learning_rate, config.clipnorm)
+    rng = np.random.default_rng(config.seed + 7)
+    history = []
+    for epoch in range(stage.epochs):
+        t0 = time.time()
+        x_real, y_real = real_views(real, real_objects, stage.views_per_object, rng, stage.long_history_fraction,
+                                    prep)
+        w_real = class_weights(y_real, stage.max_class_weight) * stage.real_share
+        xs, ys, ws = [x_real], [y_real], [w_real]
+        if stage.plasticc_views_per_object and stage.real_share < 1.0:
+            spec = sample_training_views(data.observations, plasticc_objects, stage.plasticc_views_per_object, rng,
+                                         config.long_history_fraction)
+            x_sim, y_sim, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction)
+            # Per view, so that the two sources' totals stand in the ratio real_share : 1 - real_share.
+            w_sim = class_weights(y_sim) * (1.0 - stage.real_share) * len(y_real) / max(len(y_sim), 1)
+            xs.append(x_sim)
+            ys.append(y_sim)
+            ws.append(w_sim)
+        x, y, w = np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
+        fit = model.fit(x, y, sample_weight=w / w.mean(), batch_size=config.batch_size, epochs=1, shuffle=True,
+                        verbose=0)
+        record = {"epoch": epoch + 1, "train_loss": float(fit.history["loss"][-1]), "n_real_views": len(y_real),
+                  "n_views": len(y), "seconds": round(time.time() - t0, 2)}
+        if x_val is not None:
+            record["plasticc_val_flat_log_loss"] = flat_log_loss(y_val, model.predict(x_val, batch_size=4096,
+                                                                                      verbose=0))
+        history.append(record)
+        _log(f"  real epoch {epoch + 1:2d}/{stage.epochs}  train {record['train_loss']:.4f}"
+             + (f"  PLAsTiCC val flat LL {record['plasticc_val_flat_log_loss']:.4f}" if x_val is not None else "")
+             + f"  {record['seconds']:.0f}s", progress)
+    return history
+
+
+def _real_stage(pretrained: Path, config: TrainConfig, data: PlasticcData, split: dict, x_val, y_val,
+                real: RealData, output_dir: Path, progress: bool) -> dict:
+    """Cross-validated fine-tuning (out-of-fold predictions, calibration), then the final fine-tune."""
+    from fink_t2.bts import object_folds
+    from fink_t2.calibration import ZTF_ALERT_PRIOR, fit_temperature, prior_vector
+
+    stage = config.real
+    folds = object_folds(real.labels, stage.folds, config.seed)
+    parts: dict[str, list] = {epoch: [] for epoch in REAL_EPOCHS}
+    histories = []
+    for k in range(stage.folds):
+        held = np.flatnonzero(folds == k)
+        _log(f"real stage, fold {k + 1}/{stage.folds}: fine-tune on {len(real.labels) - len(held)} real objects, "
+             f"predict {len(held)}", progress)
+        model = load_keras_model(pretrained)
+        histories.append(fine_tune(model, config, data, split["train"], real, np.flatnonzero(folds != k), progress))
+        predicted = predict_real_epochs(lambda v, m=model: m.predict(v, batch_size=4096, verbose=0), real, held,
+                                        config.preparation)
+        for epoch, values in predicted.items():
+            parts[epoch].append({**values, "fold": np.full(len(values["object"]), k)})
+    arrays = {}
+    for epoch, chunks in parts.items():
+        for key in ("object", "label", "probabilities", "fold"):
+            arrays[f"{epoch}/{key}"] = np.concatenate([c[key] for c in chunks])
+    np.savez_compressed(output_dir / CV_FILE, **arrays)
+
+    # Temperature under the shipped prior, on the pooled out-of-fold alert epochs.
+    prior = prior_vector(ZTF_ALERT_PRIOR)
+    alert = [e for e in REAL_EPOCHS if e != "full"]
+    labels = np.concatenate([arrays[f"{e}/label"] for e in alert])
+    probabilities = np.concatenate([arrays[f"{e}/probabilities"] for e in alert])
+    temperature = fit_temperature(labels, probabilities, prior)
+    with open(output_dir / CALIBRATION_FILE, "w", encoding="utf-8") as handle:
+        json.dump({"temperature": temperature, "fitted_on": "out-of-fold real alert-epoch views"}, handle, indent=1)
+    _log(f"calibration: temperature {temperature:.3f}", progress)
+
+    _log(f"real stage, final: fine-tune on all {len(real.labels)} real objects", progress)
+    model = load_keras_model(pretrained)
+    final = fine_tune(model, config, data, split["train"], real, np.arange(len(real.labels)), progress, x_val, y_val)
     model.save(output_dir / KERAS_FILE)
-    with open(output_dir / CONFIG_FILE, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
-    summary = {
-        "best_epoch": best_epoch, "best_val_flat_log_loss": best_loss, "history": history,
-        "split": {name: int(len(idx)) for name, idx in split.items()},
-        "classes": CLASSES, "seconds": round(time.time() - started, 1),
-        "parameters": int(model.count_params()),
-    }
-    with open(output_dir / HISTORY_FILE, "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=1)
-    _log(f"best epoch {best_epoch}: val flat LL {best_loss:.4f}; saved {output_dir / KERAS_FILE}", progress)
-    return summary
+    return {"folds": stage.folds, "fold_histories": histories, "final_history": final, "temperature": temperature}
 
 
 def load_keras_model(path: str | Path):

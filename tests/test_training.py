@@ -47,12 +47,13 @@ def test_tiny_training_run_reduces_loss_and_saves_a_usable_model(tmp_path):
     config = TrainConfig.from_yaml("conf/train.yaml")
     config.epochs, config.views_per_object, config.patience = 6, 8, 10
     config.model = replace(config.model, ff_dim=32)
+    config.real = None  # PLAsTiCC only here; the real stage has its own test (test_real_sky.py)
     summary = train(config, tmp_path, max_objects=300, progress=False)
     losses = [h["train_loss"] for h in summary["history"]]
     assert losses[-1] < losses[0] - 0.05, losses
     assert summary["best_val_flat_log_loss"] < np.log(14)
     model = load_keras_model(tmp_path / "t2.keras")
-    x = np.zeros((3, config.preparation.n_steps, 2), dtype=np.float32)
+    x = np.zeros((3, config.preparation.n_steps, config.preparation.n_channels), dtype=np.float32)
     p = model.predict(x, verbose=0)
     assert p.shape == (3, 14) and np.allclose(p.sum(axis=1), 1.0, atol=1e-5)
     assert (tmp_path / "config.yaml").exists() and (tmp_path / "history.json").exists()

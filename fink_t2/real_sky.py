@@ -1,0 +1,236 @@
+"""``fink-t2 evaluate --real``: how the model does on the real sky, not on the simulation.
+
+Two real label sets, neither used to choose anything by looking at its scores:
+
+- the typed ZTF Bright Transient Survey light curves, cut into alert-like views
+  (3rd detection, first+10 d, first+30 d, each with a 30-day history, and the
+  whole light curve). A model fine-tuned on them is judged by its
+  *out-of-fold* predictions: the training run's object-wise cross-validation
+  (``cv_predictions.npz``), so no object is scored by a model that saw it. A
+  model that never saw a real object (today's or a baseline) is scored on
+  every object;
+- the SIMBAD cross-matches (``cdsxmatch``) of the Fink-enriched real alerts,
+  the only real labels of variable stars and AGN here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fink_t2.bts import REAL_EPOCHS, RealData, load_bts, predict_real_epochs
+from fink_t2.calibration import calibrate
+from fink_t2.classes import CLASSES
+from fink_t2.evaluation import SN_FAMILIES, real_sky_metrics, roc_curve
+
+#: Epochs pooled into the headline "alert epochs" numbers.
+ALERT_EPOCHS = ("det3", "first+10d", "first+30d")
+#: The "done when" targets of the real-sky issue, printed beside the measured numbers.
+TARGETS = {"pooled AUC": 0.85, "first+30d AUC": 0.92, "pooled Ia/II/Ibc balanced accuracy": 0.55,
+           "first+30d purity at 50 % efficiency": 0.90}
+
+#: SIMBAD (or TNS) types of the Fink cross-match -> the class they correspond to.
+SIMBAD_CLASSES: dict[str, str] = {
+    "RRLyr": "RRL", "EB*": "EB", "EB*_Candidate": "EB", "Mira": "Mira", "LongPeriodV*": "Mira",
+    "LongPeriodV*_Candidate": "Mira", "LPV*": "Mira", "QSO": "AGN", "QSO_Candidate": "AGN", "AGN": "AGN",
+    "AGN_Candidate": "AGN", "Seyfert": "AGN", "Seyfert_1": "AGN", "Seyfert_2": "AGN", "Seyfert1": "AGN",
+    "Seyfert2": "AGN", "BLLac": "AGN", "Blazar": "AGN", "LINER": "AGN", "QSO_CandidateSeyfert": "AGN",
+}
+
+
+def simbad_class(xmatch: str | None) -> str | None:
+    """The class a ``cdsxmatch`` value names (the ``(SIMBAD)`` prefix ignored), or None."""
+    if not xmatch:
+        return None
+    return SIMBAD_CLASSES.get(str(xmatch).removeprefix("(SIMBAD)").strip())
+
+
+def load_cv_predictions(run_dir: str | Path) -> dict:
+    """The run's out-of-fold predictions: epoch -> {object, label, probabilities, fold}."""
+    from fink_t2.training import CV_FILE
+
+    path = Path(run_dir) / CV_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no out-of-fold predictions (train with a 'real:' section in the config)")
+    with np.load(path, allow_pickle=False) as stored:
+        out: dict = {}
+        for key in stored.files:
+            epoch, field = key.split("/")
+            out.setdefault(epoch, {})[field] = stored[key]
+    return out
+
+
+def cross_fitted_calibration(predictions: dict, prior: np.ndarray | None) -> dict:
+    """Out-of-fold predictions calibrated with a temperature fitted on the *other* folds only.
+
+    The shipped temperature is fitted on every fold; judging calibration with
+    it would score it on the data it was fitted on.
+    """
+    from fink_t2.calibration import fit_temperature
+
+    folds = np.unique(np.concatenate([predictions[e]["fold"] for e in ALERT_EPOCHS]))
+    out = {e: dict(v, probabilities=np.empty_like(v["probabilities"])) for e, v in predictions.items()}
+    for k in folds:
+        labels = np.concatenate([predictions[e]["label"][predictions[e]["fold"] != k] for e in ALERT_EPOCHS])
+        probs = np.concatenate([predictions[e]["probabilities"][predictions[e]["fold"] != k] for e in ALERT_EPOCHS])
+        temperature = fit_temperature(labels, probs, prior)
+        for e, v in predictions.items():
+            rows = v["fold"] == k
+            out[e]["probabilities"][rows] = calibrate(v["probabilities"][rows], temperature, prior)
+    return out
+
+
+def metrics_by_epoch(predictions: dict) -> dict:
+    """:func:`fink_t2.evaluation.real_sky_metrics` per epoch, and pooled over the alert epochs."""
+    out = {e: real_sky_metrics(predictions[e]["label"], predictions[e]["probabilities"]) for e in REAL_EPOCHS}
+    out["alert epochs pooled"] = real_sky_metrics(
+        np.concatenate([predictions[e]["label"] for e in ALERT_EPOCHS]),
+        np.concatenate([predictions[e]["probabilities"] for e in ALERT_EPOCHS]))
+    return out
+
+
+def tflite_predictions(model_path: str | Path | None, real: RealData, prior: str | None = None) -> dict:
+    """A TFLite model's predictions on every real object (for a model that has seen none of them)."""
+    from fink_t2.runtime import load_model
+
+    model = load_model(model_path, prior=prior)
+    return predict_real_epochs(model.predict, real, np.arange(len(real.labels)), model.preparation)
+
+
+def simbad_confusion(model_paths: dict, alerts_dir: Path | None = None) -> dict:
+    """Per model: for each SIMBAD-labelled class, how many alerts got each top class (and the recall)."""
+    import pandas as pd
+
+    from fink_t2.batch import SHARED_ZTF_ALERTS, alert_columns_from_files
+    from fink_t2.scoring import classify_with_reasons
+
+    alerts_dir = alerts_dir or SHARED_ZTF_ALERTS
+    files = sorted(Path(alerts_dir).glob("*.parquet"))
+    if not files:
+        return {}
+    frame = alert_columns_from_files(files, extra=("cdsxmatch",))
+    truth = frame["cdsxmatch"].map(simbad_class)
+    labelled = truth.notna().to_numpy()
+    frame, truth = frame[labelled].reset_index(drop=True), truth[labelled].reset_index(drop=True)
+    out = {"n_labelled": int(len(frame)), "counts": {k: int(v) for k, v in truth.value_counts().items()},
+           "models": {}}
+    for name, path in model_paths.items():
+        probabilities, reasons = classify_with_reasons(frame, model_path=path)
+        top = pd.Series(np.where(reasons.isna(), probabilities.idxmax(axis=1, skipna=True).astype(object), None))
+        table = {}
+        for cls in sorted(truth.unique()):
+            rows = truth == cls
+            counts = top[rows].fillna("declined").value_counts()
+            table[cls] = {"n": int(rows.sum()), "correct": int((top[rows] == cls).sum()),
+                          "top_classes": {k: int(v) for k, v in counts.items()}}
+        correct = sum(v["correct"] for v in table.values())
+        out["models"][name] = {"by_class": table, "correct": correct,
+                               "balanced_recall": float(np.mean([v["correct"] / v["n"] for v in table.values()]))}
+    return out
+
+
+def plot_real(curves: dict, path: Path) -> None:
+    """SN Ia vs rest ROC at each epoch and the SN Ia reliability diagram, per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    snia = CLASSES.index("SNIa")
+    fig, axes = plt.subplots(1, len(REAL_EPOCHS) + 1, figsize=(4.2 * (len(REAL_EPOCHS) + 1), 4.2))
+    for name, (predictions, metrics) in curves.items():
+        for ax, epoch in zip(axes, REAL_EPOCHS):
+            p = predictions[epoch]
+            fpr, tpr = roc_curve(p["label"] == snia, p["probabilities"][:, snia])
+            ax.plot(fpr, tpr, lw=1.3, label=f"{name} ({metrics[epoch]['snia_vs_rest_auc']:.2f})")
+            ax.set_title(f"SN Ia vs rest, {epoch}", fontsize=10)
+            ax.set_xlabel("false-positive rate")
+        curve = metrics["alert epochs pooled"]["snia_reliability"]
+        mean_p = [m for m, c in zip(curve["mean_probability"], curve["count"]) if c]
+        observed = [o for o, c in zip(curve["observed_fraction"], curve["count"]) if c]
+        axes[-1].plot(mean_p, observed, "o-", lw=1.3, label=name)
+    for ax in axes[:-1]:
+        ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.legend(fontsize=7, loc="lower right", title="AUC")
+    axes[0].set_ylabel("true-positive rate")
+    axes[-1].plot([0, 1], [0, 1], ":", color="grey")
+    axes[-1].set_title("SN Ia reliability, alert epochs pooled", fontsize=10)
+    axes[-1].set_xlabel("predicted p(SN Ia)")
+    axes[-1].set_ylabel("observed SN Ia fraction")
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
+
+
+def markdown_tables(results: dict) -> list[str]:
+    """The real-sky tables: headline per model and epoch, then per-class recall."""
+    lines = ["| model | epoch | n | SN Ia AUC | purity @50 % eff. | purity @80 % eff. | Ia/II/Ibc acc. | "
+             "Ia/II/Ibc bal. acc. | flat log-loss | ECE |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, by_epoch in results.items():
+        for epoch, m in by_epoch.items():
+            lines.append(f"| {name} | {epoch} | {m['n']} | {_fmt(m['snia_vs_rest_auc'])} | "
+                         f"{_fmt(m['snia_purity_at_50'])} | {_fmt(m['snia_purity_at_80'])} | "
+                         f"{_fmt(m['family_accuracy'])} | {_fmt(m['family_balanced_accuracy'])} | "
+                         f"{_fmt(m['flat_log_loss'])} | {_fmt(m['ece'])} |")
+    lines += ["", "Per-class recall (top class = true class), alert epochs pooled:", "",
+              "| model | " + " | ".join(next(iter(results.values()))["alert epochs pooled"]["per_class_recall"])
+              + " | Ia / II / Ibc family recall |",
+              "|---|" + "---|" * (len(next(iter(results.values()))["alert epochs pooled"]["per_class_recall"]) + 1)]
+    for name, by_epoch in results.items():
+        m = by_epoch["alert epochs pooled"]
+        families = " / ".join(_fmt(m["family_recall"][f]) for f in SN_FAMILIES)
+        lines.append(f"| {name} | " + " | ".join(_fmt(v) for v in m["per_class_recall"].values())
+                     + f" | {families} |")
+    return lines
+
+
+def target_lines(metrics: dict) -> list[str]:
+    """The issue's targets against one model's numbers."""
+    measured = {"pooled AUC": metrics["alert epochs pooled"]["snia_vs_rest_auc"],
+                "first+30d AUC": metrics["first+30d"]["snia_vs_rest_auc"],
+                "pooled Ia/II/Ibc balanced accuracy": metrics["alert epochs pooled"]["family_balanced_accuracy"],
+                "first+30d purity at 50 % efficiency": metrics["first+30d"]["snia_purity_at_50"]}
+    return ["| target | wanted | measured | met |", "|---|---|---|---|"] + [
+        f"| {k} | >= {TARGETS[k]:.2f} | {measured[k]:.3f} | {'yes' if measured[k] >= TARGETS[k] else 'no'} |"
+        for k in TARGETS]
+
+
+def evaluate_real(run_dir: str | Path, output_dir: str | Path = "docs", baselines: dict | None = None,
+                  bts_path: str | Path | None = None, progress: bool = True) -> dict:
+    """Real-sky report of a run (out-of-fold) beside TFLite ``baselines`` (name -> path); JSON, plot, markdown."""
+    from fink_t2.calibration import ZTF_ALERT_PRIOR, prior_vector
+    from fink_t2.training import CALIBRATION_FILE
+
+    run_dir, output_dir = Path(run_dir), Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    real = load_bts(bts_path)
+    oof = load_cv_predictions(run_dir)
+    prior = prior_vector(ZTF_ALERT_PRIOR)
+    shipped_t = json.loads((run_dir / CALIBRATION_FILE).read_text())["temperature"]
+    predictions = {
+        "t2 fine-tuned, out-of-fold, ZTF prior (shipped)": cross_fitted_calibration(oof, prior),
+        "t2 fine-tuned, out-of-fold, flat prior": oof,
+    }
+    for name, path in (baselines or {}).items():
+        predictions[f"{name} (never saw a real object)"] = tflite_predictions(path, real)
+    results = {}
+    for name, values in predictions.items():
+        results[name] = metrics_by_epoch(values)
+        if progress:
+            m = results[name]
+            print(f"{name}: pooled AUC {m['alert epochs pooled']['snia_vs_rest_auc']:.3f}, first+30d AUC "
+                  f"{m['first+30d']['snia_vs_rest_auc']:.3f}, full AUC {m['full']['snia_vs_rest_auc']:.3f}, "
+                  f"pooled Ia/II/Ibc bal. acc. {m['alert epochs pooled']['family_balanced_accuracy']:.3f}",
+                  flush=True)
+    plot_real({k: (predictions[k], results[k]) for k in predictions}, output_dir / "real_sky.png")
+    counts = {CLASSES[c]: int(n) for c, n in enumerate(np.bincount(real.labels, minlength=len(CLASSES))) if n}
+    report = {"run": str(run_dir), "objects": counts, "temperature": shipped_t, "results": results}
+    (output_dir / "real_sky.json").write_text(json.dumps(report, indent=1))
+    return report
