@@ -159,11 +159,13 @@ def detection_epochs(obs: Observations) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_training_views(obs: Observations, objects: np.ndarray, views_per_object: int,
-                          rng: np.random.Generator, long_history_fraction: float = 0.25) -> ViewSpec:
+                          rng: np.random.Generator, long_history_fraction: float = 0.25,
+                          early_fraction: float = 0.6, early_days: float = 60.0) -> ViewSpec:
     """Random alert-like views of ``objects`` (only those with a g/r detection).
 
-    The alert epoch is a detection: with probability 0.6 one of the first 60
-    days after the first detection (where Fink classifies most), otherwise any.
+    The alert epoch is a detection: with probability ``early_fraction`` one of
+    the first ``early_days`` days after the first detection (where Fink
+    classifies most), otherwise any.
     History is 30 days (ZTF alerts) or, for ``long_history_fraction`` of views,
     unlimited. Thinning keeps 30-100 % of points; noise grows by 1-3x.
     """
@@ -175,11 +177,11 @@ def sample_training_views(obs: Observations, objects: np.ndarray, views_per_obje
     usable = objects[counts[objects] > 0]
     source = np.repeat(usable, views_per_object)
     n = len(source)
-    # Detections within 60 d of the first: how many per object.
-    n_early = np.array([np.searchsorted(times[starts[o]:starts[o] + counts[o]], first_o + 60.0, "right")
+    # Detections within early_days of the first: how many per object.
+    n_early = np.array([np.searchsorted(times[starts[o]:starts[o] + counts[o]], first_o + early_days, "right")
                         for o, first_o in zip(usable, times[starts[usable]])])
     n_early = np.repeat(n_early, views_per_object)
-    early = rng.random(n) < 0.6
+    early = rng.random(n) < early_fraction
     upper = np.where(early, n_early, counts[source])
     pick = (rng.random(n) * upper).astype(np.int64)
     alert_time = times[starts[source] + np.minimum(pick, counts[source] - 1)]

@@ -111,6 +111,7 @@ def simbad_confusion(model_paths: dict, alerts_dir: Path | None = None) -> dict:
     if not files:
         return {}
     frame = alert_columns_from_files(files, extra=("cdsxmatch",))
+    frame = frame.drop_duplicates("candid").reset_index(drop=True)  # some alerts are in several files
     truth = frame["cdsxmatch"].map(simbad_class)
     labelled = truth.notna().to_numpy()
     frame, truth = frame[labelled].reset_index(drop=True), truth[labelled].reset_index(drop=True)

@@ -57,7 +57,10 @@ class RealStageConfig:
     real_share: float = 0.5             # share of the loss weight carried by the real views
     learning_rate: float = 0.002
     long_history_fraction: float = 0.3  # real views with the whole history instead of 30 days
-    max_class_weight: float = 10.0      # cap on a real class's balancing weight (3 SNe Iax are not a class)
+    early_fraction: float = 0.6         # real views whose alert is within early_days of the first detection
+    early_days: float = 60.0
+    distill: float = 0.0                # PLAsTiCC targets: this share from the pretrained model's own output
+    min_real_objects: int = 20          # a real class with fewer objects gets a share of its weight in proportion
     folds: int = 5                      # object-wise cross-validation folds of the real set
     bts_path: str | None = None         # null: fink_t2.bts.default_bts_path()
 
@@ -67,10 +70,14 @@ class RealStageConfig:
                              "real.plasticc_views_per_object >= 0")
         if not 0.0 < self.real_share <= 1.0:
             raise ValueError("real.real_share must be in (0, 1]")
-        if not self.learning_rate > 0 or not self.max_class_weight >= 1:
-            raise ValueError("real.learning_rate must be > 0 and real.max_class_weight >= 1")
+        if not self.learning_rate > 0 or self.min_real_objects < 1:
+            raise ValueError("real.learning_rate must be > 0 and real.min_real_objects >= 1")
         if self.folds < 2:
             raise ValueError("real.folds must be >= 2")
+        if not 0.0 <= self.distill <= 1.0:
+            raise ValueError("real.distill must be in [0, 1]")
+        if not (0.0 <= self.early_fraction <= 1.0 and self.early_days > 0):
+            raise ValueError("real.early_fraction must be in [0, 1] and real.early_days > 0")
 
 
 @dataclass
@@ -120,6 +127,27 @@ def class_weights(labels: np.ndarray, max_weight: float | None = None) -> np.nda
         per_class = np.minimum(per_class, max_weight)
     weights = per_class[labels]
     return (weights / max(weights.mean(), 1e-12)).astype(np.float32)
+
+
+def mixed_class_weights(y_real: np.ndarray, real_objects_per_class: np.ndarray, y_sim: np.ndarray,
+                        real_share: float, min_real_objects: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-view weights of real and PLAsTiCC views that keep every class's total weight equal (mean 1).
+
+    The real set holds supernovae only: weighting its views on top of
+    PLAsTiCC's would move the training prior towards SNe and away from the
+    classes with no real label. Here each class weighs the same in total;
+    within a class, the real views carry ``real_share`` of it (less for a
+    class with fewer than ``min_real_objects`` real objects, in proportion:
+    three SNe Iax must not redefine the class), PLAsTiCC's views the rest.
+    """
+    n_real = np.bincount(y_real, minlength=N_CLASSES).astype(np.float64)
+    n_sim = np.bincount(y_sim, minlength=N_CLASSES).astype(np.float64)
+    share = np.where(n_real > 0, real_share * np.minimum(1.0, real_objects_per_class / min_real_objects), 0.0)
+    share = np.where(n_sim > 0, share, np.where(n_real > 0, 1.0, 0.0))  # a class only the real set has
+    w_real = np.divide(share, n_real, out=np.zeros(N_CLASSES), where=n_real > 0)[y_real]
+    w_sim = np.divide(1.0 - share, n_sim, out=np.zeros(N_CLASSES), where=n_sim > 0)[y_sim]
+    mean = (w_real.sum() + w_sim.sum()) / max(len(y_real) + len(y_sim), 1)
+    return (w_real / mean).astype(np.float32), (w_sim / mean).astype(np.float32)
 
 
 def prepared_views(data: PlasticcData, spec: ViewSpec, prep: PreparationConfig,
@@ -222,11 +250,12 @@ def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | No
     return summary
 
 
-def _compile(model, learning_rate: float, clipnorm: float) -> None:
+def _compile(model, learning_rate: float, clipnorm: float, soft_targets: bool = False) -> None:
     import tf_keras as keras
 
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+    loss = "categorical_crossentropy" if soft_targets else "sparse_categorical_crossentropy"
+    model.compile(optimizer=optimizer, loss=loss, weighted_metrics=["accuracy"])
 
 
 def _pretrain(model, config: TrainConfig, data: PlasticcData, split: dict, x_val: np.ndarray, y_val: np.ndarray,
@@ -279,9 +308,11 @@ def _pretrain(model, config: TrainConfig, data: PlasticcData, split: dict, x_val
 
 
 def real_views(real: RealData, objects: np.ndarray, views_per_object: int, rng: np.random.Generator,
-               long_history_fraction: float, prep: PreparationConfig) -> tuple[np.ndarray, np.ndarray]:
+               long_history_fraction: float, prep: PreparationConfig, early_fraction: float = 0.6,
+               early_days: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
     """Prepared random alert-like views of real ``objects`` (thinned, noisier: as PLAsTiCC's) and their labels."""
-    spec = sample_training_views(real.observations, objects, views_per_object, rng, long_history_fraction)
+    spec = sample_training_views(real.observations, objects, views_per_object, rng, long_history_fraction,
+                                 early_fraction, early_days)
     batch = prepare(make_views(real.observations, spec, rng), prep)
     kept = np.flatnonzero(batch.ok)
     return batch.values[kept], real.labels[spec.source[kept]]
@@ -291,31 +322,46 @@ def fine_tune(model, config: TrainConfig, data: PlasticcData, plasticc_objects: 
               real_objects: np.ndarray, progress: bool = True, x_val=None, y_val=None) -> list[dict]:
     """Stage 2 on ``model`` in place: fixed epochs of real views of ``real_objects`` mixed with PLAsTiCC views.
 
-    Each source is class-balanced on its own (real classes capped at
-    ``max_class_weight``); the real views carry ``real_share`` of the loss.
+    Every class weighs the same in total (:func:`mixed_class_weights`); the
+    real views carry ``real_share`` of the weight of the classes they hold.
+    With ``distill`` > 0 the PLAsTiCC views' targets mix their label with
+    what the model said before fine-tuning (learning without forgetting):
+    the real views move the model where the simulation is wrong about the
+    sky without erasing what it knew of the classes that have no real label.
     """
+    import tf_keras as keras
+
     from fink_t2.evaluation import flat_log_loss
 
     stage = config.real
     prep = config.preparation
-    _compile(model, stage.learning_rate, config.clipnorm)
+    teacher = None
+    if stage.distill > 0:
+        teacher = keras.models.clone_model(model)
+        teacher.set_weights(model.get_weights())
+    _compile(model, stage.learning_rate, config.clipnorm, soft_targets=True)
     rng = np.random.default_rng(config.seed + 7)
+    objects_per_class = np.bincount(real.labels[real_objects], minlength=N_CLASSES)
     history = []
     for epoch in range(stage.epochs):
         t0 = time.time()
         x_real, y_real = real_views(real, real_objects, stage.views_per_object, rng, stage.long_history_fraction,
-                                    prep)
-        w_real = class_weights(y_real, stage.max_class_weight) * stage.real_share
-        xs, ys, ws = [x_real], [y_real], [w_real]
+                                    prep, stage.early_fraction, stage.early_days)
+        xs, ys = [x_real], [np.eye(N_CLASSES, dtype=np.float32)[y_real]]
+        y_sim = np.zeros(0, dtype=np.int64)
         if stage.plasticc_views_per_object and stage.real_share < 1.0:
             spec = sample_training_views(data.observations, plasticc_objects, stage.plasticc_views_per_object, rng,
                                          config.long_history_fraction)
             x_sim, y_sim, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction)
-            # Per view, so that the two sources' totals stand in the ratio real_share : 1 - real_share.
-            w_sim = class_weights(y_sim) * (1.0 - stage.real_share) * len(y_real) / max(len(y_sim), 1)
+            target = np.eye(N_CLASSES, dtype=np.float32)[y_sim]
+            if teacher is not None:
+                said = teacher.predict(x_sim, batch_size=4096, verbose=0)
+                target = (1.0 - stage.distill) * target + stage.distill * said
             xs.append(x_sim)
-            ys.append(y_sim)
-            ws.append(w_sim)
+            ys.append(target)
+        w_real, w_sim = mixed_class_weights(y_real, objects_per_class, y_sim, stage.real_share,
+                                            stage.min_real_objects)
+        ws = [w_real, w_sim]
         x, y, w = np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
         fit = model.fit(x, y, sample_weight=w / w.mean(), batch_size=config.batch_size, epochs=1, shuffle=True,
                         verbose=0)
