@@ -18,7 +18,7 @@ TRAIN = [
     "matplotlib>=3.7,<4",
 ]
 
-TEST = ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5"]
+TEST = ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5", "fastavro>=1.9"]
 
 # Benchmark / baseline only (never imported when scoring): the Fink-deployed t2 procedure (george,
 # the fink-science 7.4.0 model file) and Fink's own modules for `fink-t2 bench`. fink-science and

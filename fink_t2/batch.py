@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fink_t2.classes import CLASSES
+from fink_t2.classes import CLASS_FIELDS, CLASSES
 from fink_t2.lightcurves import Observations, observations_from_alerts
 from fink_t2.scoring import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Cuts, Scores, make_selector, score_alerts, t2_arrow
 
@@ -315,7 +315,7 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
         LOGGER.info("%d file(s) with schema #%d", len(paths), len(frames))
     df = _union_cast(frames, [str(p[0]) for p in groups.values()])
     partition_columns = [c for c in df.columns if c in ("year", "month", "day") and c not in schemas[0].names]
-    result = apply_t2(df, model_path=model_path, cuts=cuts)
+    result = apply_t2(df, model_path=model_path, cuts=cuts if cuts is not None else Cuts())  # None: no cuts
     writer = result.write.mode("overwrite" if overwrite else "errorifexists")
     if partition_columns:
         writer = writer.partitionBy(*partition_columns)
@@ -357,16 +357,17 @@ def summarize(pdf: pd.DataFrame, examples: int = 5) -> str:
     """A readable summary of scored alerts: counts per top class, declines by reason, a few examples.
 
     ``pdf`` has ``objectId``, ``candid`` and the ``t2`` struct as dicts (or its
-    fields as columns: one per class, ``top_class``, ``reason``).
+    fields as columns: one per class field of ``CLASS_FIELDS``, ``top_class``, ``reason``).
     """
     if "t2" in pdf.columns:
         t2 = pdf["t2"]
         top = t2.map(lambda s: s.get("top_class") if s else None)
         reason = t2.map(lambda s: s.get("reason") if s else None)
-        probs = t2.map(lambda s: {c: s[c] for c in CLASSES if s.get(c) is not None} if s else {})
+        probs = t2.map(lambda s: {c: s[f] for c, f in zip(CLASSES, CLASS_FIELDS) if s.get(f) is not None}
+                       if s else {})
     else:
         top, reason = pdf["top_class"], pdf["reason"]
-        values = pdf[list(CLASSES)].to_numpy(dtype=float)
+        values = pdf[list(CLASS_FIELDS)].to_numpy(dtype=float)
         probs = pd.Series([dict(zip(CLASSES, row)) if np.isfinite(row).all() else {} for row in values],
                           index=pdf.index)
     n = len(pdf)

@@ -114,7 +114,7 @@ def test_ceiling_bound_variants_carry_what_they_claim(spark, tmp_path: Path) -> 
     import numpy as np
     from pyspark.sql import functions as F
 
-    from fink_t2.classes import CLASSES
+    from fink_t2.classes import CLASS_FIELDS
     from fink_t2.processor import arrow_udfs_available
 
     if not arrow_udfs_available():
@@ -135,11 +135,11 @@ def test_ceiling_bound_variants_carry_what_they_claim(spark, tmp_path: Path) -> 
     for row in out:
         assert row["noop"] == 0.0 and row["io_4_double"] == 0.0 and row["io_6_double"] == 0.0
         assert row["io_6_array"] == pytest.approx([1 / 14] * 14)
-        assert [row["io_6_t2"][name] for name in CLASSES] == pytest.approx([1 / 14] * 14)
+        assert [row["io_6_t2"][name] for name in CLASS_FIELDS] == pytest.approx([1 / 14] * 14)
         t2 = row["t2"]
         if t2["top_class"] is None:
             declined += 1
             assert row["t2_array"] is None
         else:
-            assert np.allclose(row["t2_array"], [t2[name] for name in CLASSES], atol=1e-7)
+            assert np.allclose(row["t2_array"], [t2[name] for name in CLASS_FIELDS], atol=1e-7)
     assert declined >= 1

@@ -14,6 +14,7 @@ import pytest
 
 import fink_t2
 from fink_t2 import CLASSES
+from fink_t2.classes import CLASS_FIELDS
 from fink_t2.runtime import T2Model
 from fink_t2.scoring import (
     REQUIRED_COLUMNS,
@@ -183,16 +184,16 @@ def test_output_formats_agree(sample_columns):
     arrow = t2_arrow(scores)
     assert arrow.type == t2_arrow_type()
     rows = arrow.to_pylist()
-    assert rows[1] == {**{c: None for c in CLASSES}, "top_class": None, "reason": "no valid g/r detection"}
-    assert list(frame.columns) == [field.name for field in arrow.type] == [*CLASSES, "top_class", "reason"]
-    assert frame.loc[1, list(CLASSES)].isna().all() and frame.at[1, "top_class"] is None
+    assert rows[1] == {**{c: None for c in CLASS_FIELDS}, "top_class": None, "reason": "no valid g/r detection"}
+    assert list(frame.columns) == [field.name for field in arrow.type] == [*CLASS_FIELDS, "top_class", "reason"]
+    assert frame.loc[1, list(CLASS_FIELDS)].isna().all() and frame.at[1, "top_class"] is None
     assert t2_probabilities(rows[1]) is None
     for i in (0, 2, 3, 4):
         as_map = t2_probabilities(rows[i])
         assert list(as_map) == list(CLASSES)
         assert rows[i]["top_class"] == max(as_map, key=as_map.get) == frame.at[i, "top_class"]
         assert rows[i]["reason"] is None
-        np.testing.assert_allclose(list(as_map.values()), frame.loc[i, list(CLASSES)].to_numpy(float), rtol=1e-6)
+        np.testing.assert_allclose(list(as_map.values()), frame.loc[i, list(CLASS_FIELDS)].to_numpy(float), rtol=1e-6)
     with pytest.raises(ValueError, match="declined t2 value carries probabilities"):
         t2_probabilities({**rows[0], "top_class": None})
     assert isinstance(arrow, pa.StructArray)
