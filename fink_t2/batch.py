@@ -28,14 +28,16 @@ import pyarrow.parquet as pq
 
 from fink_t2.classes import CLASS_FIELDS, CLASSES
 from fink_t2.lightcurves import Observations, observations_from_alerts
+from fink_t2.paths import resource, shared_path
 from fink_t2.scoring import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Cuts, Scores, make_selector, score_alerts, t2_arrow
 
 LOGGER = logging.getLogger(__name__)
 
-#: The real-alert sample of the repository (in a checkout; an installed wheel does not carry it).
-SAMPLE_ALERTS = Path(__file__).resolve().parents[1] / "data" / "alerts_sample.parquet"
-#: The project's real ZTF alerts, ``../shared/data/ztf_alerts`` beside the repository.
-SHARED_ZTF_ALERTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ztf_alerts"
+#: The 329 real alerts of ``data/alerts_sample.parquet``, shipped as package data (installed or not).
+SAMPLE_ALERTS = resource("alerts_sample.parquet")
+#: The project's real ZTF alerts: ``data/ztf_alerts`` in the shared-data folder (``$FINK_T2_SHARED``,
+#: else ``../shared`` beside a checkout; see :mod:`fink_t2.paths`). It may not exist (a user's clone).
+SHARED_ZTF_ALERTS = shared_path("data", "ztf_alerts")
 
 #: Alerts scored per chunk by the pandas engine (one progress update per chunk).
 PANDAS_CHUNK = 2000
@@ -259,7 +261,11 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
     if output is not None:
         output = Path(output)
         _check_output(output, overwrite)
+    from fink_t2.preflight import check_score_job
     from fink_t2.runtime import get_model
+
+    check_score_job(files, [pq.read_schema(path)], output, cuts, "pandas",
+                    _output_file(output) if output is not None else None)
 
     get_model(model_path)  # a bad model file fails before anything is read
     try:
@@ -299,6 +305,9 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
     schemas = read_alert_schemas(files)
     output = Path(output)
     _check_output(output, overwrite)
+    from fink_t2.preflight import check_score_job
+
+    check_score_job(files, schemas, output, cuts, "spark")  # unwritable output, cuts' columns: before Spark
     get_model(model_path)  # a bad model file fails here, before Spark reads anything
     spark = spark or spark_session("fink-t2-score", master=master,
                                    conf={"spark.ui.showConsoleProgress": str(progress).lower()})

@@ -46,14 +46,29 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-from pyspark.sql import Column, DataFrame, SparkSession
+
+try:
+    from pyspark.sql import Column, DataFrame, SparkSession
+except ModuleNotFoundError as error:  # one line naming the Spark extra, not a bare "No module named pyspark"
+    from fink_t2 import SPARK_MISSING, SparkMissingError
+
+    raise SparkMissingError(SPARK_MISSING) from error
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import FloatType, StringType, StructField, StructType
 
 from fink_t2 import runtime
 from fink_t2.classes import CLASS_FIELDS
-from fink_t2.scoring import FINK_CUTS, T2_EXTRA_FIELDS, Cuts, Scores, make_selector, score_alerts, t2_arrow, t2_frame
+from fink_t2.scoring import (
+    FINK_CUTS,
+    T2_EXTRA_FIELDS,
+    Cuts,
+    Scores,
+    make_selector,
+    score_alerts,
+    t2_arrow,
+    t2_frame,
+)
 
 #: Arguments of the UDF, in order (the first four are required).
 T2_INPUTS: tuple[str, ...] = (
