@@ -105,10 +105,17 @@ EXCLUDED_MODULES: dict[str, str] = {
 
 
 def find_alert_files(inputs: Sequence[str | Path] = DEFAULT_INPUTS) -> list[Path]:
-    """Parquet files named by ``inputs`` (files, or directories searched non-recursively), sorted per input."""
+    """Parquet files named by ``inputs`` (files, or directories searched non-recursively), sorted per input.
+
+    With the default inputs, a missing shared-data folder is left out (the sample remains).
+    """
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
+        if inputs is DEFAULT_INPUTS and path == SHARED_ZTF_ALERTS and not path.exists():
+            # A user's clone has no shared data: the default is then the shipped sample alone (the
+            # report's "files" says which alerts were replicated).
+            continue
         if path.is_dir():
             found = sorted(Path(p) for p in glob.glob(str(path / "*.parquet")))
             files.extend(found)
