@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -52,9 +51,23 @@ class InputError(ValueError):
 # --------------------------------------------------------------------------- inputs
 
 
-def _is_data_file(path: Path) -> bool:
-    # Spark/Hadoop bookkeeping (_SUCCESS, _spark_metadata, .crc, hidden files) is not data.
-    return path.suffix == ".parquet" and not any(part.startswith(("_", ".")) for part in path.parts[-1:])
+#: Names of Spark/Hadoop bookkeeping (``_SUCCESS``, ``_spark_metadata``, ``.crc``, hidden files): not data.
+IGNORE_PREFIXES = ("_", ".")
+
+
+def _discover(folder: Path) -> list[Path]:
+    """The ``*.parquet`` files under ``folder``, found by pyarrow's dataset discovery.
+
+    Recursive, ``year=/month=/day=`` directories read as hive partitions, and
+    any file or directory whose name starts with :data:`IGNORE_PREFIXES`
+    skipped (pyarrow applies the prefixes to every path component).
+    """
+    import pyarrow.dataset as ds
+
+    # An empty schema: list the files without opening any (the footers are read, and checked, later).
+    dataset = ds.dataset(str(folder), schema=pa.schema([]), format="parquet", partitioning="hive",
+                         ignore_prefixes=list(IGNORE_PREFIXES), exclude_invalid_files=False)
+    return sorted(Path(f) for f in dataset.files if f.endswith(".parquet"))
 
 
 def find_parquet(inputs: list[str | Path]) -> list[Path]:
@@ -65,8 +78,7 @@ def find_parquet(inputs: list[str | Path]) -> list[Path]:
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*.parquet")
-                           if _is_data_file(p) and not any(s.startswith(("_", ".")) for s in p.relative_to(path).parts))
+            found = _discover(path)
             if not found:
                 raise InputError(f"no parquet file found under {path} (expected *.parquet files, possibly in "
                                  "year=/month=/day= sub-directories)")
@@ -215,26 +227,11 @@ def score_table(table: pa.Table, model_path=None, cuts: Cuts | None = None) -> S
 # --------------------------------------------------------------------------- progress
 
 
-class Progress:
-    """A minimal progress bar on stderr (a line per update when stderr is not a terminal)."""
+def progress_bar(total: int, enabled: bool = True):
+    """A tqdm progress bar of alerts on stderr (a no-op when disabled)."""
+    from tqdm import tqdm
 
-    def __init__(self, total: int, label: str = "alerts", stream=None) -> None:
-        self.total, self.label, self.done = total, label, 0
-        self.stream = stream if stream is not None else sys.stderr
-        self.start = time.perf_counter()
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-
-    def update(self, count: int) -> None:
-        self.done += count
-        elapsed = max(time.perf_counter() - self.start, 1e-9)
-        width = 30
-        filled = int(width * self.done / max(self.total, 1))
-        text = (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {self.label} "
-                f"({self.done / elapsed:,.0f}/s)")
-        self.stream.write(("\r" + text) if self.tty else text + "\n")
-        if self.tty and self.done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()
+    return tqdm(total=total, unit=" alerts", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
 
 
 # --------------------------------------------------------------------------- engines
@@ -272,12 +269,11 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as error:
         raise InputError(f"cannot read parquet file {path}: {error}") from error
-    bar = Progress(table.num_rows) if progress else None
     parts = []
-    for start in range(0, table.num_rows, PANDAS_CHUNK):
-        chunk = table.slice(start, PANDAS_CHUNK)
-        parts.append(t2_arrow(score_table(chunk, model_path, cuts)))
-        if bar:
+    with progress_bar(table.num_rows, progress) as bar:
+        for start in range(0, table.num_rows, PANDAS_CHUNK):
+            chunk = table.slice(start, PANDAS_CHUNK)
+            parts.append(t2_arrow(score_table(chunk, model_path, cuts)))
             bar.update(chunk.num_rows)
     t2 = pa.concat_arrays(parts) if parts else t2_arrow(Scores.empty())
     if "t2" in table.column_names:
