@@ -53,12 +53,14 @@ import pyarrow.parquet as pq
 
 from fink_t2.batch import SAMPLE_ALERTS, SHARED_ZTF_ALERTS, history_array
 from fink_t2.classes import N_CLASSES
+from fink_t2.paths import checkout_root
 from fink_t2.scoring import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Scores
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Real alerts replicated to build the input (files or directories of parquet files).
 DEFAULT_INPUTS: tuple[Path, ...] = (SAMPLE_ALERTS, SHARED_ZTF_ALERTS)
-DEFAULT_WORKDIR = REPO_ROOT / "runs" / "bench"
+#: Cache of the built input and the Spark log: runs/bench of the checkout, or of the working directory
+#: when the package is installed (never inside site-packages).
+DEFAULT_WORKDIR = (checkout_root() or Path.cwd()) / "runs" / "bench"
 
 #: Fink's requirement for ZTF: 600 alerts per exposure processed in 1 s on 8 cores (REFERENCE section 5).
 FINK_ZTF_RATE = 75.0
