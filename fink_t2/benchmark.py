@@ -790,8 +790,17 @@ print(json.dumps(out))
 
 
 def _probe_alert(path: Path) -> dict:
-    """The first alert of the input as plain lists (None for nulls), for the probe's command line."""
-    row = pq.read_table(path, columns=[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]).slice(0, 1)
+    """The input's first alert the model judges, as plain lists (None for nulls), for the probe's command line.
+
+    An alert the model declines (a lone detection, fewer than ``scoring.MIN_DETECTIONS``) would time
+    a cold start without the interpreter call.
+    """
+    from fink_t2.scoring import classify_with_reasons
+
+    head = pq.read_table(path, columns=[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]).slice(0, 200)
+    reasons = classify_with_reasons(head.to_pandas())[1]
+    judged = np.flatnonzero(reasons.isna().to_numpy())
+    row = head.slice(int(judged[0]) if len(judged) else 0, 1)
     alert = {}
     for name in row.column_names:
         values = row.column(name).to_pylist()[0]

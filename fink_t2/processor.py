@@ -2,7 +2,7 @@
 
 On Spark >= 4.1 the UDF is an ``arrow_udf`` (alert arrays reach the
 preparation as Arrow buffers, the column leaves as one: about 25 % more
-alerts per second than the pandas flavour); on older Spark (Fink's 3.5) it is
+alerts per second than the pandas flavour); on older Spark (Fink's 3.4 and 3.5) it is
 a ``pandas_udf``. Both produce the same column (tests compare them).
 
 Registration in Fink's science stage (raw alerts or ``concat_col``-ed columns)::

@@ -137,7 +137,7 @@ def start_query(spark, config):
 
 
 def _as_dict(progress) -> dict:
-    """A progress report as a dict (Spark 3.5 gives dicts, Spark 4 objects with ``.json``)."""
+    """A progress report as a dict (Spark 3.4 and 3.5 give dicts, Spark 4 objects with ``.json``)."""
     if isinstance(progress, dict):
         return progress
     return json.loads(progress.json)

@@ -7,7 +7,7 @@ import pytest
 
 from fink_t2 import CLASSES
 from fink_t2.classes import CLASS_FIELDS
-from fink_t2.scoring import Cuts, classify_with_reasons, t2_probabilities
+from fink_t2.scoring import MIN_DETECTIONS, Cuts, classify_with_reasons, reason_too_few, t2_probabilities
 
 pytestmark = pytest.mark.spark
 
@@ -57,12 +57,17 @@ def test_t2_on_fink_concatenated_columns_and_declines(spark, raw):
     df = df.withColumn("cmagpsf", F.when(F.col("candid") % 3 == 0, no_mags).otherwise(F.col("cmagpsf")))
     out = df.withColumn("t2", t2("cjd", "cfid", "cmagpsf", "csigmapsf")).select("candid", "t2").toPandas()
     assert len(out) == 20 and 0 < (out.candid % 3 == 0).sum() < 20
+    classified = 0
     for candid, value in zip(out["candid"], out["t2"]):
         if candid % 3 == 0:
             assert t2_probabilities(value) is None and value["reason"]
+        elif value["reason"] == reason_too_few(MIN_DETECTIONS):  # a lone detection: declined too
+            assert t2_probabilities(value) is None
         else:
             total = sum(t2_probabilities(value).values())
             assert abs(total - 1) < 1e-5 and value["reason"] is None
+            classified += 1
+    assert classified > 0
 
 
 def test_history_without_prv_candidates_keeps_the_current_alert(spark, raw):
