@@ -9,7 +9,7 @@ RUN apt-get update \
 
 WORKDIR /opt/fink-t2
 COPY . .
-RUN python -m pip install --no-cache-dir .
+RUN python -m pip install --no-cache-dir ".[spark]"
 
 # The README's first command: score the sample alerts and print the summary.
 CMD ["fink-t2", "score", "data/alerts_sample.parquet", "--engine", "pandas", "--summary"]

@@ -4,12 +4,16 @@ from setuptools import find_packages, setup
 
 RUNTIME = [
     "numpy>=1.26,<3",
-    "pandas>=1.5,<3",
-    "pyarrow>=14,<27",
-    "pyspark>=3.5,<5",
+    "pandas>=1.5,<4",
+    "pyarrow>=14.0.1,<27",  # 14.0.1 fixes CVE-2023-47248
     "pyyaml>=6,<7",
+    "tqdm>=4.60,<5",  # the batch scorer's progress bar
     "ai-edge-litert>=1.2,<3",
 ]
+
+# The Spark science module, `fink-t2 score --engine spark` and `fink-t2 stream` (Fink runs 3.4; tested:
+# 3.4.1, 3.5.9, 4.x in .ci/run). Scoring with pandas (`fink_t2.classify`, `--engine pandas`) needs none.
+SPARK = ["pyspark>=3.4,<5"]
 
 TRAIN = [
     "tensorflow>=2.16,<2.22",
@@ -18,7 +22,7 @@ TRAIN = [
     "matplotlib>=3.7,<4",
 ]
 
-TEST = ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5"]
+TEST = ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5", "fastavro>=1.9", *SPARK]
 
 # Benchmark / baseline only (never imported when scoring): the Fink-deployed t2 procedure (george,
 # the fink-science 7.4.0 model file) and Fink's own modules for `fink-t2 bench`. fink-science and
@@ -41,8 +45,12 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["fink_t2", "fink_t2.*"]),
-    package_data={"fink_t2": ["data/*.tflite", "data/*.yaml", "data/*.keras", "data/*.json"]},
+    # resources/: the sample alerts and the default configurations (symbolic links to data/ and conf/ in
+    # the checkout; the build copies the files they point to).
+    package_data={"fink_t2": ["data/*.tflite", "data/*.yaml", "data/*.keras", "data/*.json",
+                              "resources/*.parquet", "resources/conf/*.yaml"]},
     install_requires=RUNTIME,
-    extras_require={"train": TRAIN, "test": TEST, "bench": BENCH, "tflite-runtime": ["tflite-runtime>=2.14"]},
+    extras_require={"spark": SPARK, "train": TRAIN, "test": TEST, "bench": BENCH,
+                    "tflite-runtime": ["tflite-runtime>=2.14"]},
     entry_points={"console_scripts": ["fink-t2=fink_t2.cli:main"]},
 )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -26,16 +25,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fink_t2.classes import CLASSES
+from fink_t2.classes import CLASS_FIELDS, CLASSES
 from fink_t2.lightcurves import Observations, observations_from_alerts
+from fink_t2.paths import resource, shared_path
 from fink_t2.scoring import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Cuts, Scores, make_selector, score_alerts, t2_arrow
 
 LOGGER = logging.getLogger(__name__)
 
-#: The real-alert sample of the repository (in a checkout; an installed wheel does not carry it).
-SAMPLE_ALERTS = Path(__file__).resolve().parents[1] / "data" / "alerts_sample.parquet"
-#: The project's real ZTF alerts, ``../shared/data/ztf_alerts`` beside the repository.
-SHARED_ZTF_ALERTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ztf_alerts"
+#: The 329 real alerts of ``data/alerts_sample.parquet``, shipped as package data (installed or not).
+SAMPLE_ALERTS = resource("alerts_sample.parquet")
+#: The project's real ZTF alerts: ``data/ztf_alerts`` in the shared-data folder (``$FINK_T2_SHARED``,
+#: else ``../shared`` beside a checkout; see :mod:`fink_t2.paths`). It may not exist (a user's clone).
+SHARED_ZTF_ALERTS = shared_path("data", "ztf_alerts")
 
 #: Alerts scored per chunk by the pandas engine (one progress update per chunk).
 PANDAS_CHUNK = 2000
@@ -50,9 +51,23 @@ class InputError(ValueError):
 # --------------------------------------------------------------------------- inputs
 
 
-def _is_data_file(path: Path) -> bool:
-    # Spark/Hadoop bookkeeping (_SUCCESS, _spark_metadata, .crc, hidden files) is not data.
-    return path.suffix == ".parquet" and not any(part.startswith(("_", ".")) for part in path.parts[-1:])
+#: Names of Spark/Hadoop bookkeeping (``_SUCCESS``, ``_spark_metadata``, ``.crc``, hidden files): not data.
+IGNORE_PREFIXES = ("_", ".")
+
+
+def _discover(folder: Path) -> list[Path]:
+    """The ``*.parquet`` files under ``folder``, found by pyarrow's dataset discovery.
+
+    Recursive, ``year=/month=/day=`` directories read as hive partitions, and
+    any file or directory whose name starts with :data:`IGNORE_PREFIXES`
+    skipped (pyarrow applies the prefixes to every path component).
+    """
+    import pyarrow.dataset as ds
+
+    # An empty schema: list the files without opening any (the footers are read, and checked, later).
+    dataset = ds.dataset(str(folder), schema=pa.schema([]), format="parquet", partitioning="hive",
+                         ignore_prefixes=list(IGNORE_PREFIXES), exclude_invalid_files=False)
+    return sorted(Path(f) for f in dataset.files if f.endswith(".parquet"))
 
 
 def find_parquet(inputs: list[str | Path]) -> list[Path]:
@@ -63,8 +78,7 @@ def find_parquet(inputs: list[str | Path]) -> list[Path]:
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*.parquet")
-                           if _is_data_file(p) and not any(s.startswith(("_", ".")) for s in p.relative_to(path).parts))
+            found = _discover(path)
             if not found:
                 raise InputError(f"no parquet file found under {path} (expected *.parquet files, possibly in "
                                  "year=/month=/day= sub-directories)")
@@ -213,26 +227,11 @@ def score_table(table: pa.Table, model_path=None, cuts: Cuts | None = None) -> S
 # --------------------------------------------------------------------------- progress
 
 
-class Progress:
-    """A minimal progress bar on stderr (a line per update when stderr is not a terminal)."""
+def progress_bar(total: int, enabled: bool = True):
+    """A tqdm progress bar of alerts on stderr (a no-op when disabled)."""
+    from tqdm import tqdm
 
-    def __init__(self, total: int, label: str = "alerts", stream=None) -> None:
-        self.total, self.label, self.done = total, label, 0
-        self.stream = stream if stream is not None else sys.stderr
-        self.start = time.perf_counter()
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-
-    def update(self, count: int) -> None:
-        self.done += count
-        elapsed = max(time.perf_counter() - self.start, 1e-9)
-        width = 30
-        filled = int(width * self.done / max(self.total, 1))
-        text = (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {self.label} "
-                f"({self.done / elapsed:,.0f}/s)")
-        self.stream.write(("\r" + text) if self.tty else text + "\n")
-        if self.tty and self.done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()
+    return tqdm(total=total, unit=" alerts", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
 
 
 # --------------------------------------------------------------------------- engines
@@ -259,19 +258,22 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
     if output is not None:
         output = Path(output)
         _check_output(output, overwrite)
+    from fink_t2.preflight import check_score_job
     from fink_t2.runtime import get_model
+
+    check_score_job(files, [pq.read_schema(path)], output, cuts, "pandas",
+                    _output_file(output) if output is not None else None)
 
     get_model(model_path)  # a bad model file fails before anything is read
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as error:
         raise InputError(f"cannot read parquet file {path}: {error}") from error
-    bar = Progress(table.num_rows) if progress else None
     parts = []
-    for start in range(0, table.num_rows, PANDAS_CHUNK):
-        chunk = table.slice(start, PANDAS_CHUNK)
-        parts.append(t2_arrow(score_table(chunk, model_path, cuts)))
-        if bar:
+    with progress_bar(table.num_rows, progress) as bar:
+        for start in range(0, table.num_rows, PANDAS_CHUNK):
+            chunk = table.slice(start, PANDAS_CHUNK)
+            parts.append(t2_arrow(score_table(chunk, model_path, cuts)))
             bar.update(chunk.num_rows)
     t2 = pa.concat_arrays(parts) if parts else t2_arrow(Scores.empty())
     if "t2" in table.column_names:
@@ -299,6 +301,9 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
     schemas = read_alert_schemas(files)
     output = Path(output)
     _check_output(output, overwrite)
+    from fink_t2.preflight import check_score_job
+
+    check_score_job(files, schemas, output, cuts, "spark")  # unwritable output, cuts' columns: before Spark
     get_model(model_path)  # a bad model file fails here, before Spark reads anything
     spark = spark or spark_session("fink-t2-score", master=master,
                                    conf={"spark.ui.showConsoleProgress": str(progress).lower()})
@@ -315,7 +320,7 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
         LOGGER.info("%d file(s) with schema #%d", len(paths), len(frames))
     df = _union_cast(frames, [str(p[0]) for p in groups.values()])
     partition_columns = [c for c in df.columns if c in ("year", "month", "day") and c not in schemas[0].names]
-    result = apply_t2(df, model_path=model_path, cuts=cuts)
+    result = apply_t2(df, model_path=model_path, cuts=cuts if cuts is not None else Cuts())  # None: no cuts
     writer = result.write.mode("overwrite" if overwrite else "errorifexists")
     if partition_columns:
         writer = writer.partitionBy(*partition_columns)
@@ -357,16 +362,17 @@ def summarize(pdf: pd.DataFrame, examples: int = 5) -> str:
     """A readable summary of scored alerts: counts per top class, declines by reason, a few examples.
 
     ``pdf`` has ``objectId``, ``candid`` and the ``t2`` struct as dicts (or its
-    fields as columns: one per class, ``top_class``, ``reason``).
+    fields as columns: one per class field of ``CLASS_FIELDS``, ``top_class``, ``reason``).
     """
     if "t2" in pdf.columns:
         t2 = pdf["t2"]
         top = t2.map(lambda s: s.get("top_class") if s else None)
         reason = t2.map(lambda s: s.get("reason") if s else None)
-        probs = t2.map(lambda s: {c: s[c] for c in CLASSES if s.get(c) is not None} if s else {})
+        probs = t2.map(lambda s: {c: s[f] for c, f in zip(CLASSES, CLASS_FIELDS) if s.get(f) is not None}
+                       if s else {})
     else:
         top, reason = pdf["top_class"], pdf["reason"]
-        values = pdf[list(CLASSES)].to_numpy(dtype=float)
+        values = pdf[list(CLASS_FIELDS)].to_numpy(dtype=float)
         probs = pd.Series([dict(zip(CLASSES, row)) if np.isfinite(row).all() else {} for row in values],
                           index=pdf.index)
     n = len(pdf)

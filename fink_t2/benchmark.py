@@ -53,12 +53,14 @@ import pyarrow.parquet as pq
 
 from fink_t2.batch import SAMPLE_ALERTS, SHARED_ZTF_ALERTS, history_array
 from fink_t2.classes import N_CLASSES
+from fink_t2.paths import checkout_root
 from fink_t2.scoring import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Scores
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Real alerts replicated to build the input (files or directories of parquet files).
 DEFAULT_INPUTS: tuple[Path, ...] = (SAMPLE_ALERTS, SHARED_ZTF_ALERTS)
-DEFAULT_WORKDIR = REPO_ROOT / "runs" / "bench"
+#: Cache of the built input and the Spark log: runs/bench of the checkout, or of the working directory
+#: when the package is installed (never inside site-packages).
+DEFAULT_WORKDIR = (checkout_root() or Path.cwd()) / "runs" / "bench"
 
 #: Fink's requirement for ZTF: 600 alerts per exposure processed in 1 s on 8 cores (REFERENCE section 5).
 FINK_ZTF_RATE = 75.0
@@ -105,10 +107,17 @@ EXCLUDED_MODULES: dict[str, str] = {
 
 
 def find_alert_files(inputs: Sequence[str | Path] = DEFAULT_INPUTS) -> list[Path]:
-    """Parquet files named by ``inputs`` (files, or directories searched non-recursively), sorted per input."""
+    """Parquet files named by ``inputs`` (files, or directories searched non-recursively), sorted per input.
+
+    With the default inputs, a missing shared-data folder is left out (the sample remains).
+    """
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
+        if inputs is DEFAULT_INPUTS and path == SHARED_ZTF_ALERTS and not path.exists():
+            # A user's clone has no shared data: the default is then the shipped sample alone (the
+            # report's "files" says which alerts were replicated).
+            continue
         if path.is_dir():
             found = sorted(Path(p) for p in glob.glob(str(path / "*.parquet")))
             files.extend(found)
@@ -781,8 +790,17 @@ print(json.dumps(out))
 
 
 def _probe_alert(path: Path) -> dict:
-    """The first alert of the input as plain lists (None for nulls), for the probe's command line."""
-    row = pq.read_table(path, columns=[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]).slice(0, 1)
+    """The input's first alert the model judges, as plain lists (None for nulls), for the probe's command line.
+
+    An alert the model declines (a lone detection, fewer than ``scoring.MIN_DETECTIONS``) would time
+    a cold start without the interpreter call.
+    """
+    from fink_t2.scoring import classify_with_reasons
+
+    head = pq.read_table(path, columns=[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]).slice(0, 200)
+    reasons = classify_with_reasons(head.to_pandas())[1]
+    judged = np.flatnonzero(reasons.isna().to_numpy())
+    row = head.slice(int(judged[0]) if len(judged) else 0, 1)
     alert = {}
     for name in row.column_names:
         values = row.column(name).to_pylist()[0]

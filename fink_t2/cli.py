@@ -12,10 +12,12 @@ import sys
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train t2 on PLAsTiCC alert-like views")
-    p.add_argument("--config", default="conf/train.yaml", help="training YAML (default: %(default)s)")
+    p.add_argument("--config", default=None,
+                   help="training YAML (default: conf/train.yaml here, else the one shipped in the package)")
     p.add_argument("--output", default="runs/t2", help="output folder for the Keras model (default: %(default)s)")
     p.add_argument("--data-dir", default=None,
-                   help="folder with the PLAsTiCC csv.gz files (default: ../shared/data/plasticc)")
+                   help="folder with the PLAsTiCC csv.gz files (default: data/plasticc in $FINK_T2_SHARED, "
+                        "else ../shared beside a checkout)")
     p.add_argument("--max-objects", type=int, default=None, help="stratified subset of objects, for quick runs")
     p.add_argument("--pretrained", default=None, metavar="KERAS",
                    help="skip PLAsTiCC pretraining: start the real-data stage from this Keras file")
@@ -28,14 +30,31 @@ def _add_train(sub) -> None:
 def _run_train(args) -> int:
     from fink_t2.training import TrainConfig, train
 
-    config = TrainConfig.from_yaml(args.config)
+    config = TrainConfig.from_yaml(args.config if args.config is not None else default_config("train.yaml"))
     if args.epochs is not None:
         config.epochs = args.epochs
     if args.seed is not None:
         config.seed = args.seed
-    train(config, args.output, data_dir=args.data_dir, max_objects=args.max_objects, progress=not args.quiet,
-          pretrained=args.pretrained)
+    train(config, args.output, data_dir=plasticc_dir(args.data_dir), max_objects=args.max_objects,
+          progress=not args.quiet, pretrained=args.pretrained)
     return 0
+
+
+def default_config(name: str) -> str:
+    """``conf/<name>`` of the working directory (a checkout), else the configuration shipped in the package."""
+    from pathlib import Path
+
+    from fink_t2.paths import config_file
+
+    local = Path("conf") / name
+    return str(local) if local.is_file() else str(config_file(name))
+
+
+def plasticc_dir(data_dir: str | None) -> str:
+    """``--data-dir``, else ``data/plasticc`` in the shared-data folder (fink_t2.paths.shared_dir)."""
+    from fink_t2.paths import shared_path
+
+    return data_dir if data_dir is not None else str(shared_path("data", "plasticc"))
 
 
 def _add_evaluate(sub) -> None:
@@ -59,7 +78,7 @@ def _run_evaluate(args) -> int:
     from fink_t2.report import evaluate_run
 
     tflite = dict(item.split("=", 1) for item in args.tflite)
-    evaluate_run(args.run, args.output, data_dir=args.data_dir, tflite=tflite,
+    evaluate_run(args.run, args.output, data_dir=plasticc_dir(args.data_dir), tflite=tflite,
                  fink_deployed=args.fink_deployed, max_objects=args.max_objects, real=args.real, bts=args.bts)
     return 0
 
@@ -77,7 +96,7 @@ def _add_compress(sub) -> None:
 def _run_compress(args) -> int:
     from fink_t2.compression import compress_run
 
-    compress_run(args.run, args.output, ship=args.ship, data_dir=args.data_dir, report=args.report)
+    compress_run(args.run, args.output, ship=args.ship, data_dir=plasticc_dir(args.data_dir), report=args.report)
     return 0
 
 
@@ -174,6 +193,20 @@ def _run_score(args) -> int:
     return 0
 
 
+def _add_stream(sub) -> None:
+    from fink_t2.stream import add_arguments
+
+    p = sub.add_parser("stream", help="Structured Streaming: Fink's raw alert lake -> parquet with t2 (Spark)")
+    add_arguments(p)
+    p.set_defaults(handler=_run_stream)
+
+
+def _run_stream(args) -> int:
+    from fink_t2.stream import run_args
+
+    return run_args(args, prog="fink-t2 stream")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fink-t2", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -181,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_compress(sub)
     _add_score(sub)
+    _add_stream(sub)
     _add_bench(sub)
     return parser
 
@@ -188,9 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from fink_t2 import SparkMissingError
+
     try:
         return int(args.handler(args) or 0)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, SparkMissingError) as error:
         print(f"fink-t2 {args.command}: error: {error}", file=sys.stderr)
         return 2
 

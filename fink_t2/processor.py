@@ -2,13 +2,13 @@
 
 On Spark >= 4.1 the UDF is an ``arrow_udf`` (alert arrays reach the
 preparation as Arrow buffers, the column leaves as one: about 25 % more
-alerts per second than the pandas flavour); on older Spark (Fink's 3.5) it is
+alerts per second than the pandas flavour); on older Spark (Fink's 3.4 and 3.5) it is
 a ``pandas_udf``. Both produce the same column (tests compare them).
 
 Registration in Fink's science stage (raw alerts or ``concat_col``-ed columns)::
 
     from fink_t2.processor import apply_t2
-    df = apply_t2(df)                       # adds the column "t2"
+    df = apply_t2(df)                       # adds the column "t2" (Fink's selection cuts on)
 
 or, on a DataFrame that already has Fink's ``c*`` columns::
 
@@ -17,8 +17,9 @@ or, on a DataFrame that already has Fink's ``c*`` columns::
 
 The column's type is :data:`fink_t2.scoring.T2_TYPE_DDL`::
 
-    struct<`mu-Lens-Single`: float, TDE: float, ..., SNIa: float, ...,  -- the 14 class probabilities
-                                                                     -- (fink_t2.CLASSES), null if declined
+    struct<mu_Lens_Single: float, TDE: float, ..., SNIa: float, ...,  -- the 14 class probabilities
+                                                                    -- (fink_t2.classes.CLASS_FIELDS:
+                                                                    -- Avro-legal), null if declined
            top_class: string,                   -- most probable class, null if declined
            reason: string>                      -- why the alert was declined, null if classified
 
@@ -45,14 +46,29 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-from pyspark.sql import Column, DataFrame, SparkSession
+
+try:
+    from pyspark.sql import Column, DataFrame, SparkSession
+except ModuleNotFoundError as error:  # one line naming the Spark extra, not a bare "No module named pyspark"
+    from fink_t2 import SPARK_MISSING, SparkMissingError
+
+    raise SparkMissingError(SPARK_MISSING) from error
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import FloatType, StringType, StructField, StructType
 
 from fink_t2 import runtime
-from fink_t2.classes import CLASSES
-from fink_t2.scoring import T2_EXTRA_FIELDS, Cuts, Scores, make_selector, score_alerts, t2_arrow, t2_frame
+from fink_t2.classes import CLASS_FIELDS
+from fink_t2.scoring import (
+    FINK_CUTS,
+    T2_EXTRA_FIELDS,
+    Cuts,
+    Scores,
+    make_selector,
+    score_alerts,
+    t2_arrow,
+    t2_frame,
+)
 
 #: Arguments of the UDF, in order (the first four are required).
 T2_INPUTS: tuple[str, ...] = (
@@ -64,7 +80,7 @@ T2_LIGHT_CURVE_INPUTS: tuple[str, ...] = T2_INPUTS[:6]
 
 #: Spark type of the ``t2`` column (same as :data:`fink_t2.scoring.T2_TYPE_DDL`; built as an
 #: object because parsing DDL needs an active SparkContext, and the UDF is created at import).
-T2_TYPE = StructType([StructField(name, FloatType(), True) for name in CLASSES]
+T2_TYPE = StructType([StructField(name, FloatType(), True) for name in CLASS_FIELDS]
                      + [StructField(name, StringType(), True) for name in T2_EXTRA_FIELDS])
 
 #: Arrow batches scored by this Python process (with runtime.LOAD_COUNT, shows model reuse).
@@ -264,10 +280,12 @@ def check_cut_columns(df: DataFrame, cuts: Cuts) -> None:
 def t2_column(df: DataFrame, model_path: str | Path | None = None, cuts: Cuts | None = None) -> Column:
     """The ``t2`` column for ``df`` (raw alerts or Fink's science DataFrame), cut columns only with cuts.
 
-    Fails fast, in the driver and before any data is read, on a bad model
-    file or on cuts whose columns are missing.
+    ``cuts`` None means Fink's selection (:data:`fink_t2.scoring.FINK_CUTS`);
+    ``Cuts(enabled=False)`` classifies every alert. Fails fast, in the driver
+    and before any data is read, on a bad model file or on cuts whose columns
+    are missing.
     """
-    cuts = cuts if cuts is not None else Cuts()
+    cuts = cuts if cuts is not None else FINK_CUTS
     runtime.get_model(model_path)  # verify the file now (sha256, shapes), not in a worker
     check_cut_columns(df, cuts)
     udf = make_t2_udf(model_path, cuts)
@@ -276,7 +294,12 @@ def t2_column(df: DataFrame, model_path: str | Path | None = None, cuts: Cuts | 
 
 def apply_t2(df: DataFrame, model_path: str | Path | None = None, cuts: Cuts | None = None,
              column: str = "t2") -> DataFrame:
-    """``df`` with the ``t2`` column (:func:`t2_column`) added; any existing ``column`` is replaced."""
+    """``df`` with the ``t2`` column (:func:`t2_column`) added; any existing ``column`` is replaced.
+
+    By default with Fink's selection cuts (:data:`fink_t2.scoring.FINK_CUTS`, as Fink runs t2: the
+    alerts need ``roid`` and ``cdsxmatch``, which Fink's science stage adds); pass
+    ``cuts=Cuts(enabled=False)`` to classify every alert.
+    """
     return df.withColumn(column, t2_column(df, model_path, cuts))
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from fink_t2.classes import CLASSES, N_CLASSES
+from fink_t2.classes import CLASS_FIELDS, CLASSES, N_CLASSES
 from fink_t2.lightcurves import Observations, observations_from_alerts, prepare
 from fink_t2.runtime import T2Model, get_model
 
@@ -33,19 +33,41 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("cjd", "cfid", "cmagpsf", "csigmapsf")
 #: Columns used when present: sign of the difference flux, and the limiting magnitude of upper limits.
 OPTIONAL_COLUMNS: tuple[str, ...] = ("cisdiffpos", "cdiffmaglim")
 
-#: Fields of the ``t2`` struct after the 14 class probabilities (which are named as in ``CLASSES``).
+#: Fields of the ``t2`` struct after the 14 class probabilities (which are named as in
+#: ``fink_t2.classes.CLASS_FIELDS``).
 T2_EXTRA_FIELDS: tuple[str, ...] = ("top_class", "reason")
 
+#: Every field of the ``t2`` struct, in order: the class fields (Avro-legal spellings of ``CLASSES``:
+#: ``mu_Lens_Single``, ``M_dwarf``, ``SNIa_91bg``, ``SLSN_I``, the others unchanged), then the extras.
+T2_FIELDS: tuple[str, ...] = (*CLASS_FIELDS, *T2_EXTRA_FIELDS)
+
 #: Spark type of the ``t2`` column (one column, Fink convention): one float per class, named as in
-#: ``CLASSES`` (null for a declined alert), then ``top_class`` and ``reason`` (null for a classified one).
-#: A struct of named floats rather than Fink's historical map: the same "class -> probability" access
-#: (``t2.SNIa``, ``t2['SNIa']``) at half the cost per alert in Spark (docs/performance.md).
-T2_TYPE_DDL = ("struct<" + ", ".join([f"`{name}`: float" for name in CLASSES]
+#: ``CLASS_FIELDS`` (null for a declined alert), then ``top_class`` (the human class name, as in
+#: ``CLASSES``) and ``reason`` (null for a classified one). A struct of named floats rather than Fink's
+#: historical map: the same "class -> probability" access (``t2.SNIa``, ``t2['SNIa']``) at half the cost
+#: per alert in Spark (docs/performance.md). Every name is a legal Avro name, so Fink can distribute the
+#: column over Kafka (Avro) and flatten it into HBase columns (``t2.SNIa``) as it is.
+T2_TYPE_DDL = ("struct<" + ", ".join([f"{name}: float" for name in CLASS_FIELDS]
                                      + [f"{name}: string" for name in T2_EXTRA_FIELDS]) + ">")
+
+#: The ``t2`` column flattened as Fink's HBase ingestion stores science columns: one ``t2.<field>``
+#: column per struct field, each with its type and the default written where the value is null
+#: (a declined alert: probabilities 0.0, empty ``top_class``; a classified one: empty ``reason``).
+T2_HBASE_COLUMNS: dict[str, dict] = {
+    **{f"t2.{name}": {"type": "float", "default": 0.0} for name in CLASS_FIELDS},
+    **{f"t2.{name}": {"type": "string", "default": ""} for name in T2_EXTRA_FIELDS},
+}
 
 #: Alerts prepared and scored together. A whole Spark Arrow batch (100,000 alerts with Fink's settings)
 #: at once is about 20 % slower per alert and holds 3x the memory: its temporaries outgrow the caches.
 SCORING_CHUNK = 10_000
+
+#: Fewest valid g/r detections the model judges. A lone detection without history gives the model
+#: nothing but a colour-less magnitude: on the 329 sample alerts cut to their last point its
+#: probabilities are near uniform (median normalised entropy 0.97, median top probability 0.15,
+#: against 0.64 and 0.42 on the full alerts), so such an alert is declined rather than given them.
+#: A model may set its own value with a top-level ``min_detections`` key in its metadata YAML.
+MIN_DETECTIONS = 2
 
 REASON_NOT_FINITE_INPUT = "non-finite model input"
 REASON_BAD_OUTPUT = "model output not a probability vector"
@@ -77,8 +99,9 @@ class Cuts:
     """Fink's selection for t2 (REFERENCE.md section 5), each part switchable.
 
     Alerts that fail are declined cheaply, before any preparation, with a
-    reason starting with ``"cut: "``. ``enabled`` False (the default) scores
-    every alert.
+    reason starting with ``"cut: "``. ``enabled`` False (the dataclass default)
+    scores every alert; :data:`FINK_CUTS` is the selection Fink applies, and
+    the default of ``processor.apply_t2``.
     """
 
     enabled: bool = False
@@ -106,6 +129,11 @@ class Cuts:
         if self.extragalactic_xmatch:
             needed.append("cdsxmatch")
         return needed
+
+
+#: Fink's t2 selection as Fink runs it (the default of ``processor.apply_t2``): every cut on, with
+#: the values above. ``Cuts()`` (enabled False) classifies every alert.
+FINK_CUTS = Cuts(enabled=True)
 
 
 def cut_reasons(obs: Observations, cuts: Cuts, jdstarthist=None, roid=None, cdsxmatch=None) -> np.ndarray:
@@ -248,6 +276,12 @@ def score_stages(model: T2Model, columns: Sequence, optional: dict, select: Sele
         cut = np.asarray(select(obs, start, start + n), dtype=object)
         rejected = np.equal(reason, None) & ~np.equal(cut, None)
         reason[rejected] = cut[rejected]
+    minimum = min_detections(model)
+    if minimum > 1:
+        n_det = np.bincount(obs.object_index[obs.detected], minlength=n)
+        # Alerts with no detection at all keep the preparation's own reason ("no observations", ...).
+        too_few = np.equal(reason, None) & (n_det > 0) & (n_det < minimum)
+        reason[too_few] = reason_too_few(minimum)
     keep = np.equal(reason, None)
     if lap is not None:
         lap("observations")
@@ -271,6 +305,17 @@ def score_stages(model: T2Model, columns: Sequence, optional: dict, select: Sele
     if lap is not None:
         lap("interpreter")
     return Scores(probabilities, reason)
+
+
+def min_detections(model: T2Model) -> int:
+    """Fewest valid g/r detections ``model`` judges: its metadata's ``min_detections``, else :data:`MIN_DETECTIONS`."""
+    value = model.metadata.get("min_detections", MIN_DETECTIONS) if isinstance(model.metadata, dict) else None
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else MIN_DETECTIONS
+
+
+def reason_too_few(minimum: int) -> str:
+    """The reason given to an alert with fewer than ``minimum`` valid detections."""
+    return f"fewer than {minimum} valid g/r detections: too little for the model"
 
 
 def _score_isolating(model: T2Model, columns: list[list], optional: dict, select: Selector | None,
@@ -386,9 +431,11 @@ def classify(pdf: pd.DataFrame, model_path=None, prior: str | None = None) -> pd
 
 def t2_frame(scores: Scores) -> pd.DataFrame:
     """The ``t2`` struct as a pandas DataFrame (what the Spark pandas UDF returns): one column per field."""
-    frame = pd.DataFrame(scores.probabilities.astype(np.float32), columns=list(CLASSES))
-    frame["top_class"] = scores.top_class()
-    frame["reason"] = scores.reason
+    frame = pd.DataFrame(scores.probabilities.astype(np.float32), columns=list(CLASS_FIELDS))
+    # object columns whatever pandas' default string dtype: a declined alert's top_class must stay None
+    # (pandas 3's str dtype would turn it into NaN, which Spark then reads as the string "NaN").
+    frame["top_class"] = pd.Series(scores.top_class(), dtype=object)
+    frame["reason"] = pd.Series(scores.reason, dtype=object)
     return frame
 
 
@@ -399,24 +446,27 @@ def t2_arrow(scores: Scores) -> pa.StructArray:
               for column in scores.probabilities.astype(np.float32).T]
     fields.append(pa.array(scores.top_class(), type=pa.string()))
     fields.append(pa.array(scores.reason, type=pa.string()))
-    return pa.StructArray.from_arrays(fields, names=[*CLASSES, *T2_EXTRA_FIELDS])
+    return pa.StructArray.from_arrays(fields, names=list(T2_FIELDS))
 
 
 def t2_probabilities(value) -> dict[str, float] | None:
-    """Class -> probability of one ``t2`` value (a dict, or a Spark Row), None for a declined alert.
+    """Class name -> probability of one ``t2`` value (a dict, or a Spark Row), None for a declined alert.
 
-    Raises if a classified value lacks a class: a half-filled struct is a bug, not a result.
+    Keys are the human class names of ``CLASSES`` (``"SNIa-91bg"``), read from their Avro-legal
+    fields (``SNIa_91bg``). Raises if a classified value lacks a class: a half-filled struct is a
+    bug, not a result.
     """
     if value is None:
         return None
     fields = value.asDict() if hasattr(value, "asDict") else value
     if fields.get("top_class") is None:
-        if any(fields.get(name) is not None for name in CLASSES):
+        if any(fields.get(name) is not None for name in CLASS_FIELDS):
             raise ValueError(f"declined t2 value carries probabilities: {fields}")
         return None
-    return {name: float(fields[name]) for name in CLASSES}
+    return {name: float(fields[key]) for name, key in zip(CLASSES, CLASS_FIELDS)}
 
 
 def t2_arrow_type() -> pa.DataType:
     """pyarrow type of the ``t2`` column."""
-    return pa.struct([(name, pa.float32()) for name in CLASSES] + [(name, pa.string()) for name in T2_EXTRA_FIELDS])
+    return pa.struct([(name, pa.float32()) for name in CLASS_FIELDS]
+                     + [(name, pa.string()) for name in T2_EXTRA_FIELDS])

@@ -85,6 +85,25 @@ def sample_columns(sample_table):
     return alert_columns(sample_table)
 
 
+def n_detections(columns):
+    """Valid g/r detections per alert of a frame of Fink's c* columns (numpy array)."""
+    import numpy as np
+
+    from fink_t2.batch import observations_from_columns
+
+    obs, _ = observations_from_columns(columns)
+    return np.bincount(obs.object_index[obs.detected], minlength=len(columns))
+
+
+@pytest.fixture(scope="session")
+def judged_columns(sample_columns):
+    """The sample alerts the model judges (>= scoring.MIN_DETECTIONS detections), index 0..n-1."""
+    from fink_t2.scoring import MIN_DETECTIONS
+
+    keep = n_detections(sample_columns) >= MIN_DETECTIONS
+    return sample_columns[keep].reset_index(drop=True)
+
+
 @pytest.fixture(scope="session")
 def spark():
     """One local Spark session, a single reused Python worker (local[1], worker reuse on)."""

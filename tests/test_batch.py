@@ -7,7 +7,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fink_t2 import CLASSES
 from fink_t2.batch import (
     InputError,
     alert_columns,
@@ -17,6 +16,7 @@ from fink_t2.batch import (
     score_pandas,
     summarize,
 )
+from fink_t2.classes import CLASS_FIELDS, CLASSES
 from fink_t2.cli import main as cli_main
 from fink_t2.scoring import classify_with_reasons, t2_arrow_type, t2_probabilities
 
@@ -103,8 +103,8 @@ def test_summary_of_declined():
     import pandas as pd
 
     pdf = pd.DataFrame({"objectId": ["a", "b"], "candid": [1, 2], "t2": [
-        {**{c: 0.0 for c in CLASSES}, "SNIa": 0.9, "KN": 0.1, "top_class": "SNIa", "reason": None},
-        {**{c: None for c in CLASSES}, "top_class": None, "reason": "no observations"}]})
+        {**{c: 0.0 for c in CLASS_FIELDS}, "SNIa": 0.9, "KN": 0.1, "top_class": "SNIa", "reason": None},
+        {**{c: None for c in CLASS_FIELDS}, "top_class": None, "reason": "no observations"}]})
     text = summarize(pdf)
     assert "2 alerts: 1 classified, 1 declined" in text and "no observations" in text and "SNIa" in text
 

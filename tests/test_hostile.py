@@ -30,14 +30,15 @@ from hypothesis import strategies as st
 from fink_t2 import CLASSES
 from fink_t2.batch import SHARED_ZTF_ALERTS, alert_columns
 from fink_t2.lightcurves import REASON_NO_DATA, REASON_NO_DETECTION
-from fink_t2.scoring import classify_with_reasons, t2_probabilities
+from fink_t2.scoring import MIN_DETECTIONS, Cuts, classify_with_reasons, reason_too_few, t2_probabilities
 
 ROOT = Path(__file__).resolve().parent.parent
 ZTF_FILES = SHARED_ZTF_ALERTS
 COLUMNS = ("cjd", "cfid", "cmagpsf", "csigmapsf", "cisdiffpos", "cdiffmaglim")
 DIFFERENT_LENGTHS = "alert arrays have different lengths"
 #: Every reason a hostile alert may get (an "error: ..." reason would mean the vectorised path raised).
-KNOWN_REASONS = {REASON_NO_DATA, REASON_NO_DETECTION, DIFFERENT_LENGTHS}
+TOO_FEW = reason_too_few(MIN_DETECTIONS)
+KNOWN_REASONS = {REASON_NO_DATA, REASON_NO_DETECTION, DIFFERENT_LENGTHS, TOO_FEW}
 
 N_EXAMPLES = int(os.environ.get("FINK_T2_HYPOTHESIS_EXAMPLES", "500"))
 COUNTS: Counter = Counter()
@@ -111,8 +112,9 @@ def base(alerts) -> dict:
 
 @pytest.fixture(scope="module")
 def good(alerts) -> list[dict]:
-    """Three real alerts scored next to every hostile one."""
-    return [alerts[i] for i in (0, len(alerts) // 2, len(alerts) - 1)]
+    """Three real alerts the model judges (>= MIN_DETECTIONS detections), scored next to every hostile one."""
+    judged = [a for a in alerts if np.isfinite(np.asarray(a["cmagpsf"], dtype=float)).sum() >= MIN_DETECTIONS]
+    return [judged[i] for i in (0, len(judged) // 2, len(judged) - 1)]
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +211,7 @@ CASES = [
     Case("fid_99_everywhere", lambda r: {**r, "cfid": [99.0] * _n(r)}, REASON_NO_DATA),
     Case("g_band_only", lambda r: keep_points(r, np.asarray(r["cfid"]) == 1), "classified"),
     Case("r_band_only", lambda r: keep_points(r, np.asarray(r["cfid"]) == 2), "classified"),
-    Case("single_detection", lambda r: keep_points(r, np.arange(_n(r)) == _det(r)[-1]), "classified"),
+    Case("single_detection", lambda r: keep_points(r, np.arange(_n(r)) == _det(r)[-1]), TOO_FEW),
     Case("single_upper_limit", lambda r: keep_points(r, np.arange(_n(r)) == _lim(r)[0]), REASON_NO_DETECTION),
     # times
     Case("every_point_twice", lambda r: {c: list(r[c]) * 2 for c in COLUMNS}, "classified"),
@@ -299,9 +301,9 @@ def test_all_named_cases_in_one_batch(base, good, good_alone):
                                    atol=1e-6, rtol=0, err_msg=case.id)
 
 
-def test_missing_optional_columns(sample_columns):
+def test_missing_optional_columns(judged_columns):
     """Without cisdiffpos/cdiffmaglim columns: classified as if every flux were positive and no limit known."""
-    full = sample_columns.iloc[:20].reset_index(drop=True)
+    full = judged_columns.iloc[:20].reset_index(drop=True)
     bare = full[["cjd", "cfid", "cmagpsf", "csigmapsf"]]
     probs, reasons = classify_with_reasons(bare)
     check_rows(probs, reasons)
@@ -339,7 +341,7 @@ def test_both_schema_versions_from_the_original_files(sample_columns, sample_tab
     assert versions["3.3"] > 0 and versions["4.02"] > 0
 
 
-def test_raw_alerts_without_optional_fields(sample_table):
+def test_raw_alerts_without_optional_fields(sample_table, monkeypatch):
     """Raw alerts whose candidate struct lacks diffmaglim/isdiffpos/jdstarthist, and without prv_candidates."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -351,6 +353,11 @@ def test_raw_alerts_without_optional_fields(sample_table):
     raw = pa.table({"candid": table.column("candid"), "candidate": slim})
     cols = alert_columns(raw)
     assert cols["cdiffmaglim"].isna().all() and cols["cisdiffpos"].isna().all()
+    # Without prv_candidates each alert is its current detection alone: too little for the model.
+    assert (classify_with_reasons(cols)[1] == TOO_FEW).all()
+    import fink_t2.scoring
+
+    monkeypatch.setattr(fink_t2.scoring, "MIN_DETECTIONS", 1)  # the same alerts, judged anyway
     probs, reasons = classify_with_reasons(cols)
     check_rows(probs, reasons)
     assert reasons.isna().all()  # every current alert is a detection
@@ -635,13 +642,13 @@ def test_schema_versions_and_missing_fields_through_spark(spark):
     for name in names:
         path = ZTF_FILES / name
         raw = spark.read.parquet(str(path))
-        frames.append(apply_t2(raw).select("candid", F.lit(name).alias("source"), "t2"))
+        frames.append(apply_t2(raw, cuts=Cuts(enabled=False)).select("candid", F.lit(name).alias("source"), "t2"))
         expected.append((name, pq.read_table(path, columns=["candid", "candidate", "prv_candidates"])))
     # The first file again, stripped to jd/fid/magpsf/sigmapsf: no prv_candidates, no optional fields.
     raw = spark.read.parquet(str(ZTF_FILES / names[0]))
     slim = raw.select("candid", F.struct(*(F.col(f"candidate.{f}").alias(f)
                                            for f in ("jd", "fid", "magpsf", "sigmapsf"))).alias("candidate"))
-    frames.append(apply_t2(slim).select("candid", F.lit("slim").alias("source"), "t2"))
+    frames.append(apply_t2(slim, cuts=Cuts(enabled=False)).select("candid", F.lit("slim").alias("source"), "t2"))
     union = frames[0]
     for other in frames[1:]:
         union = union.unionByName(other)

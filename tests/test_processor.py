@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fink_t2 import CLASSES
-from fink_t2.scoring import Cuts, classify_with_reasons, t2_probabilities
+from fink_t2.classes import CLASS_FIELDS
+from fink_t2.scoring import MIN_DETECTIONS, Cuts, classify_with_reasons, reason_too_few, t2_probabilities
 
 pytestmark = pytest.mark.spark
 
@@ -19,7 +20,7 @@ def raw(spark, sample_path):
 def test_apply_t2_adds_one_column_matching_classify(raw, sample_columns, sample_table):
     from fink_t2.processor import T2_TYPE, apply_t2
 
-    scored = apply_t2(raw)
+    scored = apply_t2(raw, cuts=Cuts(enabled=False))
     assert scored.columns == raw.columns + ["t2"]
     assert scored.schema["t2"].dataType == T2_TYPE
     rows = scored.select("candid", "t2").toPandas().set_index("candid")
@@ -31,12 +32,12 @@ def test_apply_t2_adds_one_column_matching_classify(raw, sample_columns, sample_
         if reasons[candid] is None:
             as_map = t2_probabilities(t2)
             fields = list(t2.asDict() if hasattr(t2, "asDict") else t2)  # Spark 3.5 gives Rows, 4.x dicts
-            assert fields[:len(CLASSES)] == list(CLASSES)  # one field per class, in CLASSES order
+            assert fields[:len(CLASSES)] == list(CLASS_FIELDS)  # one field per class, in CLASSES order
             np.testing.assert_allclose([as_map[c] for c in CLASSES], probs.loc[candid].to_numpy(), atol=1e-6)
             assert t2["top_class"] == probs.loc[candid].idxmax() and t2["reason"] is None
         else:
             assert t2_probabilities(t2) is None and t2["reason"] == reasons[candid]
-            assert all(t2[c] is None for c in CLASSES)  # null, not NaN: no made-up numbers
+            assert all(t2[c] is None for c in CLASS_FIELDS)  # null, not NaN: no made-up numbers
 
 
 def test_t2_on_fink_concatenated_columns_and_declines(spark, raw):
@@ -56,12 +57,17 @@ def test_t2_on_fink_concatenated_columns_and_declines(spark, raw):
     df = df.withColumn("cmagpsf", F.when(F.col("candid") % 3 == 0, no_mags).otherwise(F.col("cmagpsf")))
     out = df.withColumn("t2", t2("cjd", "cfid", "cmagpsf", "csigmapsf")).select("candid", "t2").toPandas()
     assert len(out) == 20 and 0 < (out.candid % 3 == 0).sum() < 20
+    classified = 0
     for candid, value in zip(out["candid"], out["t2"]):
         if candid % 3 == 0:
             assert t2_probabilities(value) is None and value["reason"]
+        elif value["reason"] == reason_too_few(MIN_DETECTIONS):  # a lone detection: declined too
+            assert t2_probabilities(value) is None
         else:
             total = sum(t2_probabilities(value).values())
             assert abs(total - 1) < 1e-5 and value["reason"] is None
+            classified += 1
+    assert classified > 0
 
 
 def test_history_without_prv_candidates_keeps_the_current_alert(spark, raw):
@@ -89,8 +95,11 @@ def test_cuts_in_spark(raw):
     assert asteroid.SNIa.isna().all() and star.SNIa.isna().all()
     assert out.top_class[out.reason.isna()].notna().all()
     cut = out.reason.fillna("").str.startswith("cut: ")
-    probabilities = out[list(CLASSES)]
+    probabilities = out[list(CLASS_FIELDS)]
     assert probabilities[cut].isna().all().all() and probabilities[~cut].notna().all().all()
+    # apply_t2's default is Fink's selection (FINK_CUTS): the same outcome without naming the cuts.
+    default = apply_t2(enriched).select("candid", "t2.reason").toPandas()
+    assert default.set_index("candid").reason.equals(out.set_index("candid").reason)
 
 
 def test_cuts_need_their_columns_before_reading(raw):
@@ -98,6 +107,8 @@ def test_cuts_need_their_columns_before_reading(raw):
 
     with pytest.raises(ValueError, match=r"\['roid', 'cdsxmatch'\]"):
         apply_t2(raw, cuts=Cuts(enabled=True))
+    with pytest.raises(ValueError, match=r"\['roid', 'cdsxmatch'\]"):  # the default is Fink's cuts
+        apply_t2(raw)
     # Without the cross-match cuts, raw alerts are enough.
     apply_t2(raw, cuts=Cuts(enabled=True, exclude_solar_system=False, extragalactic_xmatch=False))
 
@@ -109,7 +120,7 @@ def test_model_loaded_once_per_worker_across_batches(spark, raw):
 
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "16")
     try:
-        scored = apply_t2(raw.repartition(3)).select("candid", "t2")
+        scored = apply_t2(raw.repartition(3), cuts=Cuts(enabled=False)).select("candid", "t2")
         assert scored.count() == raw.count()
         assert scored.where(F.col("t2").isNull()).count() == 0
         scored.collect()
@@ -138,7 +149,7 @@ def test_arrow_and_pandas_flavours_give_the_same_column(raw):
     for a, p in zip(arrow, pandas):
         assert a["top_class"] == p["top_class"] and a["reason"] == p["reason"]
         if t2_probabilities(p) is None:
-            assert t2_probabilities(a) is None and all(a[c] is None and p[c] is None for c in CLASSES)
+            assert t2_probabilities(a) is None and all(a[c] is None and p[c] is None for c in CLASS_FIELDS)
         else:
             a_probs, p_probs = t2_probabilities(a), t2_probabilities(p)
             assert a_probs.keys() == p_probs.keys()

@@ -11,17 +11,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from conftest import n_detections
 
 import fink_t2
 from fink_t2 import CLASSES
+from fink_t2.classes import CLASS_FIELDS
 from fink_t2.runtime import T2Model
 from fink_t2.scoring import (
+    MIN_DETECTIONS,
     REQUIRED_COLUMNS,
     Cuts,
     classify,
     classify_with_reasons,
     cut_reasons,
     make_selector,
+    reason_too_few,
     score_alerts,
     t2_arrow,
     t2_arrow_type,
@@ -49,8 +53,11 @@ def test_classify_real_alerts_same_index_and_rows_sum_to_one(sample_columns, sam
     probs, reasons = classify_with_reasons(pdf)
     assert probs.index.equals(pdf.index) and reasons.index.equals(pdf.index)
     _check_probabilities(probs, reasons)
-    # Real alerts all carry a current detection: the shipped model classifies every one.
-    assert reasons.isna().mean() > 0.9
+    # Real alerts all carry a current detection: the model classifies every one with enough detections,
+    # and declines the others (a lone detection) with a reason rather than near-uniform probabilities.
+    enough = n_detections(pdf) >= MIN_DETECTIONS
+    assert reasons[enough].isna().all() and enough.mean() > 0.6
+    assert (reasons[~enough] == reason_too_few(MIN_DETECTIONS)).all()
     assert fink_t2.classify(pdf).equals(probs)
 
 
@@ -71,7 +78,8 @@ def test_one_interpreter_call_for_a_batch(sample_columns, monkeypatch):
 
     monkeypatch.setattr(T2Model, "predict", counting)
     classify(sample_columns)
-    assert calls == [len(sample_columns)]  # every sample alert is prepared; one call scores them all
+    # every sample alert the model judges is prepared; one call scores them all
+    assert calls == [int((n_detections(sample_columns) >= MIN_DETECTIONS).sum())]
 
 
 def test_missing_columns_is_a_clear_error(sample_columns):
@@ -81,8 +89,8 @@ def test_missing_columns_is_a_clear_error(sample_columns):
         classify(sample_columns.to_dict())
 
 
-def test_declined_alerts_get_nan_rows_and_reasons(sample_columns):
-    pdf = sample_columns.iloc[:6].copy().reset_index(drop=True)
+def test_declined_alerts_get_nan_rows_and_reasons(judged_columns):
+    pdf = judged_columns.iloc[:6].copy().reset_index(drop=True)
     pdf.at[0, "cmagpsf"] = np.full(len(pdf.at[0, "cjd"]), np.nan)  # only upper limits left
     for name in REQUIRED_COLUMNS + ("cisdiffpos", "cdiffmaglim"):
         pdf.at[1, name] = np.array([])  # nothing at all
@@ -97,7 +105,7 @@ def test_declined_alerts_get_nan_rows_and_reasons(sample_columns):
     assert reasons[4] is None and reasons[5] is None
 
 
-def test_optional_columns_are_optional(sample_columns):
+def test_optional_columns_are_optional(sample_columns, judged_columns):
     full = classify(sample_columns)
     bare_probs, bare_reasons = classify_with_reasons(sample_columns[list(REQUIRED_COLUMNS)])
     _check_probabilities(bare_probs, bare_reasons)
@@ -108,20 +116,20 @@ def test_optional_columns_are_optional(sample_columns):
     pdf["cdiffmaglim"] = None
     np.testing.assert_allclose(classify(pdf).to_numpy(), bare_probs.to_numpy(), equal_nan=True)
     # A null optional row means "unknown", it does not decline the alert.
-    pdf = sample_columns.copy()
+    pdf = judged_columns.copy()
     pdf["cisdiffpos"] = pdf["cisdiffpos"].astype(object)
     pdf.at[pdf.index[0], "cisdiffpos"] = None
     assert classify_with_reasons(pdf)[1].iloc[0] is None
 
 
-def test_an_alert_that_breaks_the_vectorised_path_is_isolated(sample_columns):
-    pdf = sample_columns.iloc[:9].copy().reset_index(drop=True).astype(object)
+def test_an_alert_that_breaks_the_vectorised_path_is_isolated(judged_columns):
+    pdf = judged_columns.iloc[:9].copy().reset_index(drop=True).astype(object)
     pdf.at[4, "cjd"] = object()  # neither a sequence nor a number
     probs, reasons = classify_with_reasons(pdf)
     assert reasons[4].startswith("error: ")
     assert probs.iloc[4].isna().all()
     assert reasons.drop(index=4).isna().all()
-    expected = classify(sample_columns.iloc[:9].reset_index(drop=True)).drop(index=4)
+    expected = classify(judged_columns.iloc[:9].reset_index(drop=True)).drop(index=4)
     np.testing.assert_allclose(probs.drop(index=4).to_numpy(), expected.to_numpy(), atol=1e-6)
 
 
@@ -175,24 +183,24 @@ def test_cut_reasons_g_and_r():
     assert reasons[0] is None and reasons[1] == "cut: needs detections in both g and r"
 
 
-def test_output_formats_agree(sample_columns):
-    pdf = sample_columns.iloc[:5].copy().reset_index(drop=True)
+def test_output_formats_agree(judged_columns):
+    pdf = judged_columns.iloc[:5].copy().reset_index(drop=True)
     pdf.at[1, "cmagpsf"] = np.full(len(pdf.at[1, "cjd"]), np.nan)
     scores = score_alerts(*(pdf[c] for c in REQUIRED_COLUMNS), cdiffmaglim=pdf["cdiffmaglim"])
     frame = t2_frame(scores)
     arrow = t2_arrow(scores)
     assert arrow.type == t2_arrow_type()
     rows = arrow.to_pylist()
-    assert rows[1] == {**{c: None for c in CLASSES}, "top_class": None, "reason": "no valid g/r detection"}
-    assert list(frame.columns) == [field.name for field in arrow.type] == [*CLASSES, "top_class", "reason"]
-    assert frame.loc[1, list(CLASSES)].isna().all() and frame.at[1, "top_class"] is None
+    assert rows[1] == {**{c: None for c in CLASS_FIELDS}, "top_class": None, "reason": "no valid g/r detection"}
+    assert list(frame.columns) == [field.name for field in arrow.type] == [*CLASS_FIELDS, "top_class", "reason"]
+    assert frame.loc[1, list(CLASS_FIELDS)].isna().all() and frame.at[1, "top_class"] is None
     assert t2_probabilities(rows[1]) is None
     for i in (0, 2, 3, 4):
         as_map = t2_probabilities(rows[i])
         assert list(as_map) == list(CLASSES)
         assert rows[i]["top_class"] == max(as_map, key=as_map.get) == frame.at[i, "top_class"]
         assert rows[i]["reason"] is None
-        np.testing.assert_allclose(list(as_map.values()), frame.loc[i, list(CLASSES)].to_numpy(float), rtol=1e-6)
+        np.testing.assert_allclose(list(as_map.values()), frame.loc[i, list(CLASS_FIELDS)].to_numpy(float), rtol=1e-6)
     with pytest.raises(ValueError, match="declined t2 value carries probabilities"):
         t2_probabilities({**rows[0], "top_class": None})
     assert isinstance(arrow, pa.StructArray)

@@ -1,0 +1,50 @@
+"""Where fink-t2 finds its files, whether installed (a wheel in site-packages) or run from a checkout.
+
+Nothing here is derived from the checkout's layout unless the package really
+runs from a checkout: the sample alerts and the default configurations are
+package data (``fink_t2/resources``), and the project's shared data (PLAsTiCC,
+the real ZTF alerts) is wherever :data:`SHARED_ENV` says, or ``../shared``
+beside a checkout, or ``./shared`` in the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Environment variable naming the shared-data folder (it holds ``data/plasticc``, ``data/ztf_alerts``).
+SHARED_ENV = "FINK_T2_SHARED"
+
+_PACKAGE = Path(__file__).resolve().parent
+#: Files shipped inside the package (the sample alerts, the default configurations).
+RESOURCES = _PACKAGE / "resources"
+
+
+def checkout_root() -> Path | None:
+    """The repository root if the package runs from a checkout (editable install, PYTHONPATH), else None."""
+    root = _PACKAGE.parent
+    return root if (root / "setup.py").is_file() and (root / "conf").is_dir() else None
+
+
+def resource(*parts: str) -> Path:
+    """A file shipped with the package, e.g. ``resource("conf", "train.yaml")``."""
+    return RESOURCES.joinpath(*parts)
+
+
+def shared_dir() -> Path:
+    """The shared-data folder: ``$FINK_T2_SHARED``, else ``../shared`` beside a checkout, else ``./shared``."""
+    configured = os.environ.get(SHARED_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    root = checkout_root()
+    return root.parent / "shared" if root is not None else Path.cwd() / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path inside the shared-data folder (:func:`shared_dir`), resolved when called."""
+    return shared_dir().joinpath(*parts)
+
+
+def config_file(name: str) -> Path:
+    """A default configuration (``stream.yaml``, ``cuts.yaml``, ``train.yaml``) as shipped in the package."""
+    return resource("conf", name)

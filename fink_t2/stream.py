@@ -1,0 +1,241 @@
+"""Stream Fink's raw ZTF alert lake through t2 into a parquet sink (``fink-t2 stream``, ``run_t2_stream.py``).
+
+Structured Streaming: a parquet file source over ``input`` (new files are
+picked up as they land), the ``t2`` column added by
+``fink_t2.processor.apply_t2``, and Spark's parquet file sink with a checkpoint
+directory. The file sink commits each micro-batch in ``<output>/_spark_metadata``
+together with the checkpoint, so a job stopped (or killed) at any point and
+restarted from the same checkpoint neither loses nor duplicates alerts; read
+the output with Spark (``spark.read.parquet(output)``), which honours that log.
+
+Configuration comes from a YAML file (``--config``; default: ``conf/stream.yaml``
+in the working directory if there is one, else the copy shipped in the package),
+safe-loaded and strict, and flags override it. Every check (configuration,
+model file, input files, writable output) runs before Spark reads any alert.
+A module of the package (an installed ``fink-t2`` has it, with its console
+entry point); ``run_t2_stream.py`` in the repository is a thin wrapper for
+``spark-submit``. Examples::
+
+    fink-t2 stream --input /lake/raw --output /lake/t2 --checkpoint /lake/t2_ckpt --once
+    spark-submit run_t2_stream.py --config conf/stream.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+LOGGER = logging.getLogger("fink_t2.stream")
+METRICS = "t2_counts"
+
+
+def default_config() -> str:
+    """``conf/stream.yaml`` of the working directory (a checkout), else the configuration shipped in the package."""
+    from fink_t2.paths import config_file
+
+    local = Path("conf") / "stream.yaml"
+    return str(local) if local.is_file() else str(config_file("stream.yaml"))
+
+
+def build_parser(prog: str = "fink-t2 stream") -> argparse.ArgumentParser:
+    """The stream's flags (``fink-t2 stream`` and ``run_t2_stream.py`` share them)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the stream's flags to ``parser`` (also the ``fink-t2 stream`` sub-command's)."""
+    parser.add_argument("--config", default=None,
+                        help="YAML configuration (default: conf/stream.yaml here, else the shipped one)")
+    parser.add_argument("--input", help="directory of raw alert parquet files")
+    parser.add_argument("--output", help="parquet sink directory")
+    parser.add_argument("--checkpoint", help="checkpoint directory")
+    parser.add_argument("--model", dest="model_path", help="TFLite model (default: the shipped one)")
+    parser.add_argument("--trigger-seconds", type=float, help="micro-batch interval")
+    parser.add_argument("--max-files-per-trigger", type=int, help="input files per micro-batch")
+    parser.add_argument("--once", action="store_true", default=None,
+                        help="process the files present now (available-now trigger), then stop")
+    parser.add_argument("--cuts", dest="cuts", action="store_true", default=None, help="apply Fink's t2 cuts")
+    parser.add_argument("--no-cuts", dest="cuts", action="store_false", help="score every alert")
+    parser.add_argument("--master", default=None, help="Spark master when not run by spark-submit (default local[*])")
+
+
+def load_config(args: argparse.Namespace):
+    """The validated configuration: file, then flags."""
+    from fink_t2.config import load_stream_config
+
+    overrides = {"input": args.input, "output": args.output, "checkpoint": args.checkpoint,
+                 "model_path": args.model_path, "trigger_seconds": args.trigger_seconds,
+                 "max_files_per_trigger": args.max_files_per_trigger, "once": args.once,
+                 "cuts.enabled": args.cuts}
+    return load_stream_config(args.config if args.config is not None else default_config(), overrides)
+
+
+def _writable_dir(path: Path, what: str) -> None:
+    """A directory Spark can create or write into; checked without creating it (fink_t2.preflight)."""
+    from fink_t2.preflight import check_writable
+
+    check_writable(path, f"{what} directory", f"--{what}", directory=True)
+
+
+def preflight(config) -> None:
+    """Every check that can fail before the stream starts, each with one clear message."""
+    from fink_t2.batch import find_parquet, read_alert_schemas
+    from fink_t2.runtime import get_model
+
+    get_model(config.model_path)
+    source = Path(config.input)
+    if not source.is_dir():
+        raise FileNotFoundError(f"input directory not found: {source} (set 'input' in the configuration or "
+                                "pass --input; to try the stream on the sample alerts: mkdir -p data/stream/raw "
+                                "&& cp data/alerts_sample.parquet data/stream/raw/)")
+    files = find_parquet([source])
+    schemas = read_alert_schemas(files)
+    for schema, path in zip(schemas, files):
+        if not schema.equals(schemas[0]):
+            raise ValueError(f"input files have different schemas: {path} differs from {files[0]}; a stream "
+                             "reads one schema (unify the files, e.g. as data/make_sample.py does)")
+    from fink_t2.preflight import check_cut_columns
+
+    check_cut_columns(schemas[0], config.cuts, files[0], flag="--cuts / cuts.enabled")
+    _writable_dir(Path(config.output), "output")
+    _writable_dir(Path(config.checkpoint), "checkpoint")
+
+
+def start_query(spark, config):
+    """Start the streaming query (not waiting for it)."""
+    from pyspark.sql import functions as F
+
+    from fink_t2.processor import apply_t2
+
+    schema = spark.read.parquet(config.input).schema
+    alerts = (spark.readStream.schema(schema)
+              .option("maxFilesPerTrigger", config.max_files_per_trigger)
+              .parquet(config.input))
+    scored = apply_t2(alerts, model_path=config.model_path, cuts=config.cuts)
+    scored = scored.observe(
+        METRICS,
+        F.count(F.lit(1)).alias("alerts"),
+        F.sum(F.when(F.col("t2.top_class").isNotNull(), 1).otherwise(0)).alias("classified"),
+    )
+    writer = (scored.writeStream.format("parquet").queryName(config.query_name)
+              .option("path", config.output).option("checkpointLocation", config.checkpoint))
+    partitions = [c for c in ("year", "month", "day") if c in schema.names]
+    if partitions:
+        writer = writer.partitionBy(*partitions)
+    if config.once:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
+    return writer.start()
+
+
+def _as_dict(progress) -> dict:
+    """A progress report as a dict (Spark 3.4 and 3.5 give dicts, Spark 4 objects with ``.json``)."""
+    if isinstance(progress, dict):
+        return progress
+    return json.loads(progress.json)
+
+
+def log_progress(query, seen: set, totals: dict) -> None:
+    """Log each micro-batch not yet logged: alerts in, classified, declined, rate."""
+    for report in map(_as_dict, query.recentProgress):
+        batch = report.get("batchId")
+        if batch in seen:
+            continue
+        seen.add(batch)
+        rows = int(report.get("numInputRows") or 0)
+        metrics = (report.get("observedMetrics") or {}).get(METRICS) or {}
+        if hasattr(metrics, "asDict"):  # Spark 4 gives Rows here
+            metrics = metrics.asDict()
+        classified = int(metrics.get("classified") or 0)
+        rate = float(report.get("processedRowsPerSecond") or 0.0)
+        totals["alerts"] = totals.get("alerts", 0) + rows
+        totals["classified"] = totals.get("classified", 0) + classified
+        totals["batches"] = totals.get("batches", 0) + (1 if rows else 0)
+        LOGGER.info("batch %s: %d alerts in, %d classified, %d declined, %.1f alerts/s",
+                    batch, rows, classified, rows - classified, rate)
+
+
+def run(config, spark) -> dict:
+    """Run the query until it stops (available-now) or is interrupted; return totals."""
+    query = start_query(spark, config)
+    LOGGER.info("started %s: %s -> %s (checkpoint %s, %s)", config.query_name, config.input, config.output,
+                config.checkpoint, "available-now" if config.once else f"every {config.trigger_seconds:g} s")
+    stop = {"requested": False}
+
+    def request_stop(signum, frame):  # SIGTERM: finish cleanly, the checkpoint keeps the position
+        stop["requested"] = True
+
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, request_stop)
+    except ValueError:  # not in the main thread (e.g. under a test runner thread)
+        previous = None
+    seen: set = set()
+    totals: dict = {}
+    started = time.perf_counter()
+    try:
+        while query.isActive:
+            query.awaitTermination(1.0)
+            log_progress(query, seen, totals)
+            if stop["requested"]:
+                LOGGER.info("stop requested; stopping the query")
+                query.stop()
+    except KeyboardInterrupt:
+        LOGGER.info("interrupted; stopping the query")
+        query.stop()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    log_progress(query, seen, totals)
+    error = query.exception()
+    if error is not None:
+        raise RuntimeError(f"streaming query failed: {error}")
+    elapsed = time.perf_counter() - started
+    totals["seconds"] = elapsed
+    LOGGER.info("done: %d alerts in %d micro-batch(es), %d classified, %.1f s",
+                totals.get("alerts", 0), totals.get("batches", 0), totals.get("classified", 0), elapsed)
+    return totals
+
+
+def main(argv: list[str] | None = None, spark=None, prog: str = "fink-t2 stream") -> int:
+    """Entry point; ``spark`` lets tests reuse a session, ``prog`` names the command in error messages."""
+    return run_args(build_parser(prog).parse_args(argv), spark=spark, prog=prog)
+
+
+def run_args(args: argparse.Namespace, spark=None, prog: str = "fink-t2 stream") -> int:
+    """Run the stream for parsed flags; 2 on a configuration or input error (one line on stderr), 1 if it fails."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    LOGGER.setLevel(logging.INFO)
+    from fink_t2 import SparkMissingError, require_spark
+
+    try:
+        if spark is None:
+            require_spark()
+        config = load_config(args)
+        preflight(config)
+    except (ValueError, OSError, RuntimeError, SparkMissingError) as error:  # ConfigError, InputError, ...
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    if spark is None:
+        from fink_t2.processor import spark_session
+
+        spark = spark_session("fink-t2-stream", master=args.master)
+    try:
+        run(config, spark)
+    except RuntimeError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
