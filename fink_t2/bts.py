@@ -14,7 +14,6 @@ object lends views to two folds.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +40,10 @@ class RealData:
 
 
 def default_bts_path() -> Path:
-    """``$FINK_T2_SHARED/data/ztf_bts_dev/bts_dev.parquet``, else ``../shared`` beside the checkout."""
-    shared = os.environ.get("FINK_T2_SHARED")
-    root = Path(shared) if shared else Path(__file__).resolve().parents[2] / "shared"
-    return root / "data" / "ztf_bts_dev" / BTS_FILE
+    """``data/ztf_bts_dev/bts_dev.parquet`` in the shared-data folder (see :func:`fink_t2.paths.shared_dir`)."""
+    from fink_t2.paths import shared_path
+
+    return shared_path("data", "ztf_bts_dev", BTS_FILE)
 
 
 def bts_alert_columns(frame: pd.DataFrame) -> pd.DataFrame:

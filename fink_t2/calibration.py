@@ -71,3 +71,4 @@ def fit_temperature(labels: np.ndarray, probabilities: np.ndarray, prior: np.nda
         q = calibrate(probabilities, t, prior).astype(np.float64)
         losses.append(-np.mean(np.log(np.clip(q[np.arange(len(labels)), labels], 1e-15, 1.0))))
     return float(grid[int(np.argmin(losses))])
+

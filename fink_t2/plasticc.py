@@ -43,8 +43,10 @@ class PlasticcData:
 
 
 def default_data_dir() -> Path:
-    """``../shared/data/plasticc`` next to the repository, where the project keeps PLAsTiCC."""
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "plasticc"
+    """``data/plasticc`` in the shared-data folder (``$FINK_T2_SHARED``, else ``../shared`` beside a checkout)."""
+    from fink_t2.paths import shared_path
+
+    return shared_path("data", "plasticc")
 
 
 def load_plasticc(data_dir: str | Path | None = None, max_objects: int | None = None, seed: int = 0) -> PlasticcData:

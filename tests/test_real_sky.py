@@ -208,3 +208,21 @@ def test_real_stage_reduces_the_loss_on_a_tiny_real_subset(real):
     history = fine_tune(model, config, None, np.zeros(0, dtype=np.int64), real, objects, progress=False)
     assert len(history) == 6
     assert loss() < before - 0.3, (before, loss())
+
+
+def test_mixed_class_weights_keep_every_class_equal():
+    """Real views (SNe only) must not move the training prior towards SNe; tiny real classes get a small share."""
+    from fink_t2.training import mixed_class_weights
+
+    snia, snii, agn, iax = (CLASSES.index(c) for c in ("SNIa", "SNII", "AGN", "SNIax"))
+    y_real = np.array([snia] * 60 + [snii] * 20 + [iax] * 4)
+    objects = np.bincount(np.array([snia] * 30 + [snii] * 10 + [iax] * 2), minlength=N_CLASSES)
+    y_sim = np.array([snia] * 10 + [snii] * 10 + [agn] * 5 + [iax] * 10)
+    w_real, w_sim = mixed_class_weights(y_real, objects, y_sim, real_share=0.6, min_real_objects=20)
+    assert (w_real.sum() + w_sim.sum()) / (len(y_real) + len(y_sim)) == pytest.approx(1.0)
+    totals = [w_real[y_real == c].sum() + w_sim[y_sim == c].sum() for c in (snia, snii, agn, iax)]
+    np.testing.assert_allclose(totals, totals[0], rtol=1e-5)  # every class the same total weight
+    share = lambda c: w_real[y_real == c].sum() / (w_real[y_real == c].sum() + w_sim[y_sim == c].sum())  # noqa: E731
+    assert share(snia) == pytest.approx(0.6)
+    assert share(snii) == pytest.approx(0.6 * 10 / 20)  # 10 real objects out of the 20 needed
+    assert share(iax) == pytest.approx(0.6 * 2 / 20)
