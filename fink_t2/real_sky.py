@@ -119,7 +119,9 @@ def simbad_confusion(model_paths: dict, alerts_dir: Path | None = None) -> dict:
            "models": {}}
     for name, path in model_paths.items():
         probabilities, reasons = classify_with_reasons(frame, model_path=path)
-        top = pd.Series(np.where(reasons.isna(), probabilities.idxmax(axis=1, skipna=True).astype(object), None))
+        values = probabilities.to_numpy()
+        names = np.asarray(CLASSES, dtype=object)[np.nan_to_num(values, nan=-1.0).argmax(axis=1)]
+        top = pd.Series(np.where(reasons.isna().to_numpy(), names, None))
         table = {}
         for cls in sorted(truth.unique()):
             rows = truth == cls
