@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 RUNTIME = [
     "numpy>=1.26,<3",
     "pandas>=1.5,<3",
-    "pyarrow>=14,<27",
+    "pyarrow>=14.0.1,<27",  # 14.0.0 and older unpickle file metadata (CVE-2023-47248)
     "pyspark>=3.5,<5",
     "pyyaml>=6,<7",
     "ai-edge-litert>=1.2,<3",
