@@ -537,9 +537,10 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
     try:
         frames, first_files = [], []
         for item, found in files_of.items():
-            groups: dict[pa.Schema, list[Path]] = {}
+            groups: dict[tuple, list[Path]] = {}  # by names and types (pyarrow 17 cannot hash metadata)
             for path in found:
-                groups.setdefault(schema_of[path], []).append(path)
+                key = tuple((f.name, str(f.type)) for f in schema_of[path])
+                groups.setdefault(key, []).append(path)
             for paths in groups.values():
                 reader = spark.read
                 base = partition_root(Path(item))
