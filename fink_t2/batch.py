@@ -443,8 +443,10 @@ def _publish(tmp: Path, output: Path) -> None:
         if old is not None:
             os.rename(old, output)
         raise
-    if old is not None:
+    if old is not None and old.is_dir():
         shutil.rmtree(old, ignore_errors=True)
+    elif old is not None:
+        old.unlink(missing_ok=True)
 
 
 def score_pandas(input_file: str | Path, output: str | Path | None, model_path=None, cuts: Cuts | None = None,
@@ -556,9 +558,9 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
         writer = result.write.mode("errorifexists")
         if partition_columns:
             writer = writer.partitionBy(*partition_columns)
-        output.absolute().parent.mkdir(parents=True, exist_ok=True)
         tmp = _temporary_sibling(output.absolute(), "tmp")
         try:
+            output.absolute().parent.mkdir(parents=True, exist_ok=True)
             writer.parquet(str(tmp))
             _publish(tmp, output)
         except OSError as error:

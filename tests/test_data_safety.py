@@ -288,7 +288,7 @@ def test_input_paths_are_literal_not_patterns(spark, tmp_path, sample_table, cap
         (tmp_path / name).mkdir()
         pq.write_table(sample_table.slice(0, rows), tmp_path / name / "alerts.parquet")
     for name, rows in (("run[1]/alerts.parquet", 10), ("night{1,2}", 7)):
-        out = tmp_path / f"out-{rows}"
+        out = tmp_path / f"out[{rows}]*"
         assert cli_main(["score", str(tmp_path / name), "--output", str(out), "--no-progress", "--summary"]) == 0
         assert capsys.readouterr().out.startswith(f"{rows} alerts: ")
         assert _scored(spark, out).count() == rows
@@ -306,6 +306,17 @@ def test_colon_in_a_file_name(tmp_path, sample_table, capsys, no_spark):
     assert cli_main(["score", str(path), "--engine", "pandas", "--output", str(tmp_path / "o.parquet"),
                      "--no-progress"]) == 0
     assert pq.read_table(tmp_path / "o.parquet").num_rows == 5
+
+
+def test_colon_in_the_stream_lake(tmp_path, sample_table, stream_module, capsys):
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    pq.write_table(sample_table.slice(0, 5), lake / "alerts_T00:00:00.parquet")
+    assert stream_module.main(["--input", str(lake), "--output", str(tmp_path / "o"), "--checkpoint",
+                               str(tmp_path / "c"), "--once"]) == 2
+    line = _one_line(capsys.readouterr().err, "run_t2_stream: error:")
+    assert "alerts_T00:00:00.parquet" in line and "rename" in line
+    assert not (tmp_path / "o").exists()
 
 
 # --------------------------------------------------------------------------- 5. partitions
