@@ -537,7 +537,7 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
     previous = spark.conf.get(_INFERENCE, None)
     spark.conf.set(_INFERENCE, "false")
     try:
-        frames, first_files = [], []
+        frames, first_files, arrow_schemas = [], [], []
         for item, found in files_of.items():
             groups: dict[tuple, list[Path]] = {}  # by names and types (pyarrow 17 cannot hash metadata)
             for path in found:
@@ -550,9 +550,10 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
                     reader = reader.option("basePath", str(base.absolute()))
                 frames.append(reader.parquet(*[spark_literal(p) for p in paths]))
                 first_files.append(str(paths[0]))
+                arrow_schemas.append(schema_of[paths[0]])
                 LOGGER.info("%d file(s) of %s with schema #%d", len(paths), item, len(frames))
         file_columns = {name for schema in schemas for name in schema.names}
-        df = unify_frames(frames, first_files)
+        df = unify_frames(frames, first_files, arrow_schemas)
         partition_columns = [c for c in df.columns if c not in file_columns and c != UNFIT_COLUMN]
         result = decline_unfit(apply_t2(df, model_path=model_path, cuts=cuts))
         writer = result.write.mode("errorifexists")
@@ -617,8 +618,12 @@ class _Mismatch(ValueError):
 
 def merged_type(first, other, where: str = ""):
     """``first`` with the nested fields only ``other`` has appended (leaf types: ``first``'s)."""
-    from pyspark.sql.types import ArrayType, MapType, StructField, StructType
+    from pyspark.sql.types import ArrayType, MapType, NullType, StructField, StructType
 
+    if isinstance(first, NullType):  # a column that is all null in the first file takes the other's type
+        return other
+    if isinstance(other, NullType):
+        return first
     if isinstance(first, StructType) or isinstance(other, StructType):
         if not (isinstance(first, StructType) and isinstance(other, StructType)):
             raise _Mismatch(f"{where or 'a column'} is {_sql_type(first)[:60]} in one file, {_sql_type(other)[:60]} "
@@ -636,6 +641,39 @@ def merged_type(first, other, where: str = ""):
     if isinstance(first, MapType) != isinstance(other, MapType):
         raise _Mismatch(f"{where or 'a column'} is a map in one file, not in the other")
     return first
+
+
+def _nulled(spark_type, arrow_type):
+    """``spark_type`` with NullType where the file's arrow type is null (Spark reads those as int)."""
+    from pyspark.sql.types import ArrayType, NullType, StructField, StructType
+
+    if arrow_type is None:
+        return spark_type
+    if pa.types.is_null(arrow_type):
+        return NullType()
+    if isinstance(spark_type, StructType) and pa.types.is_struct(arrow_type):
+        names = [arrow_type.field(i).name for i in range(arrow_type.num_fields)]
+        return StructType([StructField(f.name, _nulled(f.dataType, arrow_type.field(f.name).type
+                                                       if f.name in names else None), True)
+                           for f in spark_type.fields])
+    if isinstance(spark_type, ArrayType) and (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)):
+        return ArrayType(_nulled(spark_type.elementType, arrow_type.value_type), True)
+    return spark_type
+
+
+def _denulled(merged, actual):
+    """``merged`` with each NullType left (null in every file) replaced by the type Spark actually read."""
+    from pyspark.sql.types import ArrayType, IntegerType, NullType, StructField, StructType
+
+    if isinstance(merged, NullType):
+        return actual if actual is not None and not isinstance(actual, NullType) else IntegerType()
+    if isinstance(merged, StructType):
+        have = {f.name: f.dataType for f in actual.fields} if isinstance(actual, StructType) else {}
+        return StructType([StructField(f.name, _denulled(f.dataType, have.get(f.name)), True) for f in merged.fields])
+    if isinstance(merged, ArrayType):
+        element = actual.elementType if isinstance(actual, ArrayType) else None
+        return ArrayType(_denulled(merged.elementType, element), True)
+    return merged
 
 
 def _align(expr: str, src, dst, depth: int = 0) -> str:
@@ -683,25 +721,37 @@ def _unfit(expr: str, src, dst, label: str, depth: int = 0) -> list[tuple[str, s
     return [(f"{label} ({dst.simpleString()})", f"coalesce({cond}, false)")]
 
 
-def unify_frames(frames: list, first_files: list[str]):
+def unify_frames(frames: list, first_files: list[str], arrow_schemas: list[pa.Schema] | None = None):
     """One DataFrame from groups of files with different schemas, nested fields aligned BY NAME.
 
     Types are the first group's (fields only later groups have are appended);
     values that do not fit them become null and the alert is declined (column
     :data:`UNFIT_COLUMN`, see :func:`decline_unfit`). Spark's own cast would
     match struct fields by position and mis-score every alert of a file whose
-    fields are in another order.
+    fields are in another order. ``arrow_schemas`` (one per frame) mark the
+    columns a file stores as all-null (arrow type null, which Spark reads as
+    int): they take the type of the files that have values there.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import StructField, StructType
 
-    target = frames[0].schema
-    for frame, name in zip(frames[1:], first_files[1:]):
+    def nulled(i: int):
+        schema = frames[i].schema
+        if arrow_schemas is None:
+            return schema
+        arrow = arrow_schemas[i]
+        return StructType([StructField(f.name, _nulled(f.dataType, arrow.field(f.name).type
+                                                       if f.name in arrow.names else None), True)
+                           for f in schema.fields])
+
+    target = nulled(0)
+    for i, name in enumerate(first_files[1:], start=1):
         try:
-            target = merged_type(target, frame.schema)
+            target = merged_type(target, nulled(i))
         except _Mismatch as error:
             raise InputError(f"{name} has a schema that cannot be unified with {first_files[0]} ({error}); "
                              "score these files separately") from error
+    target = _denulled(target, frames[0].schema)
     target = StructType([StructField(f.name, f.dataType, True) for f in target.fields])
     aligned = []
     for frame in frames:

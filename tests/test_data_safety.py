@@ -240,6 +240,46 @@ def test_real_files_of_both_field_orders_in_one_input(spark, ansi, tmp_path, sam
     _assert_same_t2({c: got[c] for c in _pandas_t2(sample_path)}, _pandas_t2(sample_path), atol=1e-6)
 
 
+@pytest.mark.spark
+@pytest.mark.skipif(not (SHARED_ZTF_ALERTS / "fink_science_superluminous.parquet").exists(),
+                    reason="shared ZTF alerts absent")
+def test_all_null_fields_take_the_type_of_the_files_with_values(spark, tmp_path, sample_path):
+    """Fink's superluminous file stores prv_candidates.ssnamenr as all-null (arrow null, read by Spark as int);
+    first in the input, it must not make the sample's ssnamenr strings "out of range"."""
+    superluminous = SHARED_ZTF_ALERTS / "fink_science_superluminous.parquet"
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "a_superluminous.parquet").symlink_to(superluminous)
+    (lake / "b_sample.parquet").symlink_to(sample_path)
+    out = tmp_path / "out"
+    assert cli_main(["score", str(lake), "--output", str(out), "--no-progress"]) == 0
+    scored = _scored(spark, out)
+    got = _t2_by_candid(scored.select("candid", "t2").collect())
+    assert not [v for v in got.values() if (v["reason"] or "").startswith(REASON_UNFIT)]
+    _assert_same_t2({c: got[c] for c in _pandas_t2(sample_path)}, _pandas_t2(sample_path), atol=1e-6)
+    names = scored.where("size(filter(prv_candidates, p -> p.ssnamenr IS NOT NULL)) > 0").count()
+    assert names > 0  # the sample's solar-system names were kept
+
+
+def test_merged_type_by_name():
+    """The unified type: the first file's fields and leaf types, then fields only later files have."""
+    pytest.importorskip("pyspark")
+    from pyspark.sql.types import ArrayType, DoubleType, FloatType, IntegerType, LongType, NullType, StringType
+    from pyspark.sql.types import StructField as F
+    from pyspark.sql.types import StructType as S
+
+    from fink_t2.batch import _Mismatch, merged_type
+
+    first = S([F("jd", DoubleType()), F("fid", IntegerType()), F("magpsf", FloatType())])
+    other = S([F("fid", LongType()), F("isdiffpos", StringType()), F("jd", DoubleType()), F("magpsf", DoubleType())])
+    merged = merged_type(ArrayType(first), ArrayType(other))
+    assert [(f.name, f.dataType) for f in merged.elementType.fields] == [
+        ("jd", DoubleType()), ("fid", IntegerType()), ("magpsf", FloatType()), ("isdiffpos", StringType())]
+    assert merged_type(NullType(), StringType()) == StringType() == merged_type(StringType(), NullType())
+    with pytest.raises(_Mismatch, match="candidate"):
+        merged_type(S([F("candidate", first)]), S([F("candidate", LongType())]))
+
+
 def _wide_with_fid(table: pa.Table, row: int, fid: int) -> pa.Table:
     """``table`` with int64 integers in candidate, and one alert's candidate.fid set to ``fid``."""
     cand = table.schema.field("candidate").type
