@@ -206,7 +206,7 @@ def check_separate(inputs: list[str | Path], outputs: dict[str, str | Path]) -> 
                 relation = ("is the input" if out == source else
                             "is inside the input" if source in out.parents else "contains the input")
                 raise InputError(f"{what} {target} {relation} {item}: writing there would delete or re-read the "
-                                 f"input; choose a {what} outside every input")
+                                 f"input; choose {'an' if what[0] in 'aeiou' else 'a'} {what} outside every input")
 
 
 _GLOB_CHARS = re.compile(r"([\\*?\[\]{}])")
