@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 RUNTIME = [
     "numpy>=1.26,<3",
     "pandas>=1.5,<4",
-    "pyarrow>=14.0.1,<27",  # 14.0.1 fixes CVE-2023-47248
+    "pyarrow>=14.0.1,<27",  # 14.0.0 and older unpickle file metadata (CVE-2023-47248)
     "pyyaml>=6,<7",
     "tqdm>=4.60,<5",  # the batch scorer's progress bar
     "ai-edge-litert>=1.2,<3",

@@ -9,6 +9,7 @@ must not silently fall back to a default).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from fink_t2.safe_yaml import error_text, read_text, short, strict_load
 from fink_t2.scoring import Cuts
 
 
@@ -49,11 +51,11 @@ def _coerce(value, tp, source: str, key: str):
         raise errors[0]
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping of keys, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where} must be a mapping of keys, got {type(value).__name__} {short(value)}")
         return build(tp, value, source, prefix=f"{key}.")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where} must be a list, got {type(value).__name__} {short(value)}")
         (item,) = typing.get_args(tp)[:1]
         return tuple(_coerce(v, item, source, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is bool:
@@ -64,13 +66,15 @@ def _coerce(value, tp, source: str, key: str):
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # .nan / .inf would pass every range check and mean nothing
+                raise ConfigError(f"{where} must be a finite number, got {value!r}")
             return float(value)
     elif tp is str:
         if isinstance(value, str):
             return value
     else:  # pragma: no cover - a schema bug, not a user error
         raise TypeError(f"unsupported config type {tp}")
-    raise ConfigError(f"{where} must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    raise ConfigError(f"{where} must be {_type_name(tp)}, got {type(value).__name__} {short(value)}")
 
 
 def build(cls, values: dict, source: str, prefix: str = ""):
@@ -79,7 +83,7 @@ def build(cls, values: dict, source: str, prefix: str = ""):
     known = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = [k for k in values if k not in known]
     if unknown:
-        raise ConfigError(f"{source}: unknown key {prefix + str(unknown[0])!r} (known keys: {', '.join(known)})")
+        raise ConfigError(f"{source}: unknown key {short(prefix + str(unknown[0]))} (known keys: {', '.join(known)})")
     kwargs = {key: _coerce(value, hints[key], source, prefix + key) for key, value in values.items()}
     try:
         return cls(**kwargs)
@@ -90,15 +94,16 @@ def build(cls, values: dict, source: str, prefix: str = ""):
 
 
 def load_yaml(path: str | Path) -> dict:
-    """A YAML mapping from ``path`` (safe_load), with errors naming the file."""
+    """A YAML mapping from ``path`` (safe types, no aliases, no duplicate keys), with errors naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"configuration file not found: {path}")
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+        data = strict_load(read_text(path))
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+        raise ConfigError(f"{path}: not valid YAML: {error_text(error)}") from error
+    except (OSError, ValueError) as error:  # unreadable, not UTF-8, too large
+        raise ConfigError(f"{path}: cannot be read as a configuration file: {error_text(error)}") from error
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -124,9 +129,9 @@ class StreamConfig:
         for key in ("input", "output", "checkpoint"):
             if not getattr(self, key):
                 raise ConfigError(f"{source}: key {key!r} is required (set it in the file or pass --{key})")
-        if self.trigger_seconds <= 0:
+        if not math.isfinite(self.trigger_seconds) or self.trigger_seconds <= 0:
             raise ConfigError(f"{source}: key 'trigger_seconds' must be > 0, got {self.trigger_seconds}")
-        if self.max_files_per_trigger < 1:
+        if not isinstance(self.max_files_per_trigger, int) or self.max_files_per_trigger < 1:
             raise ConfigError(f"{source}: key 'max_files_per_trigger' must be >= 1, got {self.max_files_per_trigger}")
 
 

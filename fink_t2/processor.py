@@ -103,10 +103,10 @@ def score_batch(columns: tuple, model_path: str | None, cuts: Cuts) -> Scores:
         raise TypeError(f"t2 takes {_N_REQUIRED} to {len(T2_INPUTS)} columns {list(T2_INPUTS)}, got {len(columns)}")
     named = dict(zip(T2_INPUTS, columns))
     model = runtime.get_model(model_path)
-    delay = os.environ.get(TEST_DELAY_ENV)
+    delay = test_delay()
     if delay:
         print(f"{TEST_DELAY_ENV}: {len(columns[0])} alerts, sleeping {delay} s", file=sys.stderr, flush=True)
-        time.sleep(float(delay))
+        time.sleep(delay)
     select = (make_selector(cuts, *(_as_pandas(named.get(name)) for name in ("jdstarthist", "roid", "cdsxmatch")))
               if cuts.enabled else None)
     scores = score_alerts(
@@ -116,6 +116,32 @@ def score_batch(columns: tuple, model_path: str | None, cuts: Cuts) -> Scores:
     )
     BATCHES_SCORED += 1
     return scores
+
+
+def test_delay() -> float:
+    """Seconds of the test hook :data:`TEST_DELAY_ENV`: 0 unless set to a finite number >= 0.
+
+    A test hook must never fail production batches: a value that is not a number
+    (``"4s"``, ``"nan"``) is ignored with one warning on stderr, instead of raising
+    in every UDF batch, outside the per-alert isolation.
+    """
+    text = os.environ.get(TEST_DELAY_ENV)
+    if not text:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0.0 <= value < 3600.0):
+        if text not in _WARNED:
+            _WARNED.add(text)
+            print(f"{TEST_DELAY_ENV}={text!r} is not a number of seconds in [0, 3600): ignored",
+                  file=sys.stderr, flush=True)
+        return 0.0
+    return value
+
+
+_WARNED: set[str] = set()
 
 
 def _as_pandas(column):
@@ -206,11 +232,24 @@ def history_column(df: DataFrame, field: str, dtype: str = "double") -> Column:
     """
     current = F.array(F.col(f"candidate.{field}").cast(dtype))
     empty = F.array().cast(f"array<{dtype}>")
-    if "prv_candidates" in df.columns:
+    if "prv_candidates" in df.columns and field in _history_fields(df):
         past = F.coalesce(F.col(f"prv_candidates.{field}").cast(f"array<{dtype}>"), empty)
+    elif "prv_candidates" in df.columns and _history_fields(df):
+        # An optional field the history lacks (e.g. isdiffpos): unknown at each past point, same length.
+        past = F.coalesce(F.transform(F.col("prv_candidates"), lambda x: F.lit(None).cast(dtype)), empty)
     else:
         past = empty
     return F.concat(past, current)
+
+
+def _history_fields(df: DataFrame) -> set[str]:
+    """Field names of the elements of ``prv_candidates`` (empty if it is not an array of structs)."""
+    from pyspark.sql.types import ArrayType
+
+    dtype = df.schema["prv_candidates"].dataType
+    if isinstance(dtype, ArrayType) and isinstance(dtype.elementType, StructType):
+        return set(dtype.elementType.fieldNames())
+    return set()
 
 
 def _candidate_fields(df: DataFrame) -> set[str]:

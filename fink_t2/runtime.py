@@ -14,6 +14,10 @@ from ``tflite_runtime`` where LiteRT is not installed.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import re
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +28,7 @@ import yaml
 from fink_t2.calibration import FLAT, calibrate, prior_vector
 from fink_t2.classes import CLASSES
 from fink_t2.lightcurves import BANDS, PreparationConfig
+from fink_t2.safe_yaml import error_text, read_text, short, strict_load
 
 #: The model shipped inside the package.
 DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "t2.tflite"
@@ -69,6 +74,120 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: The metadata keys that change a model's outputs: the bytes (sha256, size), the tensor shapes, the band
+#: and class order and the preparation of the light curves. ``identity_sha256`` is their digest, together
+#: with the :data:`OPTIONAL_IDENTITY_KEYS` a model has.
+IDENTITY_KEYS = ("size_bytes", "sha256", "input_shape", "output_shape", "bands", "classes", "preparation")
+
+#: Optional keys that change outputs too: the class prior and temperature applied after the interpreter
+#: (``calibration``) and the fewest detections the model judges (``min_detections``). In the identity
+#: when present (adding, removing or editing one changes it); a model without them keeps the identity
+#: it was written with.
+OPTIONAL_IDENTITY_KEYS = ("calibration", "min_detections")
+
+
+def metadata_identity(meta: dict) -> str:
+    """sha256 of the canonical JSON of the :data:`IDENTITY_KEYS` (and present :data:`OPTIONAL_IDENTITY_KEYS`).
+
+    Recorded by :func:`write_metadata` and checked by :func:`load_model`, so an
+    edit of any of them (e.g. one preparation parameter, which moves most top
+    classes, or the calibration temperature) is refused, not silently scored with.
+    """
+    covered = {key: meta.get(key) for key in IDENTITY_KEYS}
+    covered.update({key: meta[key] for key in OPTIONAL_IDENTITY_KEYS if key in meta})
+    canonical = json.dumps(covered, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return sha256_of(canonical.encode("utf-8"))
+
+
+def _check_metadata_types(path: Path, meta: dict) -> None:
+    """ModelFileError naming ``path`` and the key when a metadata value has the wrong type."""
+    def bad(key: str, expected: str) -> ModelFileError:
+        return ModelFileError(f"model metadata {path}: key {key!r} must be {expected}, got "
+                              f"{type(meta[key]).__name__} {short(meta[key])} ({_FIX})")
+
+    def is_int(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not is_int(meta["size_bytes"]) or meta["size_bytes"] <= 0:
+        raise bad("size_bytes", "a positive integer")
+    for key in ("sha256", "identity_sha256"):
+        if not isinstance(meta[key], str) or not re.fullmatch(r"[0-9a-f]{64}", meta[key]):
+            raise bad(key, "64 lower-case hex digits")
+    for key in ("input_shape", "output_shape"):
+        value = meta.get(key)
+        if key in meta and not (isinstance(value, list) and len(value) >= 2 and (value[0] is None or is_int(value[0]))
+                                and all(is_int(v) and v > 0 for v in value[1:])):
+            raise bad(key, "a list [null, n, ...] of positive integers")
+    for key in ("bands", "classes"):
+        if not (isinstance(meta[key], list) and all(isinstance(v, str) for v in meta[key])):
+            raise bad(key, "a list of strings")
+    if not isinstance(meta["preparation"], dict):
+        raise bad("preparation", "a mapping of preparation parameters")
+    _check_optional_types(path, meta)
+
+
+def _is_number(value) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
+#: Optional informative keys (written by ``fink-t2 compress``; not in the identity): name -> (check, expected).
+_INFORMATIVE = {
+    "model_file": (lambda v: isinstance(v, str), "a string"),
+    "variant": (lambda v: isinstance(v, str), "a string"),
+    "trained_on": (lambda v: isinstance(v, str), "a string"),
+    "keras_sha256": (lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
+                     "64 lower-case hex digits"),
+    "held_out_flat_log_loss": (_is_number, "a finite number"),
+    "held_out_balanced_accuracy": (_is_number, "a finite number"),
+    "model": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v), "a mapping of model parameters"),
+    "saved_model_bytes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                          "a non-negative integer"),
+}
+
+#: The keys of the optional ``calibration`` section and their types (``class_priors`` checked apart).
+_CALIBRATION = {"prior": (lambda v: isinstance(v, str), "a string"),
+                "temperature": (_is_number, "a finite number"),
+                "temperature_fitted_on": (lambda v: isinstance(v, str), "a string")}
+
+
+def _check_optional_types(path: Path, meta: dict) -> None:
+    """Types of the optional keys: ``min_detections``, the ``calibration`` section, the informative keys.
+
+    Keys this package does not know are left alone (a newer writer may add notes).
+    """
+    def fail(key: str, value, expected: str) -> ModelFileError:
+        return ModelFileError(f"model metadata {path}: key {key!r} must be {expected}, got "
+                              f"{type(value).__name__} {short(value)} ({_FIX})")
+
+    if "min_detections" in meta:
+        value = meta["min_detections"]
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise fail("min_detections", value, "a non-negative integer")
+    for key, (check, expected) in _INFORMATIVE.items():
+        if key in meta and not check(meta[key]):
+            raise fail(key, meta[key], expected)
+    if "calibration" not in meta:
+        return
+    section = meta["calibration"]
+    if not isinstance(section, dict):
+        raise fail("calibration", section, "a mapping (prior, temperature, temperature_fitted_on, class_priors)")
+    unknown = sorted(str(key) for key in section if key not in (*_CALIBRATION, "class_priors"))
+    if unknown:
+        raise ModelFileError(f"model metadata {path}: unknown key(s) {unknown} in 'calibration' (known: "
+                             f"{[*_CALIBRATION, 'class_priors']}) ({_FIX})")
+    for key, (check, expected) in _CALIBRATION.items():
+        if key in section and not check(section[key]):
+            raise fail(f"calibration.{key}", section[key], expected)
+    priors = section.get("class_priors", {})
+    if not isinstance(priors, dict):
+        raise fail("calibration.class_priors", priors, "a mapping of prior name -> {class name: probability}")
+    for name, prior in priors.items():
+        if not (isinstance(name, str) and isinstance(prior, dict)
+                and all(isinstance(c, str) and _is_number(p) for c, p in prior.items())):
+            raise fail(f"calibration.class_priors.{name}", prior, "a mapping of class name -> finite number")
+
+
 def read_metadata(model_path: str | Path) -> dict:
     """The model's metadata, checked for the keys the runtime relies on."""
     path = metadata_path(model_path)
@@ -77,14 +196,26 @@ def read_metadata(model_path: str | Path) -> dict:
                              "needs its .yaml beside it; "
                              "regenerate both with 'fink-t2 compress')")
     try:
-        with open(path, encoding="utf-8") as handle:
-            meta = yaml.safe_load(handle)
+        meta = strict_load(read_text(path))
     except yaml.YAMLError as error:
-        raise ModelFileError(f"model metadata {path} is not valid YAML: {error}") from error
-    required = ("size_bytes", "sha256", "input_shape", "bands", "classes", "preparation")
-    missing = [key for key in required if not isinstance(meta, dict) or key not in meta]
+        raise ModelFileError(f"model metadata {path} is not valid YAML: {error_text(error)} ({_FIX})") from error
+    except (OSError, ValueError) as error:  # unreadable, not UTF-8, too large
+        raise ModelFileError(f"model metadata {path} cannot be read: {error_text(error)} ({_FIX})") from error
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"model metadata {path} is not a mapping of keys, got {type(meta).__name__} ({_FIX})")
+    required = ("size_bytes", "sha256", "input_shape", "bands", "classes", "preparation", "identity_sha256")
+    missing = [key for key in required if key not in meta]
     if missing:
         raise ModelFileError(f"model metadata {path} lacks {missing} ({_FIX})")
+    _check_metadata_types(path, meta)
+    try:
+        identity = metadata_identity(meta)
+    except (TypeError, ValueError) as error:  # a value JSON cannot hold (NaN, a date, ...)
+        raise ModelFileError(f"model metadata {path}: {error} ({_FIX})") from error
+    if identity != meta["identity_sha256"]:
+        raise ModelFileError(f"model metadata {path} was changed after the model was written: its "
+                             f"{', '.join(IDENTITY_KEYS + OPTIONAL_IDENTITY_KEYS)} hash to {identity}, its "
+                             f"identity_sha256 says {meta['identity_sha256']}; refusing to score with it ({_FIX})")
     return meta
 
 
@@ -195,6 +326,18 @@ def model_calibration(path: Path, meta: dict, prior: str | None) -> tuple[float,
     return temperature, name, vector
 
 
+def _read_bounded(path: Path, size: int) -> bytes:
+    """At most ``size + 1`` bytes of a regular file (a link to /dev/zero or a FIFO is refused, not read forever)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ModelFileError(f"model file {path} is not a regular file (a device, FIFO or socket): point "
+                                 f"--model or 'model_path' at the .tflite file ({_FIX})")
+        with open(path, "rb") as handle:
+            return handle.read(size + 1)
+    except OSError as error:
+        raise ModelFileError(f"model file {path} cannot be read: {error} ({_FIX})") from error
+
+
 def load_model(model_path: str | Path | None = None, num_threads: int = 1, prior: str | None = None) -> T2Model:
     """Read, verify and open a model (always from disk; prefer :func:`get_model`).
 
@@ -206,7 +349,7 @@ def load_model(model_path: str | Path | None = None, num_threads: int = 1, prior
         raise ModelFileError(f"model file not found: {path} (set 'model_path' in the configuration or pass "
                              "--model; the package ships fink_t2/data/t2.tflite)")
     meta = read_metadata(path)
-    data = path.read_bytes()
+    data = _read_bounded(path, meta["size_bytes"])
     verify_model_bytes(path, data, meta)
     try:
         preparation = PreparationConfig.from_dict(meta["preparation"])
@@ -259,6 +402,8 @@ def write_metadata(model_path: str | Path, data: bytes, preparation: Preparation
         "preparation": preparation.to_dict(),
     }
     meta.update(extra or {})
+    meta.pop("identity_sha256", None)
+    meta["identity_sha256"] = metadata_identity(meta)  # last: over the values actually written
     path = metadata_path(model_path)
     with open(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(meta, handle, sort_keys=False)

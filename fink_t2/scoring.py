@@ -15,6 +15,7 @@ Pure numpy/pandas/pyarrow: no Spark, no TensorFlow.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -116,7 +117,7 @@ class Cuts:
         # Checked here, not by each loader: a cuts file, the stream configuration and code all build Cuts.
         if self.min_detections < 0:
             raise ValueError(f"cuts.min_detections must be >= 0, got {self.min_detections}")
-        if self.max_history_days <= 0:
+        if not math.isfinite(self.max_history_days) or self.max_history_days <= 0:  # NaN passes "<= 0"
             raise ValueError(f"cuts.max_history_days must be > 0, got {self.max_history_days}")
 
     def needed_columns(self) -> list[str]:

@@ -86,7 +86,7 @@ def _writable_dir(path: Path, what: str) -> None:
 
 def preflight(config) -> None:
     """Every check that can fail before the stream starts, each with one clear message."""
-    from fink_t2.batch import find_parquet, read_alert_schemas
+    from fink_t2.batch import check_separate, check_spark_path, find_parquet, read_alert_schemas
     from fink_t2.runtime import get_model
 
     get_model(config.model_path)
@@ -95,7 +95,13 @@ def preflight(config) -> None:
         raise FileNotFoundError(f"input directory not found: {source} (set 'input' in the configuration or "
                                 "pass --input; to try the stream on the sample alerts: mkdir -p data/stream/raw "
                                 "&& cp data/alerts_sample.parquet data/stream/raw/)")
+    # The sink and checkpoint must not be inside the lake (every restart would re-read them), nor hold it.
+    check_separate([source], {"output": config.output, "checkpoint": config.checkpoint})
+    for path in (config.output, config.checkpoint):
+        check_spark_path(path)
     files = find_parquet([source])
+    for path in files:
+        check_spark_path(path)
     schemas = read_alert_schemas(files)
     for schema, path in zip(schemas, files):
         if not schema.equals(schemas[0]):
@@ -112,12 +118,21 @@ def start_query(spark, config):
     """Start the streaming query (not waiting for it)."""
     from pyspark.sql import functions as F
 
+    from fink_t2.batch import spark_literal
     from fink_t2.processor import apply_t2
 
-    schema = spark.read.parquet(config.input).schema
+    # Paths are literal (Spark would expand 'lake[1]' as a pattern); only *.parquet files are alerts (a README
+    # in the lake is not); partition values stay as written (day=01, not 1): the schema read here fixes the
+    # stream's types, partition columns included.
+    # (run() switches Spark's partition type inference off for the query's lifetime.)
+    # basePath (literal, never a pattern) keeps year=/month=/day= columns under an escaped source path.
+    source, base = spark_literal(config.input), str(Path(config.input).absolute())
+    schema = spark.read.option("pathGlobFilter", "*.parquet").option("basePath", base).parquet(source).schema
     alerts = (spark.readStream.schema(schema)
               .option("maxFilesPerTrigger", config.max_files_per_trigger)
-              .parquet(config.input))
+              .option("pathGlobFilter", "*.parquet")
+              .option("basePath", base)
+              .parquet(source))
     scored = apply_t2(alerts, model_path=config.model_path, cuts=config.cuts)
     scored = scored.observe(
         METRICS,
@@ -163,8 +178,28 @@ def log_progress(query, seen: set, totals: dict) -> None:
                     batch, rows, classified, rows - classified, rate)
 
 
+#: Spark's partition-column type inference (``day=01`` read as the integer 1): off while the query runs.
+INFERENCE = "spark.sql.sources.partitionColumnTypeInference.enabled"
+
+
 def run(config, spark) -> dict:
-    """Run the query until it stops (available-now) or is interrupted; return totals."""
+    """Run the query until it stops (available-now) or is interrupted; return totals.
+
+    Partition values are kept as written (``day=01`` stays ``01``): Spark's
+    partition type inference is off while the query runs, then restored.
+    """
+    previous = spark.conf.get(INFERENCE, None)
+    spark.conf.set(INFERENCE, "false")
+    try:
+        return _run(config, spark)
+    finally:
+        if previous is None:
+            spark.conf.unset(INFERENCE)
+        else:
+            spark.conf.set(INFERENCE, previous)
+
+
+def _run(config, spark) -> dict:
     query = start_query(spark, config)
     LOGGER.info("started %s: %s -> %s (checkpoint %s, %s)", config.query_name, config.input, config.output,
                 config.checkpoint, "available-now" if config.once else f"every {config.trigger_seconds:g} s")

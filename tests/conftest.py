@@ -22,10 +22,12 @@ def copy_model(folder: Path, data: bytes | None = None, meta_changes: dict | Non
     """The shipped model (or ``data``) written as ``folder/name`` beside its metadata, with ``meta_changes``.
 
     Tests import it (``from conftest import copy_model``) to build good, damaged or mislabelled model files.
+    Changed metadata gets a matching ``identity_sha256`` (as if written so by ``write_metadata``) unless
+    ``meta_changes`` sets one itself.
     """
     import yaml
 
-    from fink_t2.runtime import DEFAULT_MODEL, metadata_path
+    from fink_t2.runtime import DEFAULT_MODEL, metadata_identity, metadata_path
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
@@ -33,6 +35,8 @@ def copy_model(folder: Path, data: bytes | None = None, meta_changes: dict | Non
     if meta_changes:
         meta = yaml.safe_load(metadata_path(DEFAULT_MODEL).read_text())
         meta.update(meta_changes)
+        if "identity_sha256" not in meta_changes:
+            meta["identity_sha256"] = metadata_identity(meta)
         metadata_path(path).write_text(yaml.safe_dump(meta))
     else:
         metadata_path(path).write_bytes(metadata_path(DEFAULT_MODEL).read_bytes())
