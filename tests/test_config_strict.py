@@ -154,7 +154,7 @@ def test_optional_metadata_is_accepted_and_in_the_identity(tmp_path):
     meta = yaml.safe_load(metadata_path(DEFAULT_MODEL).read_text())
     good = copy_model(tmp_path / "good", meta_changes={
         "calibration": CALIBRATION, "min_detections": 3,
-        "preparation": {**meta["preparation"], "context_channels": False}})
+        "preparation": meta["preparation"]})
     model = load_model(good)
     assert model.prior == "ztf_alerts" and model.temperature == 1.25 and min_detections(model) == 3
     for folder, changes in (("temperature", {"calibration": {**CALIBRATION, "temperature": 1.0}}),
@@ -230,8 +230,9 @@ def test_identity_is_written_by_write_metadata(tmp_path):
 
     shipped = yaml.safe_load(metadata_path(DEFAULT_MODEL).read_text())
     assert shipped["identity_sha256"] == metadata_identity(shipped)
+    kept = {k: shipped[k] for k in ("calibration", "min_detections") if k in shipped}  # in the identity
     path = save_tflite(DEFAULT_MODEL.read_bytes(), tmp_path / "saved.tflite",
-                       PreparationConfig.from_dict(shipped["preparation"]), {"variant": "test"})
+                       PreparationConfig.from_dict(shipped["preparation"]), {"variant": "test", **kept})
     written = yaml.safe_load(metadata_path(path).read_text())
     assert written["identity_sha256"] == shipped["identity_sha256"]
     load_model(path)

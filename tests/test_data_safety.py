@@ -648,26 +648,38 @@ def test_float32_times_are_scored_with_a_warning(tmp_path, sample_table, caplog)
 
 def test_far_future_point_takes_over_the_window(base_alert, tmp_path):
     """Decided (docs/reliability.md): t2 has no clock; a point at a far-future jd is the alert's latest point,
-    the real history falls outside the window, and the alert is scored as that point alone.
+    the real history falls outside the window, and the alert is scored as that point alone, except for the
+    age channel: the time since the history's first detection (100 years here).
 
     The minimum of detections (issue 12) counts the whole history, so the far-future alert is judged while
     that point alone, a lone detection, is declined; a model whose metadata sets ``min_detections: 1``
-    scores the lone point, with the far-future alert's probabilities.
+    scores the lone point.
     """
     import pandas as pd
 
+    from fink_t2.lightcurves import CONTEXT_CHANNELS, observations_from_alerts, prepare
+    from fink_t2.runtime import get_model
     from fink_t2.scoring import classify_with_reasons, reason_too_few
 
     future = {c: np.append(v, v[-1]) for c, v in base_alert.items()}
     future["cjd"][-1] = base_alert["cjd"][-1] + 36500.0
     alone = {c: v[-1:] for c, v in future.items()}
-    probs, reasons = classify_with_reasons(pd.DataFrame([future, alone], dtype=object))
+    frame = pd.DataFrame([future, alone], dtype=object)
+    probs, reasons = classify_with_reasons(frame)
     assert reasons.iloc[0] is None and reasons.iloc[1] == reason_too_few(2)
     lenient = copy_model(tmp_path, meta_changes={"min_detections": 1})
-    probs_one, reasons_one = classify_with_reasons(pd.DataFrame([future, alone], dtype=object), model_path=lenient)
+    probs_one, reasons_one = classify_with_reasons(frame, model_path=lenient)
     assert reasons_one.isna().all()
-    np.testing.assert_allclose(probs.iloc[0].to_numpy(), probs_one.iloc[1].to_numpy(), atol=1e-6)
-    np.testing.assert_allclose(probs_one.iloc[0].to_numpy(), probs_one.iloc[1].to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(probs.iloc[0].to_numpy(), probs_one.iloc[0].to_numpy(), atol=1e-6)
+    prep = get_model().preparation
+    obs, _ = observations_from_alerts(frame["cjd"], frame["cfid"], frame["cmagpsf"], frame["csigmapsf"])
+    values = prepare(obs, prep).values
+    age = 2 if prep.context_channels else None
+    same = [c for c in range(prep.n_channels) if c != age]
+    np.testing.assert_allclose(values[0][:, same], values[1][:, same], atol=1e-6)  # the window: that point alone
+    if prep.context_channels:
+        assert CONTEXT_CHANNELS[0] == "age" and values[0][-1, age] > values[1][-1, age] + 5
+
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def test_shipped_model_matches_its_metadata():
     assert len(data) == meta["size_bytes"] and sha256_of(data) == meta["sha256"]
     assert meta["classes"] == CLASSES and meta["bands"] == list(BANDS)
     model = load_model()
-    assert model.input_shape == (meta["preparation"]["n_steps"], 2)
+    assert model.input_shape == (meta["preparation"]["n_steps"], model.preparation.n_channels)
     assert meta["input_shape"][1:] == list(model.input_shape)
 
 

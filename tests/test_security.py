@@ -295,4 +295,4 @@ def test_interpreter_gets_exactly_the_verified_bytes(tmp_path, recorder):
     call = recorder.calls[0]
     assert "model_path" not in call and call["args"] == ()  # bytes, never a path to read again
     assert sha256_of(call["model_content"]) == yaml.safe_load(metadata_path(path).read_text())["sha256"]
-    assert model.input_shape[1] == 2
+    assert model.input_shape[1] == model.preparation.n_channels
