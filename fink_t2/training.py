@@ -113,20 +113,13 @@ class TrainConfig:
         return values
 
 
-def class_weights(labels: np.ndarray, max_weight: float | None = None) -> np.ndarray:
-    """Per-sample weights giving every class the same total weight (mean weight 1).
-
-    ``max_weight`` caps a class's weight (before the mean is brought back to 1), so
-    that a class of three objects cannot dominate.
-    """
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-sample weights giving every class the same total weight (mean weight 1)."""
     counts = np.bincount(labels, minlength=N_CLASSES).astype(np.float64)
     present = counts > 0
     per_class = np.zeros(N_CLASSES)
     per_class[present] = len(labels) / (present.sum() * counts[present])
-    if max_weight is not None:
-        per_class = np.minimum(per_class, max_weight)
-    weights = per_class[labels]
-    return (weights / max(weights.mean(), 1e-12)).astype(np.float32)
+    return per_class[labels].astype(np.float32)
 
 
 def mixed_class_weights(y_real: np.ndarray, real_objects_per_class: np.ndarray, y_sim: np.ndarray,
