@@ -84,6 +84,20 @@ def _writable_dir(path: Path, what: str) -> None:
     check_writable(path, f"{what} directory", f"--{what}", directory=True)
 
 
+#: Hadoop's glob characters: Spark < 3.5's streaming file source expands them even when escaped.
+_GLOB = set("*?[]{}\\")
+
+
+def check_stream_source(source: Path) -> None:
+    """ValueError for a lake path Spark < 3.5's stream would read as a pattern (it matched 'lake1' for 'lake[1]')."""
+    import pyspark
+
+    major, minor = (int(v) for v in pyspark.__version__.split(".")[:2])
+    if (major, minor) < (3, 5) and _GLOB & set(str(source.absolute())):
+        raise ValueError(f"{source}: Spark {pyspark.__version__}'s stream reads this path as a pattern "
+                         "(it has one of * ? [ ] { } \\); rename the lake folder without them, or use Spark >= 3.5")
+
+
 def preflight(config) -> None:
     """Every check that can fail before the stream starts, each with one clear message."""
     from fink_t2.batch import check_separate, check_spark_path, find_parquet, read_alert_schemas
@@ -97,6 +111,7 @@ def preflight(config) -> None:
                                 "&& cp data/alerts_sample.parquet data/stream/raw/)")
     # The sink and checkpoint must not be inside the lake (every restart would re-read them), nor hold it.
     check_separate([source], {"output": config.output, "checkpoint": config.checkpoint})
+    check_stream_source(source)
     for path in (config.output, config.checkpoint):
         check_spark_path(path)
     files = find_parquet([source])

@@ -603,6 +603,14 @@ def test_stream_literal_lake_with_a_readme_and_partitions(spark, tmp_path, sampl
     (lake / "README.md").write_text("# the raw lake\n")
     _partition(decoy, {"year": "2024", "month": "04", "day": "01"}, sample_table.slice(12, 30))
     out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+    import pyspark
+
+    if tuple(int(v) for v in pyspark.__version__.split(".")[:2]) < (3, 5):
+        # Spark 3.4's streaming source globs even an escaped path: refused in one line, nothing written.
+        assert stream_module.main(["--input", str(lake), "--output", str(out), "--checkpoint", str(ckpt),
+                                   "--once"], spark=spark) == 2
+        assert not out.exists() and not ckpt.exists()
+        return
     assert stream_module.main(["--input", str(lake), "--output", str(out), "--checkpoint", str(ckpt),
                                "--once"], spark=spark) == 0
     rows = _scored(spark, out).select("candid", "year", "month", "day", "t2").collect()
