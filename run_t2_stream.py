@@ -1,6 +1,6 @@
-"""``spark-submit run_t2_stream.py [flags]``: the t2 stream (:mod:`fink_t2.stream`) for spark-submit.
+"""``spark-submit run_t2_stream.py [flags]``: the t2 stream (:mod:`fink_t2.spark.stream`) for spark-submit.
 
-A thin wrapper: the job itself is the package module ``fink_t2.stream``, also
+A thin wrapper: the job itself is the package module ``fink_t2.spark.stream``, also
 installed as ``fink-t2 stream`` (same flags).
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from fink_t2 import stream as _stream
-from fink_t2.stream import *  # noqa: F403 - the stream's functions, for callers of this script
+from fink_t2.spark import stream as _stream
+from fink_t2.spark.stream import *  # noqa: F403 - the stream's functions, for callers of this script
 
 
 def main(argv: list[str] | None = None, spark=None) -> int:

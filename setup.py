@@ -52,5 +52,5 @@ setup(
     install_requires=RUNTIME,
     extras_require={"spark": SPARK, "train": TRAIN, "test": TEST, "bench": BENCH,
                     "tflite-runtime": ["tflite-runtime>=2.14"]},
-    entry_points={"console_scripts": ["fink-t2=fink_t2.cli:main"]},
+    entry_points={"console_scripts": ["fink-t2=fink_t2.tools.cli:main"]},
 )

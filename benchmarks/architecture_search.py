@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fink_t2.compression import convert
-from fink_t2.evaluation import balanced_accuracy, flat_log_loss
-from fink_t2.plasticc import load_plasticc, split_objects
-from fink_t2.runtime import interpreter_class
-from fink_t2.training import TrainConfig, load_keras_model, train, validation_set
+from fink_t2.scoring.runtime import interpreter_class
+from fink_t2.training.compression import convert
+from fink_t2.training.evaluation import balanced_accuracy, flat_log_loss
+from fink_t2.training.plasticc import load_plasticc, split_objects
+from fink_t2.training.train import TrainConfig, load_keras_model, train, validation_set
 
 VARIANTS = {
     # name: (preparation overrides, model overrides)

@@ -12,13 +12,13 @@ replicated real alerts, rounds interleaved so machine noise hits all alike):
   struct (14 named floats, ``top_class``, ``reason``);
 * ``t2_array``: t2's real scoring with the cheapest output that still carries
   14 probabilities (an unnamed array, null when declined);
-* ``t2``: the shipped module (``fink_t2.processor.t2_column``, no cuts).
+* ``t2``: the shipped module (``fink_t2.spark.processor.t2_column``, no cuts).
 
 For each interface it prints the zero-work bound (its ``io_*`` rate over the
 ceiling) and the per-alert budget left for t2's own work if t2 is to reach
 0.5 of the ceiling (twice the no-op's time minus the interface's), next to
 what t2's own work costs (the module minus its ``io_*`` twin) and, in one
-process (``fink_t2.benchmark.profile_t2``), the worker's stages alone. Writes JSON with ``--json``.
+process (``fink_t2.bench.profiling.profile_t2``), the worker's stages alone. Writes JSON with ``--json``.
 
     python benchmarks/ceiling_bound.py [--alerts 200000] [--repeats 3] [--json PATH]
 """
@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from fink_t2.benchmark import uniform_scores
-from fink_t2.classes import N_CLASSES
-from fink_t2.processor import T2_LIGHT_CURVE_INPUTS, score_batch
+from fink_t2.bench.modules import uniform_scores
 from fink_t2.scoring import Cuts, Scores
+from fink_t2.scoring.classes import N_CLASSES
+from fink_t2.spark.processor import T2_LIGHT_CURVE_INPUTS, score_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 LIGHT_CURVE_COLUMNS = T2_LIGHT_CURVE_INPUTS  # what t2's UDF gets without cuts, in its order
@@ -52,7 +52,7 @@ def _columns(df, model_path: str | None) -> dict:
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, DoubleType, FloatType
 
-    from fink_t2.benchmark import _noop_column, _t2_column, _t2_io_only_column
+    from fink_t2.bench.modules import _t2_column, _t2_io_only_column, noop_column
 
     def array_of(scores: Scores) -> pa.Array:
         n = len(scores.reason)
@@ -78,7 +78,7 @@ def _columns(df, model_path: str | None) -> dict:
     four, six = LIGHT_CURVE_COLUMNS[:4], LIGHT_CURVE_COLUMNS
     ctx = {"model_path": model_path}
     return {
-        "noop": _noop_column(df, ctx),
+        "noop": noop_column(df, ctx),
         "io_4_double": arrow(zeros, DoubleType(), four),
         "io_6_double": arrow(zeros, DoubleType(), six),
         "io_6_array": arrow(lambda *c: array_of(uniform_scores(len(c[0]))), array_type, six),
@@ -98,18 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
-    from fink_t2.benchmark import (
+    from fink_t2.bench.harness import (
         ARROW_BATCH_FINK_PERF,
         _cached,
         _spark_conf,
         _summarize_output,
-        build_input,
         machine_facts,
         model_facts,
-        profile_t2,
         start_spark,
         time_spark_module,
     )
+    from fink_t2.bench.inputs import build_input
+    from fink_t2.bench.profiling import profile_t2
 
     path, _ = build_input(args.alerts, args.workdir)
     spark = start_spark(args.cores, "4g", Path(args.workdir) / "ceiling_bound.log")

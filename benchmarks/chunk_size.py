@@ -2,7 +2,7 @@
 
 Spark hands a worker one Arrow batch per partition and ``maxRecordsPerBatch``
 (Fink uses 1,000,000): ``score_alerts`` then prepares and scores
-``fink_t2.scoring.SCORING_CHUNK`` alerts at a time. This measures that choice
+``fink_t2.scoring.classifier.SCORING_CHUNK`` alerts at a time. This measures that choice
 on the benchmark's replicated real alerts, one core, rounds alternating.
 
     python benchmarks/chunk_size.py [--input runs/bench/alerts-200000-*.parquet] [--alerts 100000]
@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
-    import fink_t2.scoring as scoring
-    from fink_t2.runtime import get_model
+    import fink_t2.scoring.classifier as scoring
+    from fink_t2.scoring.runtime import get_model
 
     names = ["cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos"]
     table = pq.read_table(path, columns=names).slice(0, args.alerts)

@@ -2,7 +2,7 @@
 
 Prints (and optionally writes as JSON):
 
-1. time per object of :func:`fink_t2.fink_deployed.prepare_deployed` (one
+1. time per object of :func:`fink_t2.bench.fink_deployed.prepare_deployed` (one
    george fit with L-BFGS-B per object) for short (<= 10 detections) and long
    (>= 40 detections) histories, on the real ZTF alerts and on PLAsTiCC test
    objects (REFERENCE §4 quotes about 14 ms and 120 ms for the deployed
@@ -52,17 +52,18 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from fink_t2.batch import SHARED_ZTF_ALERTS, alert_columns_from_files  # noqa: E402
-from fink_t2.classes import N_CLASSES  # noqa: E402
-from fink_t2.evaluation import HEADLINE_METRICS, classification_metrics  # noqa: E402
-from fink_t2.fink_deployed import (  # noqa: E402
+from fink_t2.bench.fink_deployed import (  # noqa: E402
     deployed_pandas_udf_body,
     find_deployed_model,
     predict_deployed,
     prepare_deployed,
 )
-from fink_t2.lightcurves import Observations, observations_from_alerts  # noqa: E402
-from fink_t2.plasticc import (  # noqa: E402
+from fink_t2.scoring.alerts import alert_columns_from_files, observations_from_alerts  # noqa: E402
+from fink_t2.scoring.classes import N_CLASSES  # noqa: E402
+from fink_t2.scoring.lightcurves import Observations  # noqa: E402
+from fink_t2.scoring.paths import SHARED_ZTF_ALERTS  # noqa: E402
+from fink_t2.training.evaluation import HEADLINE_METRICS, classification_metrics  # noqa: E402
+from fink_t2.training.plasticc import (  # noqa: E402
     EVALUATION_EPOCHS,
     evaluation_views,
     load_plasticc,

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql.functions import ArrowUDFType, arrow_udf
     from pyspark.sql.types import ArrayType, DoubleType, FloatType, MapType, StringType, StructField, StructType
 
-    from fink_t2.classes import CLASSES
+    from fink_t2.scoring.classes import CLASSES
 
     names = list(CLASSES)
     spark = (SparkSession.builder.master("local[2]").appName("t2-output-types")

@@ -27,12 +27,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from fink_t2.batch import SAMPLE_ALERTS, alert_columns, observations_from_columns  # noqa: E402
-from fink_t2.lightcurves import (  # noqa: E402
-    PreparationConfig,  # noqa: E402
-    prepare,
-)
-from fink_t2.runtime import DEFAULT_MODEL, read_metadata  # noqa: E402
+from fink_t2.scoring.alerts import alert_columns, observations_from_columns
+from fink_t2.scoring.lightcurves import PreparationConfig, prepare
+from fink_t2.scoring.paths import SAMPLE_ALERTS  # noqa: E402
+from fink_t2.scoring.runtime import DEFAULT_MODEL, read_metadata  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

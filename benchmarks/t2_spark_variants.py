@@ -28,10 +28,12 @@ import pandas as pd  # noqa: E402
 from pyspark.sql.functions import pandas_udf  # noqa: E402
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType  # noqa: E402
 
-from fink_t2 import benchmark as bench  # noqa: E402
-from fink_t2.processor import T2_TYPE, t2_input_columns  # noqa: E402
-from fink_t2.runtime import get_model  # noqa: E402
+from fink_t2.bench import harness as bench  # noqa: E402
+from fink_t2.bench.inputs import DEFAULT_WORKDIR, build_input  # noqa: E402
+from fink_t2.bench.modules import noop_column  # noqa: E402
 from fink_t2.scoring import Scores, score_alerts, t2_frame  # noqa: E402
+from fink_t2.scoring.runtime import get_model  # noqa: E402
+from fink_t2.spark.processor import T2_TYPE, t2_input_columns  # noqa: E402
 
 ARRAY_STRUCT = StructType([StructField("probabilities", ArrayType(FloatType(), False), True),
                            StructField("top_class", StringType(), True), StructField("reason", StringType(), True)])
@@ -87,9 +89,9 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=50_000)
     parser.add_argument("--cores", type=int, default=1, help="local[N]; 1 limits noise from other processes")
     parser.add_argument("--repeats", type=int, default=2, help="the best of the repeats is reported")
-    parser.add_argument("--workdir", default=str(bench.DEFAULT_WORKDIR))
+    parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR))
     args = parser.parse_args()
-    path, facts = bench.build_input(args.alerts, args.workdir)
+    path, facts = build_input(args.alerts, args.workdir)
     spark = bench.start_spark(args.cores, "4g", Path(args.workdir) / "spark.log")
     cores = bench.session_cores(spark)
     df, n = bench._cached(spark, path, cores)  # noqa: SLF001
@@ -104,8 +106,8 @@ def main() -> None:
         print(f"{label:<50} {best:7.2f} s {n / best / cores:>9,.0f} alerts/s/core {per_cpu}", flush=True)
 
     print(f"{n:,} alerts, local[{cores}], best of {args.repeats}; model {get_model().metadata['sha256'][:12]}")
-    bench.time_spark_module(df, bench._noop_column(df, {}), 1)  # noqa: SLF001 -- start the workers
-    measure("no-op (4 columns, returns 0.0)", bench._noop_column(df, {}))  # noqa: SLF001
+    bench.time_spark_module(df, noop_column(df, {}), 1)  # start the workers
+    measure("no-op (4 columns, returns 0.0)", noop_column(df, {}))
     for kind in ("struct_map", "struct_array", "array", "double"):
         measure(f"output {kind}", make_udf(kind)(*columns))
     for batch in (1_000_000, 10_000, 2_000):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fink_t2.batch import SAMPLE_ALERTS
+from fink_t2.scoring.paths import SAMPLE_ALERTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,7 @@ def copy_model(folder: Path, data: bytes | None = None, meta_changes: dict | Non
     """
     import yaml
 
-    from fink_t2.runtime import DEFAULT_MODEL, metadata_identity, metadata_path
+    from fink_t2.scoring.runtime import DEFAULT_MODEL, metadata_identity, metadata_path
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
@@ -84,7 +84,7 @@ def sample_table(sample_path):
 @pytest.fixture(scope="session")
 def sample_columns(sample_table):
     """Fink's c* columns of the sample alerts (pandas, one numpy array per cell)."""
-    from fink_t2.batch import alert_columns
+    from fink_t2.scoring.alerts import alert_columns
 
     return alert_columns(sample_table)
 
@@ -93,7 +93,7 @@ def n_detections(columns):
     """Valid g/r detections per alert of a frame of Fink's c* columns (numpy array)."""
     import numpy as np
 
-    from fink_t2.batch import observations_from_columns
+    from fink_t2.scoring.alerts import observations_from_columns
 
     obs, _ = observations_from_columns(columns)
     return np.bincount(obs.object_index[obs.detected], minlength=len(columns))
@@ -117,7 +117,7 @@ def spark():
     if str(ROOT) not in path.split(os.pathsep):
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), path) if p)
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    from fink_t2.processor import spark_session
+    from fink_t2.spark.processor import spark_session
 
     session = spark_session("fink-t2-tests", master="local[1]", conf={
         "spark.ui.enabled": "false",

@@ -15,8 +15,8 @@ import math
 
 import pytest
 
-from fink_t2.classes import AVRO_NAME, CLASS_FIELDS, CLASSES, FIELD_OF_CLASS
 from fink_t2.scoring import T2_FIELDS, T2_HBASE_COLUMNS, Cuts, t2_arrow_type, t2_probabilities
+from fink_t2.scoring.classes import AVRO_NAME, CLASS_FIELDS, CLASSES, FIELD_OF_CLASS
 
 fastavro = pytest.importorskip("fastavro")
 
@@ -80,7 +80,7 @@ def test_converter_rejects_what_avro_rejects():
 def test_enriched_alerts_round_trip_through_avro(spark, sample_path):
     from pyspark.sql import functions as F
 
-    from fink_t2.processor import T2_TYPE, apply_t2
+    from fink_t2.spark.processor import T2_TYPE, apply_t2
 
     raw = spark.read.parquet(str(sample_path))
     enriched = (raw.withColumn("roid", F.when(F.col("candid") % 7 == 0, 3).otherwise(0))
@@ -113,7 +113,7 @@ def test_enriched_alerts_round_trip_through_avro(spark, sample_path):
 def test_t2_flattens_into_typed_hbase_columns_with_defaults(spark, sample_path):
     from pyspark.sql import functions as F
 
-    from fink_t2.processor import apply_t2
+    from fink_t2.spark.processor import apply_t2
 
     scored = apply_t2(spark.read.parquet(str(sample_path)), cuts=Cuts(enabled=False))
     # Declined too: an alert with no magnitudes.

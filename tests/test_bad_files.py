@@ -19,8 +19,8 @@ import yaml
 from conftest import copy_model
 
 from fink_t2 import classify
-from fink_t2.cli import main as cli_main
-from fink_t2.runtime import DEFAULT_MODEL, ModelFileError, metadata_path, sha256_of
+from fink_t2.scoring.runtime import DEFAULT_MODEL, ModelFileError, metadata_path, sha256_of
+from fink_t2.tools.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_FIX = "fink-t2 compress"
@@ -29,14 +29,14 @@ MODEL_FIX = "fink-t2 compress"
 @pytest.fixture
 def no_reading(monkeypatch):
     """Fails the test if alerts are read (pyarrow) or a Spark session is started by the stream job."""
-    import fink_t2.batch
-    import fink_t2.processor
+    import fink_t2.spark.processor
+    import fink_t2.tools.batch
 
     def forbidden(*args, **kwargs):
         raise AssertionError("data were read or Spark started before the error")
 
-    monkeypatch.setattr(fink_t2.batch.pq, "read_table", forbidden)
-    monkeypatch.setattr(fink_t2.processor, "spark_session", forbidden)
+    monkeypatch.setattr(fink_t2.tools.batch.pq, "read_table", forbidden)
+    monkeypatch.setattr(fink_t2.spark.processor, "spark_session", forbidden)
 
 
 # --------------------------------------------------------------------------- bad model files
@@ -206,7 +206,7 @@ def test_bad_cuts_config(name, tmp_path, sample_path, capsys, no_reading):
 
 
 def test_repository_cuts_config_is_valid():
-    from fink_t2.config import load_cuts
+    from fink_t2.scoring.cuts import load_cuts
 
     cuts = load_cuts(ROOT / "conf" / "cuts.yaml")
     assert cuts.enabled and cuts.min_detections == 2

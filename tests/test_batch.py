@@ -7,18 +7,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fink_t2.batch import (
-    InputError,
-    alert_columns,
-    find_parquet,
-    read_alert_schemas,
-    read_scored,
-    score_pandas,
-    summarize,
-)
-from fink_t2.classes import CLASS_FIELDS, CLASSES
-from fink_t2.cli import main as cli_main
 from fink_t2.scoring import classify_with_reasons, t2_arrow_type, t2_probabilities
+from fink_t2.scoring.alerts import alert_columns
+from fink_t2.scoring.classes import CLASS_FIELDS, CLASSES
+from fink_t2.scoring.inputs import InputError, find_parquet, read_alert_schemas
+from fink_t2.tools.batch import read_scored, score_pandas, summarize
+from fink_t2.tools.cli import main as cli_main
 
 
 def _partitioned(table, root):
@@ -111,7 +105,7 @@ def test_summary_of_declined():
 
 @pytest.mark.spark
 def test_spark_engine_partitions_and_mixed_schemas(spark, sample_table, tmp_path):
-    from fink_t2.batch import score_spark
+    from fink_t2.tools.batch import score_spark
 
     lake = _partitioned(sample_table, tmp_path / "lake")
     # A third partition re-written with wider types, as some Fink files are (float64, int64).

@@ -14,16 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from fink_t2 import benchmark as bench
+from fink_t2.bench.harness import ARROW_BATCH_FINK_PERF, run_benchmark
+from fink_t2.bench.inputs import build_input, load_real_alerts, replicate
+from fink_t2.bench.modules import MODULES as BENCH_MODULES
+from fink_t2.bench.report import results_table, write_report
 
 ALERTS = 3_000
 MODULES = ("noop", "t2", "t2_onsky", "t2_io_only", "classify")
 
 
 def test_replicated_input_has_unique_candid_and_fink_columns(tmp_path: Path) -> None:
-    real, facts = bench.load_real_alerts()
+    real, facts = load_real_alerts()
     assert facts["real_alerts"] == real.num_rows > 300
-    table = bench.replicate(real, 1_000)
+    table = replicate(real, 1_000)
     assert table.num_rows == 1_000
     assert len(set(table.column("candid").to_pylist())) == 1_000
     for name in ("cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos", "jdstarthist", "roid",
@@ -34,19 +37,19 @@ def test_replicated_input_has_unique_candid_and_fink_columns(tmp_path: Path) -> 
     row = table.slice(0, 1).to_pylist()[0]
     assert row["cjd"][-1] == pytest.approx(row["jd"])
     assert row["cmagpsf"][-1] == pytest.approx(row["magpsf"])
-    path, _ = bench.build_input(1_000, tmp_path)
-    again, _ = bench.build_input(1_000, tmp_path)
+    path, _ = build_input(1_000, tmp_path)
+    again, _ = build_input(1_000, tmp_path)
     assert path == again and path.exists()
 
 
 def test_unknown_module_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown module"):
-        bench.run_benchmark(alerts=10, modules=("t2", "nope"))
+        run_benchmark(alerts=10, modules=("t2", "nope"))
 
 
 @pytest.mark.spark
 def test_smoke_run_report_is_complete_and_consistent(spark, tmp_path: Path) -> None:
-    report = bench.run_benchmark(alerts=ALERTS, slow_alerts=200, repeats=1, modules=MODULES, spark=spark,
+    report = run_benchmark(alerts=ALERTS, slow_alerts=200, repeats=1, modules=MODULES, spark=spark,
                                  workdir=tmp_path, profile_alerts=1_000, log=lambda message: None)
     # The report survives JSON, as --json writes it.
     report = json.loads(json.dumps(report, default=float))
@@ -72,7 +75,7 @@ def test_smoke_run_report_is_complete_and_consistent(spark, tmp_path: Path) -> N
 
     from fink_t2.scoring import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, classify_with_reasons
 
-    path, _ = bench.build_input(ALERTS, tmp_path)  # the cached input the run scored
+    path, _ = build_input(ALERTS, tmp_path)  # the cached input the run scored
     columns = pq.read_table(path, columns=[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]).to_pandas()
     judged = int(classify_with_reasons(columns)[1].isna().sum())
     assert report["modules"]["t2"]["classified"] == judged > ALERTS // 2
@@ -91,23 +94,23 @@ def test_smoke_run_report_is_complete_and_consistent(spark, tmp_path: Path) -> N
     assert report["machine"]["versions"]["pyspark"]
     assert report["model"]["sha256"] and len(report["model"]["input_shape"]) == 2
     # The table and the markdown report render from the JSON alone.
-    assert "t2, every alert" in bench.results_table(report)
-    out = bench.write_report(report, tmp_path / "performance.md")
+    assert "t2, every alert" in results_table(report)
+    out = write_report(report, tmp_path / "performance.md")
     text = out.read_text(encoding="utf-8")
     assert "## Results" in text
     bound = report["modules"]["t2_io_only"]["ratio_to"]["noop"]
     assert report["modules"]["t2_io_only"]["classified"] == ALERTS
     assert f"reaches {bound:.2f} of the no-op ceiling" in text  # the I/O bound is stated with its number
     # The caller's session keeps its own settings.
-    assert spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") != str(bench.ARROW_BATCH_FINK_PERF)
+    assert spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") != str(ARROW_BATCH_FINK_PERF)
 
 
 def test_cli_lists_modules(capsys) -> None:
-    from fink_t2.cli import main
+    from fink_t2.tools.cli import main
 
     assert main(["bench", "--list"]) == 0
     out = capsys.readouterr().out
-    for name in bench.MODULES:
+    for name in BENCH_MODULES:
         assert name in out
     assert "not on PyPI" in out
 
@@ -122,8 +125,8 @@ def test_ceiling_bound_variants_carry_what_they_claim(spark, tmp_path: Path) -> 
     import numpy as np
     from pyspark.sql import functions as F
 
-    from fink_t2.classes import CLASS_FIELDS
-    from fink_t2.processor import arrow_udfs_available
+    from fink_t2.scoring.classes import CLASS_FIELDS
+    from fink_t2.spark.processor import arrow_udfs_available
 
     if not arrow_udfs_available():
         pytest.skip("the ceiling-bound script needs Spark >= 4.1 (arrow_udf)")
@@ -131,7 +134,7 @@ def test_ceiling_bound_variants_carry_what_they_claim(spark, tmp_path: Path) -> 
         "ceiling_bound", Path(__file__).resolve().parents[1] / "benchmarks" / "ceiling_bound.py")
     ceiling = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ceiling)
-    path, _ = bench.build_input(800, tmp_path)
+    path, _ = build_input(800, tmp_path)
     df = spark.read.parquet(str(path)).select(*ceiling.LIGHT_CURVE_COLUMNS)
     # Declined alerts too: one alert with no magnitudes at all.
     df = df.union(df.limit(1).withColumn("cmagpsf", F.array_repeat(F.lit(None).cast("double"), 3)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fink_t2.runtime import DEFAULT_MODEL, load_model
+from fink_t2.scoring.runtime import DEFAULT_MODEL, load_model
 
 SHIPPED_KERAS = DEFAULT_MODEL.with_suffix(".keras")
 
@@ -14,7 +14,7 @@ SHIPPED_KERAS = DEFAULT_MODEL.with_suffix(".keras")
 def keras_model():
     pytest.importorskip("tensorflow")
     pytest.importorskip("tf_keras")
-    from fink_t2.training import load_keras_model
+    from fink_t2.training.train import load_keras_model
 
     return load_keras_model(SHIPPED_KERAS)
 
@@ -27,7 +27,7 @@ def test_shipped_keras_model_is_committed_and_small():
 
 @pytest.mark.tensorflow
 def test_shipped_tflite_agrees_with_keras_on_real_alerts(keras_model):
-    from fink_t2.compression import ztf_alert_inputs
+    from fink_t2.training.compression import ztf_alert_inputs
 
     model = load_model()
     x = ztf_alert_inputs(model.preparation)
@@ -40,7 +40,7 @@ def test_shipped_tflite_agrees_with_keras_on_real_alerts(keras_model):
 
 @pytest.mark.tensorflow
 def test_conversion_writes_verifiable_variants(tmp_path, keras_model):
-    from fink_t2.compression import convert, save_tflite
+    from fink_t2.training.compression import convert, save_tflite
 
     preparation = load_model().preparation
     x = np.random.default_rng(1).normal(0, 0.4, (64, preparation.n_steps, preparation.n_channels)).astype(np.float32)
@@ -59,8 +59,8 @@ def test_conversion_writes_verifiable_variants(tmp_path, keras_model):
 
 @pytest.mark.tensorflow
 def test_pruning_puts_real_zeros_in_the_weights(keras_model):
-    from fink_t2.compression import kernel_sparsity, pruned_model
-    from fink_t2.training import load_keras_model
+    from fink_t2.training.compression import kernel_sparsity, pruned_model
+    from fink_t2.training.train import load_keras_model
 
     n_steps = load_model().preparation.n_steps
     rng = np.random.default_rng(2)
@@ -74,7 +74,7 @@ def test_pruning_puts_real_zeros_in_the_weights(keras_model):
 
 
 def test_shipped_file_is_18x_smaller_than_the_recorded_saved_model():
-    from fink_t2.runtime import read_metadata
+    from fink_t2.scoring.runtime import read_metadata
 
     meta = read_metadata(DEFAULT_MODEL)
     assert meta["size_bytes"] == DEFAULT_MODEL.stat().st_size
@@ -83,7 +83,7 @@ def test_shipped_file_is_18x_smaller_than_the_recorded_saved_model():
 
 @pytest.mark.tensorflow
 def test_shipped_file_is_18x_smaller_than_a_fresh_saved_model(tmp_path, keras_model):
-    from fink_t2.compression import directory_bytes
+    from fink_t2.training.compression import directory_bytes
 
     keras_model.save(str(tmp_path / "saved_model"), save_format="tf")
     saved_model_bytes = directory_bytes(tmp_path / "saved_model")
@@ -92,7 +92,7 @@ def test_shipped_file_is_18x_smaller_than_a_fresh_saved_model(tmp_path, keras_mo
 
 @pytest.mark.tensorflow
 def test_lean_graph_computes_the_keras_model_with_fewer_operators(tmp_path, keras_model):
-    from fink_t2.compression import convert, graph_size, save_tflite, ztf_alert_inputs
+    from fink_t2.training.compression import convert, graph_size, save_tflite, ztf_alert_inputs
 
     preparation = load_model().preparation
     rng = np.random.default_rng(3)
@@ -109,8 +109,8 @@ def test_lean_graph_computes_the_keras_model_with_fewer_operators(tmp_path, kera
 
 @pytest.mark.tensorflow
 def test_int8_weights_are_int8_in_the_file_and_float_in_the_arithmetic(tmp_path, keras_model):
-    from fink_t2.compression import convert, save_tflite
-    from fink_t2.runtime import interpreter_class
+    from fink_t2.scoring.runtime import interpreter_class
+    from fink_t2.training.compression import convert, save_tflite
 
     preparation = load_model().preparation
     x = np.random.default_rng(4).normal(0, 0.4, (256, preparation.n_steps, preparation.n_channels)).astype(np.float32)

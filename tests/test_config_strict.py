@@ -14,9 +14,11 @@ import pytest
 import yaml
 from conftest import copy_model
 
-from fink_t2.cli import main as cli_main
-from fink_t2.config import ConfigError, load_cuts, load_stream_config
-from fink_t2.runtime import DEFAULT_MODEL, ModelFileError, load_model, metadata_identity, metadata_path
+from fink_t2.scoring.config import ConfigError
+from fink_t2.scoring.cuts import load_cuts
+from fink_t2.scoring.runtime import DEFAULT_MODEL, ModelFileError, load_model, metadata_identity, metadata_path
+from fink_t2.spark.stream_config import load_stream_config
+from fink_t2.tools.cli import main as cli_main
 
 BASE = "input: a\noutput: b\ncheckpoint: c\n"
 
@@ -202,8 +204,8 @@ def test_mistyped_optional_metadata_is_refused(tmp_path, changes, text):
 
 def test_write_metadata_covers_calibration(tmp_path):
     """write_metadata (fink-t2 compress's path) writes an identity covering the calibration it is given."""
-    from fink_t2.compression import save_tflite
-    from fink_t2.lightcurves import PreparationConfig
+    from fink_t2.scoring.lightcurves import PreparationConfig
+    from fink_t2.training.compression import save_tflite
 
     shipped = yaml.safe_load(metadata_path(DEFAULT_MODEL).read_text())
     prep = PreparationConfig.from_dict(shipped["preparation"])
@@ -225,8 +227,8 @@ def test_metadata_without_identity_is_refused(tmp_path):
 
 def test_identity_is_written_by_write_metadata(tmp_path):
     """The identity comes from runtime.write_metadata (compression.save_tflite's path), not by hand."""
-    from fink_t2.compression import save_tflite
-    from fink_t2.lightcurves import PreparationConfig
+    from fink_t2.scoring.lightcurves import PreparationConfig
+    from fink_t2.training.compression import save_tflite
 
     shipped = yaml.safe_load(metadata_path(DEFAULT_MODEL).read_text())
     assert shipped["identity_sha256"] == metadata_identity(shipped)

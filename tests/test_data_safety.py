@@ -24,17 +24,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import copy_model
 
-from fink_t2.batch import (
-    REASON_UNFIT,
-    SAMPLE_ALERTS,
-    SHARED_ZTF_ALERTS,
-    InputError,
-    check_pyarrow,
-    find_parquet,
-    read_alert_schemas,
-    score_pandas,
-)
-from fink_t2.cli import main as cli_main
+from fink_t2.scoring.inputs import InputError, check_pyarrow, find_parquet, read_alert_schemas
+from fink_t2.scoring.paths import SAMPLE_ALERTS, SHARED_ZTF_ALERTS
+from fink_t2.tools.batch import score_pandas
+from fink_t2.tools.cli import main as cli_main
+from fink_t2.tools.unify import REASON_UNFIT
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTLESS = SHARED_ZTF_ALERTS / "fink_science_hostless_202404.parquet"
@@ -56,17 +50,17 @@ def _digest(folder: Path) -> dict[str, str]:
 @pytest.fixture
 def no_spark(monkeypatch):
     """Fails the test if a Spark session is started (the refusal must come first)."""
-    import fink_t2.processor
+    import fink_t2.spark.processor
 
     def forbidden(*args, **kwargs):
         raise AssertionError("Spark started before the error")
 
-    monkeypatch.setattr(fink_t2.processor, "spark_session", forbidden)
+    monkeypatch.setattr(fink_t2.spark.processor, "spark_session", forbidden)
 
 
 def _scored(spark, output: Path):
     """The scored output as Spark reads it, partition values as written (no type inference)."""
-    from fink_t2.batch import spark_literal
+    from fink_t2.spark.hadoop import spark_literal
 
     key = "spark.sql.sources.partitionColumnTypeInference.enabled"
     previous = spark.conf.get(key)
@@ -270,7 +264,7 @@ def test_merged_type_by_name():
     from pyspark.sql.types import StructField as F
     from pyspark.sql.types import StructType as S
 
-    from fink_t2.batch import _Mismatch, merged_type
+    from fink_t2.tools.unify import _Mismatch, merged_type
 
     first = S([F("jd", DoubleType()), F("fid", IntegerType()), F("magpsf", FloatType())])
     other = S([F("fid", LongType()), F("isdiffpos", StringType()), F("jd", DoubleType()), F("magpsf", DoubleType())])
@@ -399,7 +393,7 @@ def test_partition_columns_and_values_are_kept(spark, tmp_path, sample_table):
 KILL_DURING_WRITE = r"""
 import os, signal, sys
 import pyarrow.parquet as pq
-from fink_t2.cli import main
+from fink_t2.tools.cli import main
 
 def half_then_die(table, where, **kwargs):
     with open(where, "wb") as handle:
@@ -423,13 +417,13 @@ def test_pandas_output_killed_during_the_write_leaves_no_file(tmp_path, sample_p
 
 
 def test_pandas_full_disk_is_one_line(tmp_path, sample_path, capsys, monkeypatch):
-    import fink_t2.batch
+    import fink_t2.tools.batch
 
     def full(table, where, **kwargs):
         Path(where).write_bytes(b"PAR1")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(fink_t2.batch.pq, "write_table", full)
+    monkeypatch.setattr(fink_t2.tools.batch.pq, "write_table", full)
     out = tmp_path / "o" / "scored.parquet"
     assert cli_main(["score", str(sample_path), "--engine", "pandas", "--output", str(out), "--no-progress"]) == 2
     line = _one_line(capsys.readouterr().err)
@@ -623,8 +617,8 @@ def test_stream_literal_lake_with_a_readme_and_partitions(spark, tmp_path, sampl
 
 
 def test_mistyped_test_hook_does_not_fail_batches(monkeypatch, sample_columns, capsys):
-    from fink_t2 import processor
     from fink_t2.scoring import Cuts
+    from fink_t2.spark import processor
 
     monkeypatch.setenv(processor.TEST_DELAY_ENV, "4s")
     assert processor.test_delay() == 0.0
@@ -665,9 +659,10 @@ def test_far_future_point_takes_over_the_window(base_alert, tmp_path):
     """
     import pandas as pd
 
-    from fink_t2.lightcurves import CONTEXT_CHANNELS, observations_from_alerts, prepare
-    from fink_t2.runtime import get_model
     from fink_t2.scoring import classify_with_reasons, reason_too_few
+    from fink_t2.scoring.alerts import observations_from_alerts
+    from fink_t2.scoring.lightcurves import CONTEXT_CHANNELS, prepare
+    from fink_t2.scoring.runtime import get_model
 
     future = {c: np.append(v, v[-1]) for c, v in base_alert.items()}
     future["cjd"][-1] = base_alert["cjd"][-1] + 36500.0

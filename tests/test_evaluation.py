@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from fink_t2.classes import CLASS_CODES, CLASSES, class_index
-from fink_t2.evaluation import (
+from fink_t2.scoring.classes import CLASS_CODES, CLASSES, class_index
+from fink_t2.training.evaluation import (
     balanced_accuracy,
     classification_metrics,
     confusion_matrix,

@@ -15,10 +15,11 @@ import pytest
 
 pytest.importorskip("george")
 
-from fink_t2 import fink_deployed as fd  # noqa: E402
-from fink_t2.batch import SHARED_ZTF_ALERTS, alert_columns_from_files  # noqa: E402
-from fink_t2.classes import N_CLASSES  # noqa: E402
-from fink_t2.lightcurves import Observations, observations_from_alerts  # noqa: E402
+from fink_t2.bench import fink_deployed as fd  # noqa: E402
+from fink_t2.scoring.alerts import alert_columns_from_files, observations_from_alerts  # noqa: E402
+from fink_t2.scoring.classes import N_CLASSES  # noqa: E402
+from fink_t2.scoring.lightcurves import Observations  # noqa: E402
+from fink_t2.scoring.paths import SHARED_ZTF_ALERTS  # noqa: E402
 
 ALERT_FILES = sorted(SHARED_ZTF_ALERTS.glob("*.parquet"))
 
@@ -34,7 +35,7 @@ def model_path() -> Path:
 @pytest.fixture(scope="module")
 def plasticc_views() -> tuple[Observations, np.ndarray]:
     """Full light curves of a small stratified set of real PLAsTiCC objects."""
-    from fink_t2.plasticc import evaluation_views, load_plasticc, make_views
+    from fink_t2.training.plasticc import evaluation_views, load_plasticc, make_views
 
     try:
         data = load_plasticc(max_objects=30, seed=3)
@@ -106,11 +107,10 @@ def test_not_imported_by_the_scoring_path() -> None:
     # Statically: no scoring-path module names this module or george.
     import ast
 
-    package = Path(fd.__file__).resolve().parent
-    for name in ("runtime", "scoring", "processor", "lightcurves", "__init__"):
-        path = package / f"{name}.py"
-        if not path.exists():
-            continue
+    package = Path(fd.__file__).resolve().parents[1]  # fink_t2/
+    paths = [package / "__init__.py", *(package / "scoring").glob("*.py"), *(package / "spark").glob("*.py")]
+    assert {p.stem for p in paths} >= {"runtime", "classifier", "processor", "lightcurves", "__init__"}
+    for path in paths:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [alias.name for alias in node.names] + [getattr(node, "module", None) or ""]
@@ -118,12 +118,13 @@ def test_not_imported_by_the_scoring_path() -> None:
     # Dynamically: importing what imports cleanly without Spark pulls neither in.
     code = (
         "import sys\n"
-        "for name in ('fink_t2', 'fink_t2.runtime', 'fink_t2.scoring', 'fink_t2.processor'):\n"
+        "for name in ('fink_t2', 'fink_t2.scoring.runtime', 'fink_t2.scoring.classifier', 'fink_t2.scoring.column',\n"
+        "             'fink_t2.spark.processor', 'fink_t2.tools.batch'):\n"
         "    try:\n"
         "        __import__(name)\n"
         "    except Exception:\n"
         "        pass\n"
-        "assert 'fink_t2.fink_deployed' not in sys.modules and 'george' not in sys.modules\n"
+        "assert 'fink_t2.bench.fink_deployed' not in sys.modules and 'george' not in sys.modules\n"
     )
     root = str(Path(__file__).resolve().parents[1])
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, capture_output=True,

@@ -28,9 +28,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fink_t2 import CLASSES
-from fink_t2.batch import SHARED_ZTF_ALERTS, alert_columns
-from fink_t2.lightcurves import REASON_NO_DATA, REASON_NO_DETECTION
 from fink_t2.scoring import MIN_DETECTIONS, Cuts, classify_with_reasons, reason_too_few, t2_probabilities
+from fink_t2.scoring.alerts import alert_columns
+from fink_t2.scoring.lightcurves import REASON_NO_DATA, REASON_NO_DETECTION
+from fink_t2.scoring.paths import SHARED_ZTF_ALERTS
 
 ROOT = Path(__file__).resolve().parent.parent
 ZTF_FILES = SHARED_ZTF_ALERTS
@@ -355,9 +356,9 @@ def test_raw_alerts_without_optional_fields(sample_table, monkeypatch):
     assert cols["cdiffmaglim"].isna().all() and cols["cisdiffpos"].isna().all()
     # Without prv_candidates each alert is its current detection alone: too little for the model.
     assert (classify_with_reasons(cols)[1] == TOO_FEW).all()
-    import fink_t2.scoring
+    import fink_t2.scoring.classifier
 
-    monkeypatch.setattr(fink_t2.scoring, "MIN_DETECTIONS", 1)  # the same alerts, judged anyway
+    monkeypatch.setattr(fink_t2.scoring.classifier, "MIN_DETECTIONS", 1)  # the same alerts, judged anyway
     probs, reasons = classify_with_reasons(cols)
     check_rows(probs, reasons)
     assert reasons.isna().all()  # every current alert is a detection
@@ -501,7 +502,7 @@ def _spark_row(i: int, row: dict) -> tuple:
 
 def _spark_t2(spark, rows: list[dict]) -> pd.DataFrame:
     """The t2 struct of each row, scored by the Spark UDF in one job, in row order."""
-    from fink_t2.processor import t2
+    from fink_t2.spark.processor import t2
 
     df = spark.createDataFrame([_spark_row(i, r) for i, r in enumerate(rows)], SPARK_SCHEMA)
     out = df.select("id", t2("cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos").alias("t2"))
@@ -540,7 +541,7 @@ def test_wrong_element_types_through_spark(spark, base):
     """Columns of other Spark types (strings, ints, longs, bools, nested arrays, structs) reach the UDF as such."""
     from pyspark.sql import functions as F
 
-    from fink_t2.processor import t2
+    from fink_t2.spark.processor import t2
 
     n = _n(base)
     row = {
@@ -634,7 +635,7 @@ def test_schema_versions_and_missing_fields_through_spark(spark):
     """apply_t2 on original raw files of schema 3.3 and 4.02, and on alerts lacking every optional field."""
     from pyspark.sql import functions as F
 
-    from fink_t2.processor import apply_t2
+    from fink_t2.spark.processor import apply_t2
 
     names = ["fink_science_alerts_20190903.parquet", "fink_science_hostless_202404.parquet",
              "fink_science_superluminous.parquet"]

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fink_t2.lightcurves import (
+from fink_t2.scoring.alerts import observations_from_alerts
+from fink_t2.scoring.lightcurves import (
     BANDS,
     REASON_NO_DATA,
     REASON_NO_DETECTION,
@@ -14,10 +15,9 @@ from fink_t2.lightcurves import (
     PreparationConfig,
     fluxcal_to_mag,
     mag_to_fluxcal,
-    observations_from_alerts,
-    observations_from_plasticc,
     prepare,
 )
+from fink_t2.training.plasticc import observations_from_plasticc
 
 CONFIG = PreparationConfig()
 
@@ -250,7 +250,7 @@ def test_arrow_list_columns_give_the_same_observations_as_python_rows():
 
 def test_real_alerts_prepare_the_same_sorted_or_shuffled(sample_columns):
     """Histories arrive sorted (the sort is skipped) or not (it is done): the model input is the same."""
-    from fink_t2.lightcurves import _sorted_by_object_and_time
+    from fink_t2.scoring.lightcurves import _sorted_by_object_and_time
 
     cols = {name: sample_columns[name] for name in ("cjd", "cfid", "cmagpsf", "csigmapsf")}
     obs, _ = observations_from_alerts(**cols, cdiffmaglim=sample_columns["cdiffmaglim"])

@@ -44,12 +44,13 @@ def _run(site: Path, cwd: Path, code: str, **env: str) -> dict:
 
 
 _FACTS = """
-import json, fink_t2, fink_t2.batch as b, fink_t2.paths as p, fink_t2.cli as cli, fink_t2.stream as s
-from fink_t2.config import load_cuts, load_stream_config
+import json, fink_t2, fink_t2.scoring.paths as p, fink_t2.tools.cli as cli, fink_t2.spark.stream as s
+from fink_t2.scoring.cuts import load_cuts
+from fink_t2.spark.stream_config import load_stream_config
 load_stream_config(s.default_config()); load_cuts(p.config_file("cuts.yaml"))
-print(json.dumps({"package": fink_t2.__file__, "sample": str(b.SAMPLE_ALERTS),
-                  "sample_exists": b.SAMPLE_ALERTS.is_file(),
-                  "shared": str(b.SHARED_ZTF_ALERTS), "checkout": str(p.checkout_root()),
+print(json.dumps({"package": fink_t2.__file__, "sample": str(p.SAMPLE_ALERTS),
+                  "sample_exists": p.SAMPLE_ALERTS.is_file(),
+                  "shared": str(p.SHARED_ZTF_ALERTS), "checkout": str(p.checkout_root()),
                   "stream_config": s.default_config(), "train_config": cli.default_config("train.yaml"),
                   "configs": sorted(f.name for f in p.resource("conf").iterdir())}))
 """
@@ -72,15 +73,15 @@ def test_installed_package_carries_its_files_and_no_checkout_path(installed, tmp
 
 def test_installed_train_config_loads_and_scoring_runs(installed, tmp_path):
     code = """
-import json, fink_t2.cli as cli
-from fink_t2.training import TrainConfig
+import json, fink_t2.tools.cli as cli
+from fink_t2.training.train import TrainConfig
 config = TrainConfig.from_yaml(cli.default_config("train.yaml"))
-from fink_t2.batch import SAMPLE_ALERTS
-import fink_t2.cli
+from fink_t2.scoring.paths import SAMPLE_ALERTS
+import fink_t2.tools.cli
 import contextlib, io
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
-    code = fink_t2.cli.main(["score", str(SAMPLE_ALERTS), "--engine", "pandas", "--summary", "--no-progress"])
+    code = fink_t2.tools.cli.main(["score", str(SAMPLE_ALERTS), "--engine", "pandas", "--summary", "--no-progress"])
 print(json.dumps({"epochs": config.epochs, "code": code, "summary": out.getvalue().splitlines()[0]}))
 """
     facts = _run(installed, tmp_path, code)
@@ -90,8 +91,8 @@ print(json.dumps({"epochs": config.epochs, "code": code, "summary": out.getvalue
 
 
 def test_checkout_uses_its_own_files():
-    from fink_t2 import paths
-    from fink_t2.batch import SAMPLE_ALERTS
+    from fink_t2.scoring import paths
+    from fink_t2.scoring.paths import SAMPLE_ALERTS
 
     if paths.checkout_root() is None:
         pytest.skip("the package under test is installed, not this checkout")

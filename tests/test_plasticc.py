@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fink_t2.classes import N_CLASSES
-from fink_t2.lightcurves import prepare
-from fink_t2.plasticc import (
+from fink_t2.scoring.classes import N_CLASSES
+from fink_t2.scoring.lightcurves import prepare
+from fink_t2.training.plasticc import (
     ALERT_HISTORY_DAYS,
     EVALUATION_EPOCHS,
     default_data_dir,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from fink_t2.cli import main as cli_main
-from fink_t2.preflight import PreflightError, check_writable
+from fink_t2.scoring.preflight import PreflightError, check_writable
+from fink_t2.tools.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,20 +25,20 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def nothing_scored(monkeypatch):
     """Fails the test if an alert is scored or a Spark session is started."""
-    import fink_t2.batch
-    import fink_t2.scoring
+    import fink_t2.scoring.classifier
+    import fink_t2.tools.batch
 
     def forbidden(*args, **kwargs):
         raise AssertionError("alerts were scored or Spark started before the error")
 
-    monkeypatch.setattr(fink_t2.scoring, "score_alerts", forbidden)
-    monkeypatch.setattr(fink_t2.batch, "score_alerts", forbidden)
-    monkeypatch.setattr(fink_t2.batch, "score_table", forbidden)
+    monkeypatch.setattr(fink_t2.scoring.classifier, "score_alerts", forbidden)
+    monkeypatch.setattr(fink_t2.tools.batch, "score_alerts", forbidden)
+    monkeypatch.setattr(fink_t2.tools.batch, "score_table", forbidden)
     try:
-        import fink_t2.processor
+        import fink_t2.spark.processor
     except ImportError:
         return
-    monkeypatch.setattr(fink_t2.processor, "spark_session", forbidden)
+    monkeypatch.setattr(fink_t2.spark.processor, "spark_session", forbidden)
 
 
 def _one_error(text: str, prefix: str) -> str:
@@ -154,9 +154,9 @@ def _without_pyspark(code: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_scoring_imports_and_runs_without_pyspark(tmp_path, sample_path):
     code = f"""
-import fink_t2, fink_t2.scoring, fink_t2.batch, fink_t2.cli, fink_t2.config
+import fink_t2, fink_t2.scoring, fink_t2.tools.batch, fink_t2.tools.cli, fink_t2.scoring.config
 assert sys.modules["pyspark"] is None and not any(m.startswith("pyspark.") for m in sys.modules)
-sys.exit(fink_t2.cli.main(["score", {str(sample_path)!r}, "--engine", "pandas", "--summary", "--no-progress"]))
+sys.exit(fink_t2.tools.cli.main(["score", {str(sample_path)!r}, "--engine", "pandas", "--summary", "--no-progress"]))
 """
     done = _without_pyspark(code, tmp_path)
     assert done.returncode == 0, done.stderr
@@ -165,14 +165,14 @@ sys.exit(fink_t2.cli.main(["score", {str(sample_path)!r}, "--engine", "pandas", 
 
 def test_spark_commands_without_pyspark_say_how_to_install_it(tmp_path, sample_path):
     code = f"""
-import fink_t2.cli
+import fink_t2.tools.cli
 out = {str(tmp_path / "out")!r}
-code = fink_t2.cli.main(["score", {str(sample_path)!r}, "--output", out])
+code = fink_t2.tools.cli.main(["score", {str(sample_path)!r}, "--output", out])
 assert code == 2, code
-code = fink_t2.cli.main(["stream", "--input", {str(tmp_path)!r}, "--output", out, "--checkpoint", out + ".ck"])
+code = fink_t2.tools.cli.main(["stream", "--input", {str(tmp_path)!r}, "--output", out, "--checkpoint", out + ".ck"])
 assert code == 2, code
 try:
-    import fink_t2.processor
+    import fink_t2.spark.processor
 except ImportError as error:
     print("import:", error, file=sys.stderr)
 """

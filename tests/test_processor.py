@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fink_t2 import CLASSES
-from fink_t2.classes import CLASS_FIELDS
 from fink_t2.scoring import MIN_DETECTIONS, Cuts, classify_with_reasons, reason_too_few, t2_probabilities
+from fink_t2.scoring.classes import CLASS_FIELDS
 
 pytestmark = pytest.mark.spark
 
@@ -18,7 +18,7 @@ def raw(spark, sample_path):
 
 
 def test_apply_t2_adds_one_column_matching_classify(raw, sample_columns, sample_table):
-    from fink_t2.processor import T2_TYPE, apply_t2
+    from fink_t2.spark.processor import T2_TYPE, apply_t2
 
     scored = apply_t2(raw, cuts=Cuts(enabled=False))
     assert scored.columns == raw.columns + ["t2"]
@@ -43,7 +43,7 @@ def test_apply_t2_adds_one_column_matching_classify(raw, sample_columns, sample_
 def test_t2_on_fink_concatenated_columns_and_declines(spark, raw):
     from pyspark.sql import functions as F
 
-    from fink_t2.processor import history_column, t2
+    from fink_t2.spark.processor import history_column, t2
 
     df = raw.select(
         "candid",
@@ -73,7 +73,7 @@ def test_t2_on_fink_concatenated_columns_and_declines(spark, raw):
 def test_history_without_prv_candidates_keeps_the_current_alert(spark, raw):
     from pyspark.sql import functions as F
 
-    from fink_t2.processor import history_column
+    from fink_t2.spark.processor import history_column
 
     row = (raw.limit(1).withColumn("prv_candidates", F.lit(None).cast(raw.schema["prv_candidates"].dataType))
            .select(history_column(raw, "jd").alias("cjd"), F.col("candidate.jd").alias("jd")).first())
@@ -83,7 +83,7 @@ def test_history_without_prv_candidates_keeps_the_current_alert(spark, raw):
 def test_cuts_in_spark(raw):
     from pyspark.sql import functions as F
 
-    from fink_t2.processor import apply_t2
+    from fink_t2.spark.processor import apply_t2
 
     enriched = (raw.withColumn("roid", F.when(F.col("candid") % 5 == 0, 3).otherwise(0))
                 .withColumn("cdsxmatch", F.when(F.col("candid") % 5 == 1, F.lit("RRLyr")).otherwise(F.lit("Unknown"))))
@@ -103,7 +103,7 @@ def test_cuts_in_spark(raw):
 
 
 def test_cuts_need_their_columns_before_reading(raw):
-    from fink_t2.processor import apply_t2
+    from fink_t2.spark.processor import apply_t2
 
     with pytest.raises(ValueError, match=r"\['roid', 'cdsxmatch'\]"):
         apply_t2(raw, cuts=Cuts(enabled=True))
@@ -116,7 +116,7 @@ def test_cuts_need_their_columns_before_reading(raw):
 def test_model_loaded_once_per_worker_across_batches(spark, raw):
     from pyspark.sql import functions as F
 
-    from fink_t2.processor import apply_t2, worker_stats
+    from fink_t2.spark.processor import apply_t2, worker_stats
 
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "16")
     try:
@@ -138,7 +138,7 @@ def test_model_loaded_once_per_worker_across_batches(spark, raw):
 
 
 def test_arrow_and_pandas_flavours_give_the_same_column(raw):
-    from fink_t2.processor import arrow_udfs_available, make_t2_udf, t2_input_columns
+    from fink_t2.spark.processor import arrow_udfs_available, make_t2_udf, t2_input_columns
 
     if not arrow_udfs_available():
         pytest.skip("this Spark has no arrow_udf (Spark < 4.1): only the pandas flavour exists")

@@ -8,17 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fink_t2.bts import REAL_EPOCHS, bts_alert_columns, load_bts, object_folds, predict_real_epochs
-from fink_t2.calibration import FLAT, ZTF_ALERT_PRIOR, calibrate, fit_temperature, prior_vector
-from fink_t2.classes import CLASSES, N_CLASSES
-from fink_t2.evaluation import (
+from fink_t2.scoring.calibration import FLAT, ZTF_ALERT_PRIOR, calibrate, fit_temperature, prior_vector
+from fink_t2.scoring.classes import CLASSES, N_CLASSES
+from fink_t2.scoring.lightcurves import Observations, PreparationConfig, prepare
+from fink_t2.training.bts import REAL_EPOCHS, bts_alert_columns, load_bts, object_folds, predict_real_epochs
+from fink_t2.training.evaluation import (
     expected_calibration_error,
     purity_at_efficiency,
     real_sky_metrics,
     sn_family_predictions,
 )
-from fink_t2.lightcurves import Observations, PreparationConfig, prepare
-from fink_t2.plasticc import ALERT_HISTORY_DAYS, evaluation_views, make_views
+from fink_t2.training.plasticc import ALERT_HISTORY_DAYS, evaluation_views, make_views
 
 BTS_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "bts_sample.parquet"
 
@@ -39,8 +39,8 @@ def test_bts_sample_loads_with_labels_in_model_order(real):
 
 def test_real_light_curves_go_through_the_alert_path(real):
     """A BTS light curve scored as a served alert (Fink's c* columns -> classify) equals the training path."""
-    from fink_t2.runtime import get_model
     from fink_t2.scoring import classify
+    from fink_t2.scoring.runtime import get_model
 
     frame = pd.read_parquet(BTS_SAMPLE).head(12)
     served = classify(bts_alert_columns(frame)).to_numpy()
@@ -146,7 +146,7 @@ def test_model_prior_option(tmp_path):
     import yaml
     from conftest import copy_model
 
-    from fink_t2.runtime import ModelFileError, load_model, metadata_path
+    from fink_t2.scoring.runtime import ModelFileError, load_model, metadata_path
 
     default = load_model()
     flat = load_model(prior=FLAT)
@@ -189,8 +189,8 @@ def test_real_sky_metrics_by_hand():
 @pytest.mark.tensorflow
 def test_real_stage_reduces_the_loss_on_a_tiny_real_subset(real):
     pytest.importorskip("tf_keras")
-    from fink_t2.model import build_model
-    from fink_t2.training import RealStageConfig, TrainConfig, fine_tune, real_views
+    from fink_t2.training.model import build_model
+    from fink_t2.training.train import RealStageConfig, TrainConfig, fine_tune, real_views
 
     config = TrainConfig.from_yaml("conf/train.yaml")
     config.real = RealStageConfig(epochs=6, views_per_object=8, plasticc_views_per_object=0, real_share=1.0,
@@ -212,7 +212,7 @@ def test_real_stage_reduces_the_loss_on_a_tiny_real_subset(real):
 
 def test_mixed_class_weights_keep_every_class_equal():
     """Real views (SNe only) must not move the training prior towards SNe; tiny real classes get a small share."""
-    from fink_t2.training import mixed_class_weights
+    from fink_t2.training.train import mixed_class_weights
 
     snia, snii, agn, iax = (CLASSES.index(c) for c in ("SNIa", "SNII", "AGN", "SNIax"))
     y_real = np.array([snia] * 60 + [snii] * 20 + [iax] * 4)

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from conftest import copy_model
 
-from fink_t2 import runtime
-from fink_t2.classes import CLASSES
-from fink_t2.lightcurves import BANDS
-from fink_t2.runtime import DEFAULT_MODEL, ModelFileError, load_model, metadata_path, sha256_of
+from fink_t2.scoring import runtime
+from fink_t2.scoring.classes import CLASSES
+from fink_t2.scoring.lightcurves import BANDS
+from fink_t2.scoring.runtime import DEFAULT_MODEL, ModelFileError, load_model, metadata_path, sha256_of
 
 
 def test_shipped_model_matches_its_metadata():
@@ -99,7 +99,7 @@ def test_get_model_loads_once_per_process(tmp_path):
 
 
 def test_serving_path_never_imports_tensorflow():
-    code = ("import sys, numpy as np; from fink_t2.runtime import get_model; m = get_model(); "
+    code = ("import sys, numpy as np; from fink_t2.scoring.runtime import get_model; m = get_model(); "
             "m.predict(np.zeros((4, *m.input_shape), np.float32)); "
             "print('tensorflow' in sys.modules, 'tf_keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -15,8 +15,6 @@ from conftest import n_detections
 
 import fink_t2
 from fink_t2 import CLASSES
-from fink_t2.classes import CLASS_FIELDS
-from fink_t2.runtime import T2Model
 from fink_t2.scoring import (
     MIN_DETECTIONS,
     REQUIRED_COLUMNS,
@@ -32,6 +30,8 @@ from fink_t2.scoring import (
     t2_frame,
     t2_probabilities,
 )
+from fink_t2.scoring.classes import CLASS_FIELDS
+from fink_t2.scoring.runtime import T2Model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -176,7 +176,7 @@ def test_cuts_decline_with_reasons(sample_columns):
 
 
 def test_cut_reasons_g_and_r():
-    from fink_t2.lightcurves import Observations
+    from fink_t2.scoring.lightcurves import Observations
 
     obs = Observations([0, 0, 1, 1], [1.0, 2.0, 1.0, 2.0], [0, 1, 0, 0], [1, 1, 1, 1], [0.1] * 4, [True] * 4, 2)
     reasons = cut_reasons(obs, Cuts(enabled=True, require_g_and_r=True))
@@ -212,7 +212,7 @@ def test_scoring_never_imports_tensorflow():
         sys.path.insert(0, {str(ROOT)!r})
         import pyarrow.parquet as pq
         import fink_t2
-        from fink_t2.batch import alert_columns
+        from fink_t2.scoring.alerts import alert_columns
         probs = fink_t2.classify(alert_columns(pq.read_table({str(ROOT / 'data' / 'alerts_sample.parquet')!r})))
         assert probs.notna().any(axis=None)
         print('tensorflow' in sys.modules, 'keras' in sys.modules)
@@ -225,7 +225,7 @@ def test_scoring_never_imports_tensorflow():
 @pytest.mark.parametrize("as_arrow", [False, True])
 def test_large_batches_are_scored_in_chunks_with_the_same_result(sample_columns, monkeypatch, as_arrow):
     """Chunking is invisible: same probabilities, same reasons, cuts and fault isolation at the right rows."""
-    import fink_t2.scoring as scoring
+    import fink_t2.scoring.classifier as classifier
 
     pdf = sample_columns.reset_index(drop=True).astype(object)
     n = len(pdf)
@@ -247,7 +247,7 @@ def test_large_batches_are_scored_in_chunks_with_the_same_result(sample_columns,
                             select=make_selector(Cuts(enabled=True), jdstarthist, roid, xmatch))
 
     whole = run()
-    monkeypatch.setattr(scoring, "SCORING_CHUNK", 37)
+    monkeypatch.setattr(classifier, "SCORING_CHUNK", 37)
     chunked = run()
     np.testing.assert_array_equal(chunked.reason, whole.reason)
     np.testing.assert_allclose(chunked.probabilities, whole.probabilities, atol=1e-6)

@@ -22,16 +22,20 @@ import pytest
 import yaml
 from conftest import copy_model
 
-from fink_t2 import runtime
-from fink_t2.config import ConfigError, load_cuts, load_stream_config
-from fink_t2.runtime import DEFAULT_MODEL, ModelFileError, load_model, metadata_path, sha256_of
+from fink_t2.scoring import runtime
+from fink_t2.scoring.config import ConfigError
+from fink_t2.scoring.cuts import load_cuts
+from fink_t2.scoring.runtime import DEFAULT_MODEL, ModelFileError, load_model, metadata_path, sha256_of
+from fink_t2.spark.stream_config import load_stream_config
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Entry points of the scoring and streaming path; the check follows their fink_t2 imports.
-ENTRY_POINTS = [ROOT / "run_t2_stream.py", *(ROOT / "fink_t2" / f"{name}.py" for name in
-                                              ("__init__", "scoring", "processor", "batch", "config", "runtime"))]
-#: Modules that must never be on that path (TensorFlow, training, benchmarks).
-OFF_PATH = {"training", "compression", "report", "plasticc", "model", "benchmark", "evaluation", "fink_deployed"}
+PACKAGE = ROOT / "fink_t2"
+#: Entry points of the scoring and streaming path (the whole serving core, the Spark layer, the batch
+#: scorer); the check follows their fink_t2 imports.
+ENTRY_POINTS = [ROOT / "run_t2_stream.py", PACKAGE / "__init__.py", *sorted((PACKAGE / "scoring").glob("*.py")),
+                *sorted((PACKAGE / "spark").glob("*.py")), PACKAGE / "tools" / "batch.py"]
+#: Subpackages that must never be on that path (TensorFlow, training, benchmarks).
+OFF_PATH = {"training", "bench"}
 
 FORBIDDEN_MODULES = {"pickle", "_pickle", "cPickle", "cloudpickle", "dill", "joblib", "shelve", "marshal",
                      "subprocess", "pty", "commands"}
@@ -51,20 +55,27 @@ def _dotted(node: ast.AST) -> str:
     return ""
 
 
+def _module_file(dotted: str) -> Path:
+    """The file of a fink_t2 module or package (``fink_t2.scoring`` -> its ``__init__.py``); it must exist."""
+    base = ROOT.joinpath(*dotted.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    raise AssertionError(f"{dotted} is imported but is no module of the package")
+
+
 def _fink_imports(tree: ast.AST) -> set[str]:
-    """fink_t2 sub-modules a file imports (anywhere, lazily included)."""
+    """fink_t2 modules a file imports (anywhere, lazily included), as dotted names."""
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fink_t2"):
-            parts = node.module.split(".")
-            if len(parts) > 1:
-                found.add(parts[1])
-            else:
-                found.update(alias.name for alias in node.names)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "fink_t2":
+            found.add(node.module)
+            for alias in node.names:  # ``from fink_t2.scoring import runtime``: a sub-module
+                candidate = ROOT.joinpath(*node.module.split("."), alias.name)
+                if candidate.with_suffix(".py").is_file() or (candidate / "__init__.py").is_file():
+                    found.add(f"{node.module}.{alias.name}")
         elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("fink_t2."):
-                    found.add(alias.name.split(".")[1])
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "fink_t2")
     return found
 
 
@@ -73,18 +84,20 @@ def scoring_path_files() -> list[Path]:
     todo, seen = list(ENTRY_POINTS), {}
     while todo:
         path = todo.pop()
-        if path in seen or not path.exists():
+        if path in seen:
             continue
         seen[path] = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        todo.extend(ROOT / "fink_t2" / f"{name}.py" for name in _fink_imports(seen[path]))
+        todo.extend(_module_file(name) for name in _fink_imports(seen[path]))
     return sorted(seen)
 
 
 def test_scoring_path_has_no_unpickling_no_shell_no_unsafe_yaml():
     files = scoring_path_files()
     names = {p.stem for p in files}
-    assert {"scoring", "processor", "batch", "runtime", "lightcurves", "config", "run_t2_stream"} <= names
-    assert not names & OFF_PATH, names & OFF_PATH
+    assert {"classifier", "processor", "stream", "batch", "runtime", "lightcurves", "config", "run_t2_stream"} <= names
+    subpackages = {p.relative_to(PACKAGE).parts[0] for p in files if PACKAGE in p.parents and p.parent != PACKAGE}
+    assert subpackages == {"scoring", "spark", "tools"}, subpackages
+    assert not subpackages & OFF_PATH, subpackages & OFF_PATH
     problems = []
     for path in files:
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -140,7 +153,7 @@ def no_pickle(monkeypatch):
 
 def test_scoring_never_unpickles(no_pickle, tmp_path, sample_path, sample_columns):
     from fink_t2 import classify
-    from fink_t2.batch import score_pandas
+    from fink_t2.tools.batch import score_pandas
 
     model = copy_model(tmp_path, name="m.tflite")
     before = runtime.LOAD_COUNT
@@ -216,7 +229,7 @@ def _assert_no_shell(tmp_path: Path, canary: Path) -> None:
 
 
 def test_paths_with_shell_syntax_are_literal_in_batch_scoring(tmp_path, sample_path):
-    from fink_t2.cli import main as cli_main
+    from fink_t2.tools.cli import main as cli_main
 
     folder, canary = _hostile_dirs(tmp_path)
     source = folder / "in; ls.parquet"

@@ -27,7 +27,7 @@ def test_restart_from_checkpoint_neither_loses_nor_duplicates(spark, stream_modu
                            max_files_per_trigger=1, trigger_seconds=1.0)
     for path in staging[:2]:
         path.rename(raw / path.name)
-    caplog.set_level(logging.INFO, logger="fink_t2.stream")
+    caplog.set_level(logging.INFO, logger="fink_t2.spark.stream")
     assert stream_module.main(["--config", str(config), "--once"], spark=spark) == 0
     first = spark.read.parquet(str(out)).select("candid", "t2").toPandas()
     in_first = {c for p in raw.glob("*.parquet") for c in pq.read_table(p, columns=["candid"])["candid"].to_pylist()}

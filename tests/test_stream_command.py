@@ -9,7 +9,7 @@ pytestmark = pytest.mark.spark
 
 
 def test_fink_t2_stream_scores_every_alert_once(spark, sample_table, tmp_path, capsys):
-    from fink_t2.cli import main as cli_main
+    from fink_t2.tools.cli import main as cli_main
 
     raw, out, ckpt = tmp_path / "raw", tmp_path / "science", tmp_path / "checkpoint"
     write_parts(sample_table, raw, [200, sample_table.num_rows - 200])
@@ -23,7 +23,7 @@ def test_fink_t2_stream_scores_every_alert_once(spark, sample_table, tmp_path, c
 
 
 def test_fink_t2_stream_help_lists_the_stream_flags(capsys):
-    from fink_t2.cli import main as cli_main
+    from fink_t2.tools.cli import main as cli_main
 
     with pytest.raises(SystemExit):
         cli_main(["stream", "--help"])

@@ -7,7 +7,7 @@
 * output or checkpoint paths that cannot be written: one clear error, exit code 2, nothing started.
 
 The kill test slows each Arrow batch with the test hook ``FINK_T2_TEST_UDF_DELAY``
-(fink_t2.processor.TEST_DELAY_ENV, off by default), which also prints a line on the
+(fink_t2.spark.processor.TEST_DELAY_ENV, off by default), which also prints a line on the
 worker's stderr when a batch enters the UDF, so the kill is known to land inside it.
 """
 
@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import write_parts
 
-from fink_t2.processor import TEST_DELAY_ENV
+from fink_t2.spark.processor import TEST_DELAY_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "run_t2_stream.py"

@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from fink_t2.plasticc import default_data_dir
-from fink_t2.training import TrainConfig, class_weights
+from fink_t2.training.plasticc import default_data_dir
+from fink_t2.training.train import TrainConfig, class_weights
 
 pytestmark = pytest.mark.skipif(not (default_data_dir() / "plasticc_train_metadata.csv.gz").exists(),
                                 reason="PLAsTiCC data (../shared/data/plasticc) not present")
@@ -42,7 +42,7 @@ def test_bad_config_is_rejected_naming_the_key(tmp_path, text, named):
 def test_tiny_training_run_reduces_loss_and_saves_a_usable_model(tmp_path):
     pytest.importorskip("tensorflow")
     pytest.importorskip("tf_keras")
-    from fink_t2.training import load_keras_model, train
+    from fink_t2.training.train import load_keras_model, train
 
     config = TrainConfig.from_yaml("conf/train.yaml")
     config.epochs, config.views_per_object, config.patience = 6, 8, 10

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from fink_t2.scoring import Cuts
+from fink_t2.scoring.cuts import Cuts
 
 
 class PreflightError(ValueError):
@@ -72,7 +72,7 @@ def check_cut_columns(schema: pa.Schema, cuts: Cuts, path: str | Path, flag: str
     """PreflightError naming the columns the enabled cuts need but the alerts of ``path`` lack.
 
     The same rule as the Spark module's driver-side check
-    (``processor.check_cut_columns``), applied to a parquet footer, before
+    (``fink_t2.spark.processor.check_cut_columns``), applied to a parquet footer, before
     Spark starts.
     """
     names, candidate = _schema_names(schema)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fink_t2.classes import CLASSES, N_CLASSES
+from fink_t2.scoring.classes import CLASSES, N_CLASSES
 
 FLAT = "flat"
 ZTF_ALERTS = "ztf_alerts"

@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from fink_t2.calibration import FLAT, calibrate, prior_vector
-from fink_t2.classes import CLASSES
-from fink_t2.lightcurves import BANDS, PreparationConfig
-from fink_t2.safe_yaml import error_text, read_text, short, strict_load
+from fink_t2.scoring.calibration import FLAT, calibrate, prior_vector
+from fink_t2.scoring.classes import CLASSES
+from fink_t2.scoring.lightcurves import BANDS, PreparationConfig
+from fink_t2.scoring.paths import MODELS
+from fink_t2.scoring.safe_yaml import error_text, read_text, short, strict_load
 
-#: The model shipped inside the package.
-DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "t2.tflite"
+#: The model shipped inside the package (``fink_t2/data/t2.tflite``).
+DEFAULT_MODEL = MODELS / "t2.tflite"
 
 #: Largest number of light curves per interpreter call.
 DEFAULT_CHUNK = 1024
@@ -277,7 +278,7 @@ class T2Model:
         """Class probabilities (n, 14) for prepared inputs (n, n_steps, n_channels): one invoke per chunk.
 
         ``calibrated`` applies the model's temperature and class prior (see
-        :mod:`fink_t2.calibration`); False gives the network's own softmax.
+        :mod:`fink_t2.scoring.calibration`); False gives the network's own softmax.
         """
         values = np.asarray(values, dtype=np.float32)
         if values.ndim != 3 or values.shape[1:] != self.input_shape:

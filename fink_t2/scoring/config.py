@@ -1,9 +1,12 @@
-"""Strict YAML configuration for the streaming job and batch scoring.
+"""Strict YAML configuration: files mapped onto typed dataclasses.
 
-Files are read with ``yaml.safe_load`` and mapped onto dataclasses: an
-unknown key or a value of the wrong type is ONE clear error naming the file
-and the key, raised before any alert is read (a typo in a broker's config
-must not silently fall back to a default).
+Files are read with the strict safe loader (:mod:`fink_t2.scoring.safe_yaml`)
+and mapped onto dataclasses (:func:`build`): an unknown key or a value of the
+wrong type is ONE clear error naming the file and the key, raised before any
+alert is read (a typo in a broker's config must not silently fall back to a
+default). The selection cuts (:func:`fink_t2.scoring.cuts.load_cuts`), the
+stream (:mod:`fink_t2.spark.stream`), the preparation parameters and the
+training configuration are all built this way.
 """
 
 from __future__ import annotations
@@ -12,13 +15,11 @@ import dataclasses
 import math
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from fink_t2.safe_yaml import error_text, read_text, short, strict_load
-from fink_t2.scoring import Cuts
+from fink_t2.scoring.safe_yaml import error_text, read_text, short, strict_load
 
 
 class ConfigError(ValueError):
@@ -111,56 +112,4 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-@dataclass
-class StreamConfig:
-    """Settings of ``run_t2_stream.py`` (conf/stream.yaml); every key can be overridden by a flag."""
-
-    input: str | None = None  # directory of raw alert parquet files (Fink's raw lake)
-    output: str | None = None  # parquet sink directory
-    checkpoint: str | None = None  # checkpoint directory (offsets, commits)
-    model_path: str | None = None  # null: the model shipped in the package
-    trigger_seconds: float = 10.0  # processing-time trigger interval
-    max_files_per_trigger: int = 10  # files per micro-batch
-    once: bool = False  # process what is there (available-now), then stop
-    query_name: str = "fink_t2"
-    cuts: Cuts = field(default_factory=Cuts)
-
-    def validate(self, source: str) -> None:
-        for key in ("input", "output", "checkpoint"):
-            if not getattr(self, key):
-                raise ConfigError(f"{source}: key {key!r} is required (set it in the file or pass --{key})")
-        if not math.isfinite(self.trigger_seconds) or self.trigger_seconds <= 0:
-            raise ConfigError(f"{source}: key 'trigger_seconds' must be > 0, got {self.trigger_seconds}")
-        if not isinstance(self.max_files_per_trigger, int) or self.max_files_per_trigger < 1:
-            raise ConfigError(f"{source}: key 'max_files_per_trigger' must be >= 1, got {self.max_files_per_trigger}")
-
-
-def load_stream_config(path: str | Path | None, overrides: dict | None = None) -> StreamConfig:
-    """conf/stream.yaml (or defaults if ``path`` is None) with non-None ``overrides`` applied, validated."""
-    source = str(path) if path is not None else "defaults"
-    values = load_yaml(path) if path is not None else {}
-    config = build(StreamConfig, values, source)
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key.startswith("cuts."):
-            try:
-                config.cuts = dataclasses.replace(config.cuts, **{key[5:]: value})
-            except ValueError as error:
-                raise ConfigError(f"{source}: {error}") from error
-        else:
-            setattr(config, key, value)
-    config.validate(source)
-    return config
-
-
-def load_cuts(path: str | Path) -> Cuts:
-    """Selection cuts from a YAML file holding a ``cuts:`` mapping (as in conf/stream.yaml)."""
-    values = load_yaml(path)
-    unknown = [k for k in values if k != "cuts"]
-    if unknown:
-        raise ConfigError(f"{path}: unknown key {unknown[0]!r} (a cuts file holds only 'cuts')")
-    return build(Cuts, values.get("cuts") or {}, str(path), prefix="cuts.")
-
-
-__all__ = ["ConfigError", "StreamConfig", "load_stream_config", "load_cuts", "build", "load_yaml"]
+__all__ = ["ConfigError", "build", "load_yaml"]

@@ -5,7 +5,10 @@ alerts: at most 30 days of history, often only a few detections. A *view* is
 what an alert of a PLAsTiCC object would have looked like at some epoch: the
 g/r observations in a history window ending at a detection, optionally
 thinned and made noisier. Views are built for many objects at once and go
-through the same :func:`fink_t2.lightcurves.prepare` as real alerts.
+through the same :func:`fink_t2.scoring.lightcurves.prepare` as real alerts
+(PLAsTiCC rows become observations as ZTF alerts do in
+:func:`fink_t2.scoring.alerts.observations_from_alerts`: FLUXCAL, upper limits
+as flux 0 with their noise).
 
 The split is by object and happens before any view is made, so no object's
 views are in two splits.
@@ -19,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fink_t2.classes import CLASS_CODES, class_indices
-from fink_t2.lightcurves import Observations, observations_from_plasticc
+from fink_t2.scoring.classes import CLASS_CODES, class_indices
+from fink_t2.scoring.lightcurves import Observations
 
 #: ZTF alerts carry this many days of previous history.
 ALERT_HISTORY_DAYS = 30.0
@@ -29,6 +32,8 @@ DETECTION_SNR = 5.0
 
 LIGHTCURVES_FILE = "plasticc_train_lightcurves.csv.gz"
 METADATA_FILE = "plasticc_train_metadata.csv.gz"
+#: PLAsTiCC passband -> band index in :data:`fink_t2.scoring.lightcurves.BANDS` (1 = g, 2 = r).
+PLASTICC_PASSBAND_TO_BAND: dict[int, int] = {1: 0, 2: 1}
 
 
 @dataclass
@@ -38,13 +43,52 @@ class PlasticcData:
     observations: Observations
     forced: Observations  # same points, non-detections keeping their measured flux
     object_ids: np.ndarray
-    labels: np.ndarray  # class index per object (see fink_t2.classes)
+    labels: np.ndarray  # class index per object (see fink_t2.scoring.classes)
     metadata: pd.DataFrame
+
+
+def observations_from_plasticc(lightcurves, object_ids=None,
+                               keep_nondetection_flux: bool = False) -> tuple[Observations, np.ndarray]:
+    """PLAsTiCC light-curve rows (object_id, mjd, passband, flux, flux_err, detected_bool).
+
+    Only g and r are kept. Non-detections become upper limits (flux 0, noise
+    ``flux_err``), as ZTF delivers them, unless ``keep_nondetection_flux``
+    (the forced photometry, used only to draw resampled training curves).
+    Returns the observations and the object ids in object-index order
+    (``object_ids`` fixes that order if given).
+    """
+    band_of = np.full(8, -1, dtype=np.int8)
+    for passband, band in PLASTICC_PASSBAND_TO_BAND.items():
+        band_of[passband] = band
+    passband = np.asarray(lightcurves["passband"], dtype=np.int64)
+    keep = band_of[np.clip(passband, 0, 7)] >= 0
+    keep &= (passband >= 0) & (passband <= 7)
+    ids = np.asarray(lightcurves["object_id"])[keep]
+    if object_ids is None:
+        object_ids = np.unique(ids)
+    object_ids = np.asarray(object_ids)
+    order = np.argsort(object_ids, kind="stable")
+    pos = np.searchsorted(object_ids[order], ids)
+    pos = np.clip(pos, 0, len(object_ids) - 1)
+    found = object_ids[order][pos] == ids
+    object_index = order[pos]
+    detected = np.asarray(lightcurves["detected_bool"])[keep].astype(bool)
+    flux = np.asarray(lightcurves["flux"], dtype=np.float64)[keep]
+    obs = Observations(
+        object_index=object_index[found],
+        time=np.asarray(lightcurves["mjd"], dtype=np.float64)[keep][found],
+        band=band_of[passband[keep]][found],
+        flux=(flux if keep_nondetection_flux else np.where(detected, flux, 0.0))[found],
+        flux_err=np.asarray(lightcurves["flux_err"], dtype=np.float64)[keep][found],
+        detected=detected[found],
+        n_objects=len(object_ids),
+    )
+    return obs, object_ids
 
 
 def default_data_dir() -> Path:
     """``data/plasticc`` in the shared-data folder (``$FINK_T2_SHARED``, else ``../shared`` beside a checkout)."""
-    from fink_t2.paths import shared_path
+    from fink_t2.scoring.paths import shared_path
 
     return shared_path("data", "plasticc")
 
@@ -265,7 +309,7 @@ def resample_views(forced: Observations, spec: ViewSpec, rng: np.random.Generato
     become upper limits, as in ZTF. Flux units are arbitrary (the
     preparation normalises per object).
     """
-    from fink_t2.lightcurves import gp_mean_at
+    from fink_t2.scoring.lightcurves import gp_mean_at
 
     n = len(spec)
     history = np.minimum(spec.history_days, max_history)

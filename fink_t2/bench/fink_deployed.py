@@ -1,7 +1,7 @@
 """The Fink-as-deployed t2 procedure, reimplemented as a baseline ("the before").
 
 Bench / evaluation only: nothing on the scoring path (``fink_t2.scoring``,
-``fink_t2.processor``, ``fink_t2.runtime``) may import this module. It needs
+``fink_t2.spark.processor``, ``fink_t2.scoring.runtime``) may import this module. It needs
 the ``bench`` extra: ``george`` (imported lazily, only when a GP is fitted)
 and the TFLite file Fink deployed, shipped in the ``fink-science==7.4.0``
 wheel (``pip install --no-deps fink-science==7.4.0``).
@@ -52,15 +52,16 @@ import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from fink_t2.classes import N_CLASSES
-from fink_t2.lightcurves import BAND_WAVELENGTHS, BANDS, Observations
-from fink_t2.runtime import interpreter_class
+from fink_t2.scoring.classes import N_CLASSES
+from fink_t2.scoring.lightcurves import BAND_WAVELENGTHS, BANDS, Observations
+from fink_t2.scoring.paths import PACKAGE
+from fink_t2.scoring.runtime import interpreter_class
 
 #: File name of the deployed model inside ``fink_science/data/models``.
 DEPLOYED_MODEL_NAME = "quantized-model-GR-noZ-28341-1654269564-0.5.1.dev73+g70f85f8-LL0.836.tflite"
@@ -183,8 +184,8 @@ def process_band_order() -> tuple[str, str]:
 def band_order_for_hash_seed(seed: int) -> tuple[str, str]:
     """The deployed column order under ``PYTHONHASHSEED=seed`` (runs a short subprocess)."""
     env = dict(os.environ, PYTHONHASHSEED=str(int(seed)))
-    code = "from fink_t2.fink_deployed import process_band_order; print(','.join(process_band_order()))"
-    root = str(Path(__file__).resolve().parents[1])
+    code = "from fink_t2.bench.fink_deployed import process_band_order; print(','.join(process_band_order()))"
+    root = str(PACKAGE.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     first, second = result.stdout.strip().split(",")
@@ -383,6 +384,19 @@ def predict_deployed(values: np.ndarray, model_path: str | Path | None = None, p
 
 
 # --------------------------------------------------------------------------- the deployed UDF body
+
+
+def deployed_predictor(corrected: bool = True) -> Callable[[Observations], tuple[np.ndarray, np.ndarray]]:
+    """The deployed model as ``fink-t2 evaluate --fink-deployed`` scores it: observations -> (probabilities, ok).
+
+    Its own preparation (:func:`prepare_deployed`, ``corrected``: the band order
+    and time direction fixed), then :func:`predict_deployed`.
+    """
+    def predict(obs: Observations) -> tuple[np.ndarray, np.ndarray]:
+        values, ok = prepare_deployed(obs, corrected=corrected)
+        return predict_deployed(values), ok
+
+    return predict
 
 
 def _fluxcal_from_magnitudes(mag: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

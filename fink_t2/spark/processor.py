@@ -7,18 +7,18 @@ a ``pandas_udf``. Both produce the same column (tests compare them).
 
 Registration in Fink's science stage (raw alerts or ``concat_col``-ed columns)::
 
-    from fink_t2.processor import apply_t2
+    from fink_t2.spark.processor import apply_t2
     df = apply_t2(df)                       # adds the column "t2" (Fink's selection cuts on)
 
 or, on a DataFrame that already has Fink's ``c*`` columns::
 
-    from fink_t2.processor import t2
+    from fink_t2.spark.processor import t2
     df = df.withColumn("t2", t2("cjd", "cfid", "cmagpsf", "csigmapsf"))
 
 The column's type is :data:`fink_t2.scoring.T2_TYPE_DDL`::
 
     struct<mu_Lens_Single: float, TDE: float, ..., SNIa: float, ...,  -- the 14 class probabilities
-                                                                    -- (fink_t2.classes.CLASS_FIELDS:
+                                                                    -- (fink_t2.scoring.classes.CLASS_FIELDS:
                                                                     -- Avro-legal), null if declined
            top_class: string,                   -- most probable class, null if declined
            reason: string>                      -- why the alert was declined, null if classified
@@ -50,25 +50,18 @@ import pandas as pd
 try:
     from pyspark.sql import Column, DataFrame, SparkSession
 except ModuleNotFoundError as error:  # one line naming the Spark extra, not a bare "No module named pyspark"
-    from fink_t2 import SPARK_MISSING, SparkMissingError
+    from fink_t2.spark import SPARK_MISSING, SparkMissingError
 
     raise SparkMissingError(SPARK_MISSING) from error
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import FloatType, StringType, StructField, StructType
 
-from fink_t2 import runtime
-from fink_t2.classes import CLASS_FIELDS
-from fink_t2.scoring import (
-    FINK_CUTS,
-    T2_EXTRA_FIELDS,
-    Cuts,
-    Scores,
-    make_selector,
-    score_alerts,
-    t2_arrow,
-    t2_frame,
-)
+from fink_t2.scoring import runtime
+from fink_t2.scoring.classes import CLASS_FIELDS
+from fink_t2.scoring.classifier import Scores, score_alerts
+from fink_t2.scoring.column import T2_EXTRA_FIELDS, t2_arrow, t2_frame
+from fink_t2.scoring.cuts import FINK_CUTS, Cuts, make_selector
 
 #: Arguments of the UDF, in order (the first four are required).
 T2_INPUTS: tuple[str, ...] = (
@@ -210,8 +203,8 @@ t2 = make_t2_udf()
 def worker_stats(anything: pd.Series) -> pd.Series:
     """Diagnostic: ``"pid:model_loads:batches_scored"`` of the Python worker evaluating each row."""
     # Read the counters through the modules: this function is pickled by value, its globals with it.
-    import fink_t2.processor as processor
-    import fink_t2.runtime as live_runtime
+    import fink_t2.scoring.runtime as live_runtime
+    import fink_t2.spark.processor as processor
 
     text = f"{os.getpid()}:{live_runtime.LOAD_COUNT}:{processor.BATCHES_SCORED}"
     return pd.Series([text] * len(anything))

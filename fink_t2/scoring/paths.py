@@ -15,14 +15,17 @@ from pathlib import Path
 #: Environment variable naming the shared-data folder (it holds ``data/plasticc``, ``data/ztf_alerts``).
 SHARED_ENV = "FINK_T2_SHARED"
 
-_PACKAGE = Path(__file__).resolve().parent
+#: The installed ``fink_t2`` package folder (this file is ``fink_t2/scoring/paths.py``).
+PACKAGE = Path(__file__).resolve().parent.parent
 #: Files shipped inside the package (the sample alerts, the default configurations).
-RESOURCES = _PACKAGE / "resources"
+RESOURCES = PACKAGE / "resources"
+#: The model files shipped inside the package (``t2.tflite`` and its metadata ``t2.yaml``).
+MODELS = PACKAGE / "data"
 
 
 def checkout_root() -> Path | None:
     """The repository root if the package runs from a checkout (editable install, PYTHONPATH), else None."""
-    root = _PACKAGE.parent
+    root = PACKAGE.parent
     return root if (root / "setup.py").is_file() and (root / "conf").is_dir() else None
 
 
@@ -48,3 +51,10 @@ def shared_path(*parts: str) -> Path:
 def config_file(name: str) -> Path:
     """A default configuration (``stream.yaml``, ``cuts.yaml``, ``train.yaml``) as shipped in the package."""
     return resource("conf", name)
+
+
+#: The 329 real alerts of ``data/alerts_sample.parquet``, shipped as package data (installed or not).
+SAMPLE_ALERTS = resource("alerts_sample.parquet")
+#: The project's real ZTF alerts: ``data/ztf_alerts`` in the shared-data folder (``$FINK_T2_SHARED``,
+#: else ``../shared`` beside a checkout). It may not exist (a user's clone).
+SHARED_ZTF_ALERTS = shared_path("data", "ztf_alerts")

@@ -1,6 +1,8 @@
 """Light-curve preparation shared by training and inference.
 
-Observations of many objects (PLAsTiCC rows or ZTF alert columns) become one
+Observations of many objects (:class:`Observations`, made from ZTF alert
+columns by :mod:`fink_t2.scoring.alerts` and from PLAsTiCC rows by
+:mod:`fink_t2.training.plasticc`) become one
 float32 array ``(n_objects, n_steps, 2)`` with bands in the fixed order
 ``[g, r]`` and time running forward: step ``n_steps - 1`` is the time of the
 latest observation, step ``k`` lies ``(n_steps - 1 - k) * step_days`` days
@@ -27,28 +29,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from fink_t2.scoring.config import build
+
 #: Band order of the model input, fixed forever (the original used a Python set).
 BANDS: tuple[str, str] = ("g", "r")
 #: Effective wavelengths in Angstrom of ZTF g and r, used as the GP's second axis.
 BAND_WAVELENGTHS: tuple[float, float] = (4804.79, 6436.92)
-#: ZTF filter id -> band index in :data:`BANDS` (fid 3 = ZTF i is not modelled).
-ZTF_FID_TO_BAND: dict[int, int] = {1: 0, 2: 1}
-#: PLAsTiCC passband -> band index in :data:`BANDS` (1 = g, 2 = r).
-PLASTICC_PASSBAND_TO_BAND: dict[int, int] = {1: 0, 2: 1}
 
 #: SNANA FLUXCAL zero point used by PLAsTiCC.
 FLUXCAL_ZEROPOINT: float = 27.5
 _LN10_OVER_2P5 = np.log(10.0) / 2.5
-
-#: Magnitudes outside this range are treated as corrupt values.
-PLAUSIBLE_MAG_RANGE: tuple[float, float] = (5.0, 30.0)
-#: A magnitude error at or above this (signal-to-noise below about 1.1) is not a measurement:
-#: such a point is dropped rather than allowed to set the object's flux scale. Real ZTF
-#: detections stay below 0.5 mag (5-sigma detections: about 0.22).
-MAX_SIGMA_MAG: float = 1.0
-
-#: ``isdiffpos`` values (trimmed, lower case) that mark a negative difference flux.
-NEGATIVE_ISDIFFPOS: tuple[str, ...] = ("f", "0", "false")
 
 #: The context channels, in input order after g and r (see :func:`_context_channels`).
 CONTEXT_CHANNELS: tuple[str, ...] = ("age", "gap_g", "gap_r")
@@ -100,8 +90,6 @@ class PreparationConfig:
     @classmethod
     def from_dict(cls, values: dict, source: str = "preparation parameters") -> "PreparationConfig":
         """Strictly typed: an unknown key or a wrong type is an error naming ``source`` and the key."""
-        from fink_t2.config import build
-
         return build(cls, values, source)
 
     def __post_init__(self) -> None:
@@ -184,246 +172,6 @@ def fluxcal_to_mag(flux, flux_err=None):
     if flux_err is None:
         return mag
     return mag, np.asarray(flux_err, dtype=np.float64) / (_LN10_OVER_2P5 * flux)
-
-
-# --------------------------------------------------------------------------- sources
-
-
-def observations_from_plasticc(lightcurves, object_ids=None,
-                               keep_nondetection_flux: bool = False) -> tuple[Observations, np.ndarray]:
-    """PLAsTiCC light-curve rows (object_id, mjd, passband, flux, flux_err, detected_bool).
-
-    Only g and r are kept. Non-detections become upper limits (flux 0, noise
-    ``flux_err``), as ZTF delivers them, unless ``keep_nondetection_flux``
-    (the forced photometry, used only to draw resampled training curves).
-    Returns the observations and the object ids in object-index order
-    (``object_ids`` fixes that order if given).
-    """
-    band_of = np.full(8, -1, dtype=np.int8)
-    for passband, band in PLASTICC_PASSBAND_TO_BAND.items():
-        band_of[passband] = band
-    passband = np.asarray(lightcurves["passband"], dtype=np.int64)
-    keep = band_of[np.clip(passband, 0, 7)] >= 0
-    keep &= (passband >= 0) & (passband <= 7)
-    ids = np.asarray(lightcurves["object_id"])[keep]
-    if object_ids is None:
-        object_ids = np.unique(ids)
-    object_ids = np.asarray(object_ids)
-    order = np.argsort(object_ids, kind="stable")
-    pos = np.searchsorted(object_ids[order], ids)
-    pos = np.clip(pos, 0, len(object_ids) - 1)
-    found = object_ids[order][pos] == ids
-    object_index = order[pos]
-    detected = np.asarray(lightcurves["detected_bool"])[keep].astype(bool)
-    flux = np.asarray(lightcurves["flux"], dtype=np.float64)[keep]
-    obs = Observations(
-        object_index=object_index[found],
-        time=np.asarray(lightcurves["mjd"], dtype=np.float64)[keep][found],
-        band=band_of[passband[keep]][found],
-        flux=(flux if keep_nondetection_flux else np.where(detected, flux, 0.0))[found],
-        flux_err=np.asarray(lightcurves["flux_err"], dtype=np.float64)[keep][found],
-        detected=detected[found],
-        n_objects=len(object_ids),
-    )
-    return obs, object_ids
-
-
-def _arrow_lists(column, value_type, n_rows: int):
-    """(Arrow list array of ``value_type``, None) for Arrow input that casts cleanly, else (None, Python rows).
-
-    Spark's Arrow UDFs hand over list arrays: they are used as they are, with
-    no per-alert Python object. Anything else becomes a list of rows for the
-    pandas path (and, if that fails, the per-alert fallback).
-    """
-    import pyarrow as pa
-
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if isinstance(column, pa.Array):
-        if len(column) != n_rows:
-            raise ValueError(f"column has {len(column)} rows, expected {n_rows}")
-        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-            try:
-                return column.cast(pa.list_(value_type)), None
-            except (pa.ArrowException, TypeError, ValueError):
-                pass
-        return None, column.to_pylist()
-    values = list(column)
-    if len(values) != n_rows:
-        raise ValueError(f"column has {len(values)} rows, expected {n_rows}")
-    return None, values
-
-
-def _flatten_numeric(column, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """A column of per-alert sequences -> (flat float64 values, per-alert lengths).
-
-    Null sequences have length 0; null or non-numeric elements become NaN.
-    The fast path goes through Arrow; odd inputs (strings, mixed types) fall
-    back to a per-alert conversion that never raises.
-    """
-    import pyarrow as pa
-
-    arr, values = _arrow_lists(column, pa.float64(), n_rows)
-    if arr is None:
-        concatenated = _concatenate_numeric(values)
-        if concatenated is not None:
-            return concatenated
-    try:
-        if arr is None:
-            arr = pa.array(values, type=pa.list_(pa.float64()), from_pandas=True)
-        lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
-        return flat, lengths
-    except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        if values is None:
-            values = arr.to_pylist()
-    parts, lengths = [], np.zeros(n_rows, dtype=np.int64)
-    for i, row in enumerate(values):
-        part = _coerce_row(row)
-        parts.append(part)
-        lengths[i] = len(part)
-    flat = np.concatenate(parts) if parts else np.zeros(0)
-    return flat.astype(np.float64), lengths
-
-
-def _concatenate_numeric(values: list) -> tuple[np.ndarray, np.ndarray] | None:
-    """Fast path for what a pandas UDF receives: every row a numeric numpy array (no nulls inside).
-
-    About ten times cheaper per alert than building an Arrow list array;
-    None (use the general path) as soon as one row is anything else.
-    """
-    numeric = "fiu"
-    for row in values:
-        if type(row) is not np.ndarray or row.dtype.kind not in numeric or row.ndim != 1:
-            return None
-    lengths = np.fromiter((len(row) for row in values), dtype=np.int64, count=len(values))
-    flat = np.concatenate(values).astype(np.float64) if len(values) else np.zeros(0)
-    return flat, lengths
-
-
-def _is_row_sequence(row) -> bool:
-    """Whether one alert's cell is a sequence of values (None, a string or a scalar is not)."""
-    return not (row is None or isinstance(row, (str, bytes)) or np.isscalar(row))
-
-
-def _coerce_row(row) -> np.ndarray:
-    """One alert's sequence as float64, NaN for anything that is not a finite number."""
-    if not _is_row_sequence(row):
-        return np.zeros(0)
-    out = np.full(len(row), np.nan)
-    for j, value in enumerate(row):
-        if np.ndim(value) != 0:  # a nested sequence is not a number (numpy < 2 would unwrap [x] into x)
-            continue
-        try:
-            out[j] = float(value)
-        except (TypeError, ValueError, OverflowError):
-            pass
-    return out
-
-
-def _negative_flags(column, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """ZTF ``isdiffpos`` per alert -> (flat bool: difference flux is negative, per-alert lengths).
-
-    'f', '0' or 'false' (any case) mean negative; anything else, null included,
-    is taken as positive. Arrow does the work; odd rows fall back to Python.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arr, values = _arrow_lists(column, pa.string(), n_rows)
-    try:
-        if arr is None:
-            arr = pa.array(values, type=pa.list_(pa.string()), from_pandas=True)
-        lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        flat = pc.utf8_lower(pc.utf8_trim_whitespace(arr.flatten()))
-        negative = pc.is_in(flat, value_set=pa.array(list(NEGATIVE_ISDIFFPOS))).fill_null(False)
-        return negative.to_numpy(zero_copy_only=False).astype(bool), lengths
-    except (pa.ArrowException, TypeError, ValueError):
-        if values is None:
-            values = arr.to_pylist()
-    lengths = np.zeros(n_rows, dtype=np.int64)
-    flags: list[bool] = []
-    for i, row in enumerate(values):
-        if not _is_row_sequence(row):
-            continue
-        row = list(row)
-        lengths[i] = len(row)
-        flags.extend(_is_negative(value) for value in row)
-    return np.asarray(flags, dtype=bool), lengths
-
-
-def _is_negative(value) -> bool:
-    if isinstance(value, bytes):
-        value = value.decode(errors="ignore")
-    if isinstance(value, str):
-        return value.strip().lower() in NEGATIVE_ISDIFFPOS
-    if isinstance(value, (bool, np.bool_)):
-        return not value
-    if isinstance(value, (int, np.integer)):
-        return value == 0  # as Spark's cast of an integer to string reads: '0' is negative
-    return False
-
-
-def observations_from_alerts(
-    cjd, cfid, cmagpsf, csigmapsf, cisdiffpos=None, cdiffmaglim=None
-) -> tuple[Observations, np.ndarray]:
-    """Fink's concatenated alert columns (one sequence per alert) -> observations.
-
-    Points with an unusable time, band, magnitude or error are dropped; an
-    entry with a null ``magpsf`` and a valid ``diffmaglim`` is an upper limit.
-    Returns the observations and, per alert, a reason string where the alert's
-    arrays are inconsistent (differing lengths), else None.
-    """
-    n_rows = len(cjd)
-    jd, len_jd = _flatten_numeric(cjd, n_rows)
-    fid, len_fid = _flatten_numeric(cfid, n_rows)
-    mag, len_mag = _flatten_numeric(cmagpsf, n_rows)
-    sig, len_sig = _flatten_numeric(csigmapsf, n_rows)
-    lengths = [len_jd, len_fid, len_mag, len_sig]
-    negative = None
-    if cisdiffpos is not None:
-        diffpos, len_pos = _negative_flags(cisdiffpos, n_rows)
-        lengths.append(len_pos)
-    if cdiffmaglim is not None:
-        lim, len_lim = _flatten_numeric(cdiffmaglim, n_rows)
-        lengths.append(len_lim)
-    stacked = np.vstack(lengths)
-    consistent = (stacked == stacked[0]).all(axis=0)
-    reason = np.full(n_rows, None, dtype=object)
-    reason[~consistent] = "alert arrays have different lengths"
-
-    # Keep only alerts whose arrays line up; their entries are aligned by position.
-    def aligned(flat: np.ndarray, row_lengths: np.ndarray) -> np.ndarray:
-        keep = np.repeat(consistent, row_lengths)
-        return flat[keep]
-
-    n_points = np.where(consistent, len_jd, 0)
-    object_index = np.repeat(np.arange(n_rows), n_points)
-    jd, fid = aligned(jd, len_jd), aligned(fid, len_fid)
-    mag, sig = aligned(mag, len_mag), aligned(sig, len_sig)
-    if cisdiffpos is not None:
-        negative = aligned(diffpos, len_pos)
-    lim = aligned(lim, len_lim) if cdiffmaglim is not None else np.full(len(jd), np.nan)
-
-    band = np.full(len(jd), -1, dtype=np.int8)
-    for ztf_fid, band_index in ZTF_FID_TO_BAND.items():
-        band[fid == ztf_fid] = band_index
-    lo, hi = PLAUSIBLE_MAG_RANGE
-    with np.errstate(invalid="ignore", over="ignore"):
-        usable = np.isfinite(jd) & (band >= 0)
-        detection = (usable & np.isfinite(mag) & (mag > lo) & (mag < hi)
-                     & np.isfinite(sig) & (sig > 0) & (sig < MAX_SIGMA_MAG))
-        limit = usable & ~np.isfinite(mag) & np.isfinite(lim) & (lim > lo) & (lim < hi)
-        flux, flux_err = mag_to_fluxcal(np.where(detection, mag, 20.0), np.where(detection, sig, 0.1))
-        if negative is not None:
-            flux = np.where(negative, -flux, flux)
-        limit_sigma = mag_to_fluxcal(np.where(limit, lim, 20.0)) / 5.0
-    keep = detection | limit
-    flux = np.where(detection, flux, 0.0)
-    flux_err = np.where(detection, flux_err, limit_sigma)
-    keep &= np.isfinite(flux_err) & (flux_err > 0)
-    obs = Observations(object_index[keep], jd[keep], band[keep], flux[keep], flux_err[keep], detection[keep], n_rows)
-    return obs, reason
 
 
 # --------------------------------------------------------------------------- preparation

@@ -4,7 +4,7 @@ PLAsTiCC is an LSST simulation; a model trained on it alone ranked real ZTF
 SNe Ia at chance. The BTS file (``../shared/data/ztf_bts_dev``) holds whole g/r
 light curves of detections of 1,318 typed objects. They enter the project
 through the same door as alerts: each light curve becomes Fink's ``c*``
-columns and goes through :func:`fink_t2.lightcurves.observations_from_alerts`,
+columns and goes through :func:`fink_t2.scoring.alerts.observations_from_alerts`,
 so a real training light curve and a served alert are prepared by one code
 path.
 
@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fink_t2.classes import CLASS_CODES, class_indices
-from fink_t2.lightcurves import Observations, PreparationConfig, observations_from_alerts, prepare
-from fink_t2.plasticc import evaluation_views, make_views
+from fink_t2.scoring.alerts import observations_from_alerts
+from fink_t2.scoring.classes import CLASS_CODES, class_indices
+from fink_t2.scoring.lightcurves import Observations, PreparationConfig, prepare
+from fink_t2.training.plasticc import evaluation_views, make_views
 
 BTS_FILE = "bts_dev.parquet"
 #: Columns a BTS file must have (one row per object; list columns time-ordered).
@@ -35,13 +36,13 @@ class RealData:
 
     observations: Observations
     object_ids: np.ndarray
-    labels: np.ndarray  # class index per object (see fink_t2.classes)
+    labels: np.ndarray  # class index per object (see fink_t2.scoring.classes)
     metadata: pd.DataFrame  # the file's scalar columns, one row per object
 
 
 def default_bts_path() -> Path:
-    """``data/ztf_bts_dev/bts_dev.parquet`` in the shared-data folder (see :func:`fink_t2.paths.shared_dir`)."""
-    from fink_t2.paths import shared_path
+    """``data/ztf_bts_dev/bts_dev.parquet`` in the shared-data folder (see :func:`fink_t2.scoring.paths.shared_dir`)."""
+    from fink_t2.scoring.paths import shared_path
 
     return shared_path("data", "ztf_bts_dev", BTS_FILE)
 

@@ -2,12 +2,13 @@
 
 This is the contract every entry point uses (``fink_t2.classify``, the Spark
 UDF, the batch and streaming jobs): the columns go through
-``lightcurves.observations_from_alerts`` -> ``lightcurves.prepare`` ->
+``alerts.observations_from_alerts`` -> ``lightcurves.prepare`` ->
 ``T2Model.predict`` (one interpreter call per chunk), and come back as one row
 of probabilities per alert, or a row of NaN and a short *reason* for an alert
 the model declines. One odd alert never fails a batch: if the vectorised path
 raises, the batch is bisected until the offending alert is isolated and
-declined with the error as its reason.
+declined with the error as its reason. The ``t2`` column made of these scores
+is :mod:`fink_t2.scoring.column`.
 
 Pure numpy/pandas/pyarrow: no Spark, no TensorFlow.
 """
@@ -15,49 +16,20 @@ Pure numpy/pandas/pyarrow: no Spark, no TensorFlow.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from fink_t2.classes import CLASS_FIELDS, CLASSES, N_CLASSES
-from fink_t2.lightcurves import Observations, observations_from_alerts, prepare
-from fink_t2.runtime import T2Model, get_model
+from fink_t2.scoring.alerts import REQUIRED_COLUMNS, observations_from_alerts
+from fink_t2.scoring.classes import CLASSES, N_CLASSES
+from fink_t2.scoring.cuts import Selector
+from fink_t2.scoring.lightcurves import prepare
+from fink_t2.scoring.runtime import T2Model, get_model
 
 LOGGER = logging.getLogger(__name__)
-
-#: Columns ``classify`` needs: Fink's concatenated alert columns (history first, current alert last).
-REQUIRED_COLUMNS: tuple[str, ...] = ("cjd", "cfid", "cmagpsf", "csigmapsf")
-#: Columns used when present: sign of the difference flux, and the limiting magnitude of upper limits.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("cisdiffpos", "cdiffmaglim")
-
-#: Fields of the ``t2`` struct after the 14 class probabilities (which are named as in
-#: ``fink_t2.classes.CLASS_FIELDS``).
-T2_EXTRA_FIELDS: tuple[str, ...] = ("top_class", "reason")
-
-#: Every field of the ``t2`` struct, in order: the class fields (Avro-legal spellings of ``CLASSES``:
-#: ``mu_Lens_Single``, ``M_dwarf``, ``SNIa_91bg``, ``SLSN_I``, the others unchanged), then the extras.
-T2_FIELDS: tuple[str, ...] = (*CLASS_FIELDS, *T2_EXTRA_FIELDS)
-
-#: Spark type of the ``t2`` column (one column, Fink convention): one float per class, named as in
-#: ``CLASS_FIELDS`` (null for a declined alert), then ``top_class`` (the human class name, as in
-#: ``CLASSES``) and ``reason`` (null for a classified one). A struct of named floats rather than Fink's
-#: historical map: the same "class -> probability" access (``t2.SNIa``, ``t2['SNIa']``) at half the cost
-#: per alert in Spark (docs/performance.md). Every name is a legal Avro name, so Fink can distribute the
-#: column over Kafka (Avro) and flatten it into HBase columns (``t2.SNIa``) as it is.
-T2_TYPE_DDL = ("struct<" + ", ".join([f"{name}: float" for name in CLASS_FIELDS]
-                                     + [f"{name}: string" for name in T2_EXTRA_FIELDS]) + ">")
-
-#: The ``t2`` column flattened as Fink's HBase ingestion stores science columns: one ``t2.<field>``
-#: column per struct field, each with its type and the default written where the value is null
-#: (a declined alert: probabilities 0.0, empty ``top_class``; a classified one: empty ``reason``).
-T2_HBASE_COLUMNS: dict[str, dict] = {
-    **{f"t2.{name}": {"type": "float", "default": 0.0} for name in CLASS_FIELDS},
-    **{f"t2.{name}": {"type": "string", "default": ""} for name in T2_EXTRA_FIELDS},
-}
 
 #: Alerts prepared and scored together. A whole Spark Arrow batch (100,000 alerts with Fink's settings)
 #: at once is about 20 % slower per alert and holds 3x the memory: its temporaries outgrow the caches.
@@ -72,123 +44,6 @@ MIN_DETECTIONS = 2
 
 REASON_NOT_FINITE_INPUT = "non-finite model input"
 REASON_BAD_OUTPUT = "model output not a probability vector"
-
-# --------------------------------------------------------------------------- selection cuts
-
-#: SIMBAD object types (``cdsxmatch`` values) that do not rule out an extragalactic transient:
-#: no counterpart or a failed cross-match, galaxies and their groupings, active nuclei and
-#: quasars, and supernovae already catalogued at the position. Written for this project
-#: from the SIMBAD object-type nomenclature; REFERENCE.md section 5 states the rule
-#: (Fink keeps t2 to alerts whose cross-match is compatible with an extragalactic host).
-EXTRAGALACTIC_XMATCH: tuple[str, ...] = (
-    # no SIMBAD counterpart, or the cross-match service failed: cannot exclude anything
-    "Unknown", "Fail", "Fail 504",
-    # galaxies
-    "galaxy", "Galaxy", "G", "EmG", "StarburstG", "BlueCompG", "LSB_G", "HII_G", "High_z_G",
-    "RadioG", "PartofG", "GinPair", "GinGroup", "GinCl", "GroupG", "ClG", "BClG", "Compact_Gr_G",
-    "IG", "PairG", "LensedG", "LensedImage", "GravLens", "GravLensSystem",
-    # active galactic nuclei
-    "AGN", "AGN_Candidate", "LINER", "Seyfert", "Seyfert_1", "Seyfert_2", "QSO", "QSO_Candidate",
-    "Blazar", "Blazar_Candidate", "BLLac", "BLLac_Candidate", "LensedQ",
-    # catalogued supernovae (the host is extragalactic by definition)
-    "SN", "SN*", "Candidate_SN*", "SNCandidate",
-)
-
-
-@dataclass(frozen=True)
-class Cuts:
-    """Fink's selection for t2 (REFERENCE.md section 5), each part switchable.
-
-    Alerts that fail are declined cheaply, before any preparation, with a
-    reason starting with ``"cut: "``. ``enabled`` False (the dataclass default)
-    scores every alert; :data:`FINK_CUTS` is the selection Fink applies, and
-    the default of ``processor.apply_t2``.
-    """
-
-    enabled: bool = False
-    min_detections: int = 2  # valid g/r detections (magpsf and sigmapsf usable)
-    max_history_days: float = 90.0  # jd of the alert - jdstarthist
-    exclude_solar_system: bool = True  # roid == 3: known solar-system object
-    extragalactic_xmatch: bool = True  # cdsxmatch in xmatch_allowed (null counts as "Unknown")
-    require_g_and_r: bool = False  # the deployed t2 also required both bands
-    xmatch_allowed: tuple[str, ...] = field(default=EXTRAGALACTIC_XMATCH)
-
-    def __post_init__(self) -> None:
-        # Checked here, not by each loader: a cuts file, the stream configuration and code all build Cuts.
-        if self.min_detections < 0:
-            raise ValueError(f"cuts.min_detections must be >= 0, got {self.min_detections}")
-        if not math.isfinite(self.max_history_days) or self.max_history_days <= 0:  # NaN passes "<= 0"
-            raise ValueError(f"cuts.max_history_days must be > 0, got {self.max_history_days}")
-
-    def needed_columns(self) -> list[str]:
-        """Extra alert columns the enabled cuts read (beyond the light curve)."""
-        if not self.enabled:
-            return []
-        needed = ["jdstarthist"]
-        if self.exclude_solar_system:
-            needed.append("roid")
-        if self.extragalactic_xmatch:
-            needed.append("cdsxmatch")
-        return needed
-
-
-#: Fink's t2 selection as Fink runs it (the default of ``processor.apply_t2``): every cut on, with
-#: the values above. ``Cuts()`` (enabled False) classifies every alert.
-FINK_CUTS = Cuts(enabled=True)
-
-
-def cut_reasons(obs: Observations, cuts: Cuts, jdstarthist=None, roid=None, cdsxmatch=None) -> np.ndarray:
-    """Per alert, ``None`` if it passes ``cuts``, else ``"cut: ..."`` (the first failed cut).
-
-    Vectorised over the batch; a null ``jdstarthist``/``roid``/``cdsxmatch``
-    does not reject an alert (the information is missing, not bad).
-    """
-    n = obs.n_objects
-    reason = np.full(n, None, dtype=object)
-    if not cuts.enabled:
-        return reason
-
-    def reject(mask: np.ndarray, text: str) -> None:
-        reason[mask & np.equal(reason, None)] = text
-
-    if cuts.exclude_solar_system and roid is not None:
-        values = pd.to_numeric(pd.Series(list(roid), dtype=object), errors="coerce").to_numpy(dtype=float)
-        reject(values == 3, "cut: known solar-system object (roid=3)")
-    if cuts.extragalactic_xmatch and cdsxmatch is not None:
-        names = pd.Series(list(cdsxmatch), dtype=object)
-        allowed = names.isin(list(cuts.xmatch_allowed)).to_numpy() | names.isna().to_numpy()
-        reject(~allowed, "cut: cdsxmatch not compatible with an extragalactic host")
-    detected = obs.detected
-    n_det = np.bincount(obs.object_index[detected], minlength=n)
-    reject(n_det < int(cuts.min_detections), f"cut: fewer than {int(cuts.min_detections)} valid g/r detections")
-    if jdstarthist is not None:
-        start = pd.to_numeric(pd.Series(list(jdstarthist), dtype=object), errors="coerce").to_numpy(dtype=float)
-        latest = np.full(n, -np.inf)
-        np.maximum.at(latest, obs.object_index, obs.time)
-        with np.errstate(invalid="ignore"):
-            too_long = (latest - start) > float(cuts.max_history_days)
-        reject(too_long, f"cut: history longer than {float(cuts.max_history_days):g} days")
-    if cuts.require_g_and_r:
-        has_g = np.bincount(obs.object_index[detected & (obs.band == 0)], minlength=n) > 0
-        has_r = np.bincount(obs.object_index[detected & (obs.band == 1)], minlength=n) > 0
-        reject(~(has_g & has_r), "cut: needs detections in both g and r")
-    return reason
-
-
-def make_selector(cuts: Cuts, jdstarthist=None, roid=None, cdsxmatch=None) -> "Selector | None":
-    """The cuts as a :data:`Selector` over a batch whose extra columns are given (None if disabled)."""
-    if not cuts.enabled:
-        return None
-    extras = {name: (list(values) if values is not None else None)
-              for name, values in (("jdstarthist", jdstarthist), ("roid", roid), ("cdsxmatch", cdsxmatch))}
-
-    def select(obs: Observations, start: int, stop: int) -> np.ndarray:
-        return cut_reasons(obs, cuts, **{k: (v[start:stop] if v is not None else None) for k, v in extras.items()})
-
-    return select
-
-
-# --------------------------------------------------------------------------- scoring
 
 
 @dataclass
@@ -219,11 +74,6 @@ class Scores:
         if ok.any():
             out[ok] = np.asarray(CLASSES, dtype=object)[np.argmax(self.probabilities[ok], axis=1)]
         return out
-
-
-#: Optional selection (the cuts): ``select(obs, start, stop)`` gets the observations of the
-#: alerts in rows ``[start, stop)`` of the batch and returns a reason per alert (None = keep).
-Selector = Callable[[Observations, int, int], np.ndarray]
 
 
 def _rows(column) -> list:
@@ -397,7 +247,7 @@ def _check_frame(pdf) -> None:
         raise ValueError(
             f"classify: missing required column(s) {missing}; the input needs Fink's concatenated alert "
             f"columns {list(REQUIRED_COLUMNS)} (history first, current alert last, as fink-utils concat_col "
-            "makes them; fink_t2.batch.alert_columns builds them from raw alerts)"
+            "makes them; fink_t2.scoring.alerts.alert_columns builds them from raw alerts)"
         )
 
 
@@ -425,49 +275,3 @@ def classify(pdf: pd.DataFrame, model_path=None, prior: str | None = None) -> pd
     default, ``"flat"``: every class alike, as in training; see the model's YAML).
     """
     return classify_with_reasons(pdf, model_path, prior)[0]
-
-
-# --------------------------------------------------------------------------- output formats
-
-
-def t2_frame(scores: Scores) -> pd.DataFrame:
-    """The ``t2`` struct as a pandas DataFrame (what the Spark pandas UDF returns): one column per field."""
-    frame = pd.DataFrame(scores.probabilities.astype(np.float32), columns=list(CLASS_FIELDS))
-    # object columns whatever pandas' default string dtype: a declined alert's top_class must stay None
-    # (pandas 3's str dtype would turn it into NaN, which Spark then reads as the string "NaN").
-    frame["top_class"] = pd.Series(scores.top_class(), dtype=object)
-    frame["reason"] = pd.Series(scores.reason, dtype=object)
-    return frame
-
-
-def t2_arrow(scores: Scores) -> pa.StructArray:
-    """The ``t2`` struct as a pyarrow StructArray, same type as the Spark column (for parquet)."""
-    declined = ~scores.classified
-    fields = [pa.array(column, type=pa.float32(), mask=declined)
-              for column in scores.probabilities.astype(np.float32).T]
-    fields.append(pa.array(scores.top_class(), type=pa.string()))
-    fields.append(pa.array(scores.reason, type=pa.string()))
-    return pa.StructArray.from_arrays(fields, names=list(T2_FIELDS))
-
-
-def t2_probabilities(value) -> dict[str, float] | None:
-    """Class name -> probability of one ``t2`` value (a dict, or a Spark Row), None for a declined alert.
-
-    Keys are the human class names of ``CLASSES`` (``"SNIa-91bg"``), read from their Avro-legal
-    fields (``SNIa_91bg``). Raises if a classified value lacks a class: a half-filled struct is a
-    bug, not a result.
-    """
-    if value is None:
-        return None
-    fields = value.asDict() if hasattr(value, "asDict") else value
-    if fields.get("top_class") is None:
-        if any(fields.get(name) is not None for name in CLASS_FIELDS):
-            raise ValueError(f"declined t2 value carries probabilities: {fields}")
-        return None
-    return {name: float(fields[key]) for name, key in zip(CLASSES, CLASS_FIELDS)}
-
-
-def t2_arrow_type() -> pa.DataType:
-    """pyarrow type of the ``t2`` column."""
-    return pa.struct([(name, pa.float32()) for name in CLASS_FIELDS]
-                     + [(name, pa.string()) for name in T2_EXTRA_FIELDS])

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from fink_t2.classes import N_CLASSES
+from fink_t2.scoring.classes import N_CLASSES
 
 
 @dataclass(frozen=True)

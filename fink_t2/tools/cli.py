@@ -28,7 +28,7 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> int:
-    from fink_t2.training import TrainConfig, train
+    from fink_t2.training.train import TrainConfig, train
 
     config = TrainConfig.from_yaml(args.config if args.config is not None else default_config("train.yaml"))
     if args.epochs is not None:
@@ -44,15 +44,15 @@ def default_config(name: str) -> str:
     """``conf/<name>`` of the working directory (a checkout), else the configuration shipped in the package."""
     from pathlib import Path
 
-    from fink_t2.paths import config_file
+    from fink_t2.scoring.paths import config_file
 
     local = Path("conf") / name
     return str(local) if local.is_file() else str(config_file(name))
 
 
 def plasticc_dir(data_dir: str | None) -> str:
-    """``--data-dir``, else ``data/plasticc`` in the shared-data folder (fink_t2.paths.shared_dir)."""
-    from fink_t2.paths import shared_path
+    """``--data-dir``, else ``data/plasticc`` in the shared-data folder (fink_t2.scoring.paths.shared_dir)."""
+    from fink_t2.scoring.paths import shared_path
 
     return data_dir if data_dir is not None else str(shared_path("data", "plasticc"))
 
@@ -75,11 +75,16 @@ def _add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from fink_t2.report import evaluate_run
+    from fink_t2.training.report import evaluate_run
 
     tflite = dict(item.split("=", 1) for item in args.tflite)
+    deployed = None
+    if args.fink_deployed:  # the baseline lives on the benchmark side: the training side never imports it
+        from fink_t2.bench.fink_deployed import deployed_predictor
+
+        deployed = deployed_predictor()
     evaluate_run(args.run, args.output, data_dir=plasticc_dir(args.data_dir), tflite=tflite,
-                 fink_deployed=args.fink_deployed, max_objects=args.max_objects, real=args.real, bts=args.bts)
+                 fink_deployed=deployed, max_objects=args.max_objects, real=args.real, bts=args.bts)
     return 0
 
 
@@ -94,7 +99,7 @@ def _add_compress(sub) -> None:
 
 
 def _run_compress(args) -> int:
-    from fink_t2.compression import compress_run
+    from fink_t2.training.compression import compress_run
 
     compress_run(args.run, args.output, ship=args.ship, data_dir=plasticc_dir(args.data_dir), report=args.report)
     return 0
@@ -129,7 +134,7 @@ def _add_bench(sub) -> None:
 
 
 def _run_bench(args) -> int:
-    from fink_t2.benchmark import run_from_args
+    from fink_t2.bench.harness import run_from_args
 
     return run_from_args(args)
 
@@ -156,10 +161,11 @@ def _run_score(args) -> int:
     import dataclasses
     import logging
 
-    from fink_t2.batch import InputError, read_scored, score_pandas, score_spark, summarize
-    from fink_t2.config import ConfigError, load_cuts
-    from fink_t2.runtime import ModelFileError
-    from fink_t2.scoring import Cuts
+    from fink_t2.scoring.config import ConfigError
+    from fink_t2.scoring.cuts import Cuts, load_cuts
+    from fink_t2.scoring.inputs import InputError
+    from fink_t2.scoring.runtime import ModelFileError
+    from fink_t2.tools.batch import read_scored, score_pandas, score_spark, summarize
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -178,7 +184,7 @@ def _run_score(args) -> int:
                 print(summarize(table.select([c for c in ("objectId", "candid", "t2")
                                               if c in table.column_names]).to_pandas()))
         else:
-            from fink_t2.processor import spark_session
+            from fink_t2.spark.processor import spark_session
 
             # Inputs, output and model are checked before Spark starts.
             score_spark(args.inputs, args.output, model_path=args.model, cuts=cuts, overwrite=args.overwrite,
@@ -194,7 +200,7 @@ def _run_score(args) -> int:
 
 
 def _add_stream(sub) -> None:
-    from fink_t2.stream import add_arguments
+    from fink_t2.spark.stream import add_arguments
 
     p = sub.add_parser("stream", help="Structured Streaming: Fink's raw alert lake -> parquet with t2 (Spark)")
     add_arguments(p)
@@ -202,7 +208,7 @@ def _add_stream(sub) -> None:
 
 
 def _run_stream(args) -> int:
-    from fink_t2.stream import run_args
+    from fink_t2.spark.stream import run_args
 
     return run_args(args, prog="fink-t2 stream")
 
@@ -222,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from fink_t2 import SparkMissingError
+    from fink_t2.spark import SparkMissingError
 
     try:
         return int(args.handler(args) or 0)

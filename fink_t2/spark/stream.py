@@ -2,7 +2,7 @@
 
 Structured Streaming: a parquet file source over ``input`` (new files are
 picked up as they land), the ``t2`` column added by
-``fink_t2.processor.apply_t2``, and Spark's parquet file sink with a checkpoint
+``fink_t2.spark.processor.apply_t2``, and Spark's parquet file sink with a checkpoint
 directory. The file sink commits each micro-batch in ``<output>/_spark_metadata``
 together with the checkpoint, so a job stopped (or killed) at any point and
 restarted from the same checkpoint neither loses nor duplicates alerts; read
@@ -30,13 +30,13 @@ import sys
 import time
 from pathlib import Path
 
-LOGGER = logging.getLogger("fink_t2.stream")
+LOGGER = logging.getLogger("fink_t2.spark.stream")
 METRICS = "t2_counts"
 
 
 def default_config() -> str:
     """``conf/stream.yaml`` of the working directory (a checkout), else the configuration shipped in the package."""
-    from fink_t2.paths import config_file
+    from fink_t2.scoring.paths import config_file
 
     local = Path("conf") / "stream.yaml"
     return str(local) if local.is_file() else str(config_file("stream.yaml"))
@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_config(args: argparse.Namespace):
     """The validated configuration: file, then flags."""
-    from fink_t2.config import load_stream_config
+    from fink_t2.spark.stream_config import load_stream_config
 
     overrides = {"input": args.input, "output": args.output, "checkpoint": args.checkpoint,
                  "model_path": args.model_path, "trigger_seconds": args.trigger_seconds,
@@ -78,8 +78,8 @@ def load_config(args: argparse.Namespace):
 
 
 def _writable_dir(path: Path, what: str) -> None:
-    """A directory Spark can create or write into; checked without creating it (fink_t2.preflight)."""
-    from fink_t2.preflight import check_writable
+    """A directory Spark can create or write into; checked without creating it (fink_t2.scoring.preflight)."""
+    from fink_t2.scoring.preflight import check_writable
 
     check_writable(path, f"{what} directory", f"--{what}", directory=True)
 
@@ -100,8 +100,9 @@ def check_stream_source(source: Path) -> None:
 
 def preflight(config) -> None:
     """Every check that can fail before the stream starts, each with one clear message."""
-    from fink_t2.batch import check_separate, check_spark_path, find_parquet, read_alert_schemas
-    from fink_t2.runtime import get_model
+    from fink_t2.scoring.inputs import check_separate, find_parquet, read_alert_schemas
+    from fink_t2.scoring.runtime import get_model
+    from fink_t2.spark.hadoop import check_spark_path
 
     get_model(config.model_path)
     source = Path(config.input)
@@ -122,7 +123,7 @@ def preflight(config) -> None:
         if not schema.equals(schemas[0]):
             raise ValueError(f"input files have different schemas: {path} differs from {files[0]}; a stream "
                              "reads one schema (unify the files, e.g. as data/make_sample.py does)")
-    from fink_t2.preflight import check_cut_columns
+    from fink_t2.scoring.preflight import check_cut_columns
 
     check_cut_columns(schemas[0], config.cuts, files[0], flag="--cuts / cuts.enabled")
     _writable_dir(Path(config.output), "output")
@@ -133,8 +134,8 @@ def start_query(spark, config):
     """Start the streaming query (not waiting for it)."""
     from pyspark.sql import functions as F
 
-    from fink_t2.batch import spark_literal
-    from fink_t2.processor import apply_t2
+    from fink_t2.spark.hadoop import spark_literal
+    from fink_t2.spark.processor import apply_t2
 
     # Paths are literal (Spark would expand 'lake[1]' as a pattern); only *.parquet files are alerts (a README
     # in the lake is not); partition values stay as written (day=01, not 1): the schema read here fixes the
@@ -265,7 +266,7 @@ def run_args(args: argparse.Namespace, spark=None, prog: str = "fink-t2 stream")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     LOGGER.setLevel(logging.INFO)
-    from fink_t2 import SparkMissingError, require_spark
+    from fink_t2.spark import SparkMissingError, require_spark
 
     try:
         if spark is None:
@@ -276,7 +277,7 @@ def run_args(args: argparse.Namespace, spark=None, prog: str = "fink-t2 stream")
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     if spark is None:
-        from fink_t2.processor import spark_session
+        from fink_t2.spark.processor import spark_session
 
         spark = spark_session("fink-t2-stream", master=args.master)
     try:

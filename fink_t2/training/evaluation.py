@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fink_t2.classes import CLASSES, N_CLASSES
+from fink_t2.scoring.classes import CLASSES, N_CLASSES
 
 _EPS = 1e-15
 #: The metrics a summary line reports, in order (keys of :func:`classification_metrics`).

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fink_t2.bts import REAL_EPOCHS, RealData, load_bts, predict_real_epochs
-from fink_t2.calibration import calibrate
-from fink_t2.classes import CLASSES
-from fink_t2.evaluation import SN_FAMILIES, real_sky_metrics, roc_curve
+from fink_t2.scoring.calibration import calibrate
+from fink_t2.scoring.classes import CLASSES
+from fink_t2.training.bts import REAL_EPOCHS, RealData, load_bts, predict_real_epochs
+from fink_t2.training.evaluation import SN_FAMILIES, real_sky_metrics, roc_curve
 
 #: Epochs pooled into the headline "alert epochs" numbers.
 ALERT_EPOCHS = ("det3", "first+10d", "first+30d")
@@ -49,7 +49,7 @@ def simbad_class(xmatch: str | None) -> str | None:
 
 def load_cv_predictions(run_dir: str | Path) -> dict:
     """The run's out-of-fold predictions: epoch -> {object, label, probabilities, fold}."""
-    from fink_t2.training import CV_FILE
+    from fink_t2.training.train import CV_FILE
 
     path = Path(run_dir) / CV_FILE
     if not path.is_file():
@@ -68,7 +68,7 @@ def cross_fitted_calibration(predictions: dict, prior: np.ndarray | None) -> dic
     The shipped temperature is fitted on every fold; judging calibration with
     it would score it on the data it was fitted on.
     """
-    from fink_t2.calibration import fit_temperature
+    from fink_t2.scoring.calibration import fit_temperature
 
     folds = np.unique(np.concatenate([predictions[e]["fold"] for e in ALERT_EPOCHS]))
     out = {e: dict(v, probabilities=np.empty_like(v["probabilities"])) for e, v in predictions.items()}
@@ -83,7 +83,7 @@ def cross_fitted_calibration(predictions: dict, prior: np.ndarray | None) -> dic
 
 
 def metrics_by_epoch(predictions: dict) -> dict:
-    """:func:`fink_t2.evaluation.real_sky_metrics` per epoch, and pooled over the alert epochs."""
+    """:func:`fink_t2.training.evaluation.real_sky_metrics` per epoch, and pooled over the alert epochs."""
     out = {e: real_sky_metrics(predictions[e]["label"], predictions[e]["probabilities"]) for e in REAL_EPOCHS}
     out["alert epochs pooled"] = real_sky_metrics(
         np.concatenate([predictions[e]["label"] for e in ALERT_EPOCHS]),
@@ -93,14 +93,14 @@ def metrics_by_epoch(predictions: dict) -> dict:
 
 def saw_real_objects(model_path: str | Path) -> bool:
     """Whether a TFLite model was trained on the BTS light curves (its metadata's ``trained_on`` says so)."""
-    from fink_t2.runtime import read_metadata
+    from fink_t2.scoring.runtime import read_metadata
 
     return "BTS" in str(read_metadata(model_path).get("trained_on", ""))
 
 
 def tflite_predictions(model_path: str | Path | None, real: RealData, prior: str | None = None) -> dict:
     """A TFLite model's predictions on every real object (for a model that has seen none of them)."""
-    from fink_t2.runtime import load_model
+    from fink_t2.scoring.runtime import load_model
 
     model = load_model(model_path, prior=prior)
     return predict_real_epochs(model.predict, real, np.arange(len(real.labels)), model.preparation)
@@ -110,8 +110,9 @@ def simbad_confusion(model_paths: dict, alerts_dir: Path | None = None) -> dict:
     """Per model: for each SIMBAD-labelled class, how many alerts got each top class (and the recall)."""
     import pandas as pd
 
-    from fink_t2.batch import SHARED_ZTF_ALERTS, alert_columns_from_files
-    from fink_t2.scoring import classify_with_reasons
+    from fink_t2.scoring.alerts import alert_columns_from_files
+    from fink_t2.scoring.classifier import classify_with_reasons
+    from fink_t2.scoring.paths import SHARED_ZTF_ALERTS
 
     alerts_dir = alerts_dir or SHARED_ZTF_ALERTS
     files = sorted(Path(alerts_dir).glob("*.parquet"))
@@ -215,8 +216,8 @@ def target_lines(metrics: dict) -> list[str]:
 def evaluate_real(run_dir: str | Path, output_dir: str | Path = "docs", baselines: dict | None = None,
                   bts_path: str | Path | None = None, progress: bool = True) -> dict:
     """Real-sky report of a run (out-of-fold) beside TFLite ``baselines`` (name -> path); JSON, plot, markdown."""
-    from fink_t2.calibration import ZTF_ALERT_PRIOR, prior_vector
-    from fink_t2.training import CALIBRATION_FILE
+    from fink_t2.scoring.calibration import ZTF_ALERT_PRIOR, prior_vector
+    from fink_t2.training.train import CALIBRATION_FILE
 
     run_dir, output_dir = Path(run_dir), Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Training t2 on alert-like views of PLAsTiCC objects.
 
 Each epoch draws fresh random views of the training objects (augmentation),
-prepares them with the same :func:`fink_t2.lightcurves.prepare` that serves
+prepares them with the same :func:`fink_t2.scoring.lightcurves.prepare` that serves
 alerts, and takes one pass of Adam on the class-balanced (flat) log-loss.
 Validation uses fixed views of the validation objects; the best epoch by
 validation flat log-loss is kept (early stopping), and the learning rate
@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from fink_t2.bts import REAL_EPOCHS, RealData, predict_real_epochs
-from fink_t2.classes import CLASSES, N_CLASSES
-from fink_t2.config import build, load_yaml
-from fink_t2.lightcurves import PreparationConfig, prepare
-from fink_t2.model import ModelConfig
-from fink_t2.plasticc import (
+from fink_t2.scoring.classes import CLASSES, N_CLASSES
+from fink_t2.scoring.config import build, load_yaml
+from fink_t2.scoring.lightcurves import PreparationConfig, prepare
+from fink_t2.training.bts import REAL_EPOCHS, RealData, predict_real_epochs
+from fink_t2.training.model import ModelConfig
+from fink_t2.training.plasticc import (
     EVALUATION_EPOCHS,
     PlasticcData,
     ViewSpec,
@@ -62,7 +62,7 @@ class RealStageConfig:
     distill: float = 0.0                # PLAsTiCC targets: this share from the pretrained model's own output
     min_real_objects: int = 20          # a real class with fewer objects gets a share of its weight in proportion
     folds: int = 5                      # object-wise cross-validation folds of the real set
-    bts_path: str | None = None         # null: fink_t2.bts.default_bts_path()
+    bts_path: str | None = None         # null: fink_t2.training.bts.default_bts_path()
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.views_per_object < 1 or self.plasticc_views_per_object < 0:
@@ -199,7 +199,7 @@ def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | No
     import tensorflow as tf
     import tf_keras as keras
 
-    from fink_t2.model import build_model
+    from fink_t2.training.model import build_model
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -230,7 +230,7 @@ def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | No
     else:
         model.save(output_dir / PRETRAINED_FILE)
         if real is None:
-            from fink_t2.bts import load_bts
+            from fink_t2.training.bts import load_bts
 
             real = load_bts(config.real.bts_path)
         summary["real"] = _real_stage(output_dir / PRETRAINED_FILE, config, data, split, x_val, y_val, real,
@@ -254,7 +254,7 @@ def _compile(model, learning_rate: float, clipnorm: float, soft_targets: bool = 
 def _pretrain(model, config: TrainConfig, data: PlasticcData, split: dict, x_val: np.ndarray, y_val: np.ndarray,
               progress: bool) -> dict:
     """Stage 1: PLAsTiCC views, early stopping on the validation flat log-loss; ``model`` ends at its best epoch."""
-    from fink_t2.evaluation import balanced_accuracy, flat_log_loss
+    from fink_t2.training.evaluation import balanced_accuracy, flat_log_loss
 
     prep = config.preparation
     _compile(model, config.learning_rate, config.clipnorm)
@@ -324,7 +324,7 @@ def fine_tune(model, config: TrainConfig, data: PlasticcData, plasticc_objects: 
     """
     import tf_keras as keras
 
-    from fink_t2.evaluation import flat_log_loss
+    from fink_t2.training.evaluation import flat_log_loss
 
     stage = config.real
     prep = config.preparation
@@ -373,8 +373,8 @@ def fine_tune(model, config: TrainConfig, data: PlasticcData, plasticc_objects: 
 def _real_stage(pretrained: Path, config: TrainConfig, data: PlasticcData, split: dict, x_val, y_val,
                 real: RealData, output_dir: Path, progress: bool) -> dict:
     """Cross-validated fine-tuning (out-of-fold predictions, calibration), then the final fine-tune."""
-    from fink_t2.bts import object_folds
-    from fink_t2.calibration import ZTF_ALERT_PRIOR, fit_temperature, prior_vector
+    from fink_t2.scoring.calibration import ZTF_ALERT_PRIOR, fit_temperature, prior_vector
+    from fink_t2.training.bts import object_folds
 
     stage = config.real
     folds = object_folds(real.labels, stage.folds, config.seed)
@@ -417,6 +417,6 @@ def load_keras_model(path: str | Path):
     """Load a trained t2 Keras file (training/compression only: imports TensorFlow)."""
     import tf_keras as keras
 
-    from fink_t2.model import custom_objects
+    from fink_t2.training.model import custom_objects
 
     return keras.models.load_model(path, custom_objects=custom_objects(), compile=False)

@@ -10,24 +10,29 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from fink_t2.batch import SHARED_ZTF_ALERTS
-from fink_t2.classes import CLASSES
-from fink_t2.evaluation import classification_metrics, confusion_matrix, roc_curve
-from fink_t2.lightcurves import prepare
-from fink_t2.plasticc import EVALUATION_EPOCHS, evaluation_views, load_plasticc, make_views, split_objects
+from fink_t2.scoring.classes import CLASSES
+from fink_t2.scoring.lightcurves import Observations, prepare
+from fink_t2.scoring.paths import SHARED_ZTF_ALERTS
+from fink_t2.training.evaluation import classification_metrics, confusion_matrix, roc_curve
+from fink_t2.training.plasticc import EVALUATION_EPOCHS, evaluation_views, load_plasticc, make_views, split_objects
 
 OURS = "t2 (Keras float)"
 FINK_DEPLOYED = "Fink-deployed t2 (corrected)"
 
 
-def _predictors(run_dir: Path, config, tflite: dict, fink_deployed: bool) -> dict:
+#: A model under evaluation: observations -> (probabilities, mask of the objects it judged).
+Predictor = Callable[[Observations], tuple[np.ndarray, np.ndarray]]
+
+
+def _predictors(run_dir: Path, config, tflite: dict, fink_deployed: Predictor | None) -> dict:
     """name -> function(observations) -> (probabilities, ok mask)."""
-    from fink_t2.training import KERAS_FILE, load_keras_model
+    from fink_t2.training.train import KERAS_FILE, load_keras_model
 
     prep = config.preparation
     keras_model = load_keras_model(run_dir / KERAS_FILE)
@@ -38,7 +43,7 @@ def _predictors(run_dir: Path, config, tflite: dict, fink_deployed: bool) -> dic
 
     predictors = {OURS: keras_predict}
     for name, path in tflite.items():
-        from fink_t2.runtime import load_model
+        from fink_t2.scoring.runtime import load_model
 
         model = load_model(path, prior="flat")  # PLAsTiCC's flat log-loss: the flat-prior option
 
@@ -47,14 +52,8 @@ def _predictors(run_dir: Path, config, tflite: dict, fink_deployed: bool) -> dic
             return model.predict(batch.values), batch.ok
 
         predictors[name] = tflite_predict
-    if fink_deployed:
-        from fink_t2 import fink_deployed as deployed
-
-        def deployed_predict(obs):
-            values, ok = deployed.prepare_deployed(obs, corrected=True)
-            return deployed.predict_deployed(values), ok
-
-        predictors[FINK_DEPLOYED] = deployed_predict
+    if fink_deployed is not None:
+        predictors[FINK_DEPLOYED] = fink_deployed
     return predictors
 
 
@@ -98,7 +97,7 @@ def real_alert_check(predictors: dict, alerts_dir: Path = SHARED_ZTF_ALERTS) -> 
     """
     import pandas as pd
 
-    from fink_t2.batch import alert_columns_from_files, observations_from_columns
+    from fink_t2.scoring.alerts import alert_columns_from_files, observations_from_columns
 
     files = sorted(alerts_dir.glob("*.parquet"))
     if not files:
@@ -156,7 +155,7 @@ def plot_roc(labels: np.ndarray, probabilities: np.ndarray, title: str, path: Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fink_t2.evaluation import roc_auc
+    from fink_t2.training.evaluation import roc_auc
 
     fig, ax = plt.subplots(figsize=(7.5, 6.5))
     cmap = plt.get_cmap("tab20")
@@ -200,7 +199,7 @@ def _recall_table(results: dict, model: str) -> str:
 
 def _real_sky_section(run_dir: Path, output_dir: Path, tflite: dict, bts, text: list[str], progress: bool) -> dict:
     """Run the real-sky evaluation; append its markdown to ``text``; return its numbers."""
-    from fink_t2 import real_sky
+    from fink_t2.training.train import real_sky
 
     report = real_sky.evaluate_real(run_dir, output_dir, baselines=tflite, bts_path=bts, progress=progress)
     simbad = real_sky.simbad_confusion(tflite)
@@ -235,15 +234,19 @@ def _real_sky_section(run_dir: Path, output_dir: Path, tflite: dict, bts, text: 
 
 
 def evaluate_run(run_dir: str | Path, output_dir: str | Path = "docs", data_dir: str | Path | None = None,
-                 tflite: dict | None = None, fink_deployed: bool = False, max_objects: int | None = None,
+                 tflite: dict | None = None, fink_deployed: Predictor | None = None, max_objects: int | None = None,
                  progress: bool = True, real: bool = False, bts: str | Path | None = None) -> dict:
     """Evaluate a training run on its held-out test objects; write JSON, plots and a markdown report.
 
-    With ``real``, the real-sky report too (:mod:`fink_t2.real_sky`): the run's
+    ``fink_deployed``: the Fink-deployed model as a :data:`Predictor` (the benchmark side's
+    :func:`fink_t2.bench.fink_deployed.deployed_predictor`, passed by ``fink-t2 evaluate
+    --fink-deployed``), evaluated through its own preparation; None leaves it out.
+
+    With ``real``, the real-sky report too (:mod:`fink_t2.training.real_sky`): the run's
     out-of-fold BTS predictions beside the ``tflite`` models, and the
     SIMBAD-labelled alerts scored by the ``tflite`` models.
     """
-    from fink_t2.training import CONFIG_FILE, HISTORY_FILE, TrainConfig
+    from fink_t2.training.train import CONFIG_FILE, HISTORY_FILE, TrainConfig
 
     run_dir, output_dir = Path(run_dir), Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -305,7 +308,8 @@ def evaluate_run(run_dir: str | Path, output_dir: str | Path = "docs", data_dir:
         text += [f"### {label}", ""] + [f"![{f}]({f})" for f in files] + [""]
     (output_dir / "evaluation.md").write_text("\n".join(text))
     with open(output_dir / "evaluation_config.yaml", "w", encoding="utf-8") as handle:
-        yaml.safe_dump({"run": str(run_dir), "tflite": tflite or {}, "fink_deployed": fink_deployed}, handle)
+        yaml.safe_dump({"run": str(run_dir), "tflite": tflite or {},
+                        "fink_deployed": fink_deployed is not None}, handle)
     if progress:
         print(_table(clean))
     return report

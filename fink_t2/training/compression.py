@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fink_t2.batch import SAMPLE_ALERTS
-from fink_t2.lightcurves import PreparationConfig
-from fink_t2.runtime import write_metadata
+from fink_t2.scoring.lightcurves import PreparationConfig
+from fink_t2.scoring.paths import SAMPLE_ALERTS
+from fink_t2.scoring.runtime import write_metadata
 
 #: Converted from the Keras graph as it is.
 KERAS_GRAPH_VARIANTS = ("float32", "float16", "dynamic_int8", "dynamic_int8_per_tensor", "full_int8")
@@ -98,7 +98,7 @@ def lean_function(keras_model, n_steps: int):
     """
     import tensorflow as tf
 
-    from fink_t2.model import positional_encoding
+    from fink_t2.training.model import positional_encoding
 
     def weights(name: str) -> list[np.ndarray]:
         return [np.asarray(w, dtype=np.float64) for w in keras_model.get_layer(name).get_weights()]
@@ -285,7 +285,7 @@ def kernel_sparsity(keras_model) -> dict[str, float]:
 
 def tflite_weight_sparsity(data: bytes) -> float:
     """Fraction of exact zeros over the constant weight tensors of a TFLite file (>= 64 values)."""
-    from fink_t2.runtime import interpreter_class
+    from fink_t2.scoring.runtime import interpreter_class
 
     interpreter = interpreter_class()(model_content=data)
     interpreter.allocate_tensors()
@@ -322,8 +322,8 @@ def ztf_alert_inputs(preparation: PreparationConfig, path: str | Path = SAMPLE_A
     """Prepared model inputs of the real ZTF alerts in ``path`` that the preparation accepts."""
     import pyarrow.parquet as pq
 
-    from fink_t2.batch import alert_columns, observations_from_columns
-    from fink_t2.lightcurves import prepare
+    from fink_t2.scoring.alerts import alert_columns, observations_from_columns
+    from fink_t2.scoring.lightcurves import prepare
 
     columns = alert_columns(pq.read_table(path))
     obs, _ = observations_from_columns(columns)
@@ -333,7 +333,7 @@ def ztf_alert_inputs(preparation: PreparationConfig, path: str | Path = SAMPLE_A
 
 def graph_size(data: bytes) -> tuple[int, int]:
     """(operators, tensors) of a flatbuffer: the bookkeeping that dominates a file this small."""
-    from fink_t2.runtime import interpreter_class
+    from fink_t2.scoring.runtime import interpreter_class
 
     interpreter = interpreter_class()(model_content=data)
     return len(interpreter._get_ops_details()), len(interpreter.get_tensor_details())
@@ -343,7 +343,7 @@ def latency_microseconds(data: bytes, inputs: np.ndarray, batch: int, repeats: i
     """Wall time per light curve with one LiteRT thread at the given batch size (best of repeats)."""
     import time
 
-    from fink_t2.runtime import interpreter_class
+    from fink_t2.scoring.runtime import interpreter_class
 
     interpreter = interpreter_class()(model_content=data, num_threads=1)
     index = interpreter.get_input_details()[0]["index"]
@@ -372,16 +372,23 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
 
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-    from fink_t2.evaluation import balanced_accuracy, flat_log_loss
-    from fink_t2.plasticc import (
+    from fink_t2.scoring.runtime import DEFAULT_MODEL, load_model, sha256_of
+    from fink_t2.training.evaluation import balanced_accuracy, flat_log_loss
+    from fink_t2.training.plasticc import (
         EVALUATION_EPOCHS,
         evaluation_views,
         load_plasticc,
         sample_training_views,
         split_objects,
     )
-    from fink_t2.runtime import DEFAULT_MODEL, load_model, sha256_of
-    from fink_t2.training import CONFIG_FILE, KERAS_FILE, TrainConfig, class_weights, load_keras_model, prepared_views
+    from fink_t2.training.train import (
+        CONFIG_FILE,
+        KERAS_FILE,
+        TrainConfig,
+        class_weights,
+        load_keras_model,
+        prepared_views,
+    )
 
     def log(message: str) -> None:
         if progress:
@@ -522,8 +529,8 @@ def run_calibration(run_dir: Path) -> dict:
     """
     import json
 
-    from fink_t2.calibration import ZTF_ALERT_PRIOR, ZTF_ALERTS
-    from fink_t2.training import CALIBRATION_FILE
+    from fink_t2.scoring.calibration import ZTF_ALERT_PRIOR, ZTF_ALERTS
+    from fink_t2.training.train import CALIBRATION_FILE
 
     path = Path(run_dir) / CALIBRATION_FILE
     if not path.is_file():
@@ -544,8 +551,8 @@ def write_compression_report(summary: dict, path: Path) -> None:
         "`data/alerts_sample.parquet`. Agreement and max |dp| are against the float Keras model. Latency: one "
         "LiteRT thread, per light curve, at batch 1 and batch 1024.", "",
         "The first variants are TFLite's conversion of the Keras graph as it is. The `lean_` variants are the same "
-        "weights in `fink_t2.compression.lean_function`'s graph: one fused Q/K/V projection with the attention "
-        "scale folded in, batched matrix products per head, and the last LayerNorm's affine folded into the "
+        "weights in `fink_t2.training.compression.lean_function`'s graph: one fused Q/K/V projection with the "
+        "attention scale folded in, batched matrix products per head, and the last LayerNorm's affine folded into the "
         "classifier; fewer operators and tensors mean less flatbuffer bookkeeping, which is most of a file this "
         "small. `lean_int8_weights` stores the weights as int8 (one symmetric scale per tensor) behind DEQUANTIZE "
         "operators and computes in float32: its only error is the rounding of the weights.", "",

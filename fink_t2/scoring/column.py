@@ -1,0 +1,85 @@
+"""The ``t2`` column: its type (Spark, Arrow, Avro-legal names, HBase flattening) and its values.
+
+One column per alert (Fink convention): a struct of one float per class, named
+as in :data:`fink_t2.scoring.classes.CLASS_FIELDS` (null for a declined alert),
+then ``top_class`` and ``reason``. Here :class:`~fink_t2.scoring.classifier.Scores`
+become that column as pandas (the Spark pandas UDF) or Arrow (the Arrow UDF,
+parquet), and a collected value becomes a ``{class name: probability}`` dict.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from fink_t2.scoring.classes import CLASS_FIELDS, CLASSES
+from fink_t2.scoring.classifier import Scores
+
+#: Fields of the ``t2`` struct after the 14 class probabilities (which are named as in
+#: ``fink_t2.scoring.classes.CLASS_FIELDS``).
+T2_EXTRA_FIELDS: tuple[str, ...] = ("top_class", "reason")
+
+#: Every field of the ``t2`` struct, in order: the class fields (Avro-legal spellings of ``CLASSES``:
+#: ``mu_Lens_Single``, ``M_dwarf``, ``SNIa_91bg``, ``SLSN_I``, the others unchanged), then the extras.
+T2_FIELDS: tuple[str, ...] = (*CLASS_FIELDS, *T2_EXTRA_FIELDS)
+
+#: Spark type of the ``t2`` column (one column, Fink convention): one float per class, named as in
+#: ``CLASS_FIELDS`` (null for a declined alert), then ``top_class`` (the human class name, as in
+#: ``CLASSES``) and ``reason`` (null for a classified one). A struct of named floats rather than Fink's
+#: historical map: the same "class -> probability" access (``t2.SNIa``, ``t2['SNIa']``) at half the cost
+#: per alert in Spark (docs/performance.md). Every name is a legal Avro name, so Fink can distribute the
+#: column over Kafka (Avro) and flatten it into HBase columns (``t2.SNIa``) as it is.
+T2_TYPE_DDL = ("struct<" + ", ".join([f"{name}: float" for name in CLASS_FIELDS]
+                                     + [f"{name}: string" for name in T2_EXTRA_FIELDS]) + ">")
+
+#: The ``t2`` column flattened as Fink's HBase ingestion stores science columns: one ``t2.<field>``
+#: column per struct field, each with its type and the default written where the value is null
+#: (a declined alert: probabilities 0.0, empty ``top_class``; a classified one: empty ``reason``).
+T2_HBASE_COLUMNS: dict[str, dict] = {
+    **{f"t2.{name}": {"type": "float", "default": 0.0} for name in CLASS_FIELDS},
+    **{f"t2.{name}": {"type": "string", "default": ""} for name in T2_EXTRA_FIELDS},
+}
+
+
+def t2_frame(scores: Scores) -> pd.DataFrame:
+    """The ``t2`` struct as a pandas DataFrame (what the Spark pandas UDF returns): one column per field."""
+    frame = pd.DataFrame(scores.probabilities.astype(np.float32), columns=list(CLASS_FIELDS))
+    # object columns whatever pandas' default string dtype: a declined alert's top_class must stay None
+    # (pandas 3's str dtype would turn it into NaN, which Spark then reads as the string "NaN").
+    frame["top_class"] = pd.Series(scores.top_class(), dtype=object)
+    frame["reason"] = pd.Series(scores.reason, dtype=object)
+    return frame
+
+
+def t2_arrow(scores: Scores) -> pa.StructArray:
+    """The ``t2`` struct as a pyarrow StructArray, same type as the Spark column (for parquet)."""
+    declined = ~scores.classified
+    fields = [pa.array(column, type=pa.float32(), mask=declined)
+              for column in scores.probabilities.astype(np.float32).T]
+    fields.append(pa.array(scores.top_class(), type=pa.string()))
+    fields.append(pa.array(scores.reason, type=pa.string()))
+    return pa.StructArray.from_arrays(fields, names=list(T2_FIELDS))
+
+
+def t2_probabilities(value) -> dict[str, float] | None:
+    """Class name -> probability of one ``t2`` value (a dict, or a Spark Row), None for a declined alert.
+
+    Keys are the human class names of ``CLASSES`` (``"SNIa-91bg"``), read from their Avro-legal
+    fields (``SNIa_91bg``). Raises if a classified value lacks a class: a half-filled struct is a
+    bug, not a result.
+    """
+    if value is None:
+        return None
+    fields = value.asDict() if hasattr(value, "asDict") else value
+    if fields.get("top_class") is None:
+        if any(fields.get(name) is not None for name in CLASS_FIELDS):
+            raise ValueError(f"declined t2 value carries probabilities: {fields}")
+        return None
+    return {name: float(fields[key]) for name, key in zip(CLASSES, CLASS_FIELDS)}
+
+
+def t2_arrow_type() -> pa.DataType:
+    """pyarrow type of the ``t2`` column."""
+    return pa.struct([(name, pa.float32()) for name in CLASS_FIELDS]
+                     + [(name, pa.string()) for name in T2_EXTRA_FIELDS])

@@ -1,0 +1,200 @@
+"""Alert parquet files as inputs: found, and their footers checked, before any alert is read.
+
+Shared by every job that reads alert files (``fink-t2 score``, both engines,
+and the stream): paths are literal, directories are searched with pyarrow's
+dataset discovery (hive partitions, Spark's bookkeeping files skipped), every
+file's footer is read and checked to hold ZTF alerts, and an output that
+overlaps an input is refused. A problem is ONE :class:`InputError` naming the
+file and the fix. Pure pyarrow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fink_t2.scoring.alerts import NUMERIC_HISTORY, REQUIRED_COLUMNS, struct_of
+
+LOGGER = logging.getLogger(__name__)
+
+
+class InputError(ValueError):
+    """An input path holds no parquet, or a parquet file cannot be read."""
+
+
+#: pyarrow before 14.0.1 unpickles ``arrow.py_extension_type`` metadata of any file it opens (CVE-2023-47248).
+MIN_PYARROW = (14, 0, 1)
+
+
+def check_pyarrow(version: str | None = None) -> None:
+    """InputError if the installed pyarrow unpickles file metadata (setup.py requires a fixed one)."""
+    version = version or pa.__version__
+    parts = tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+    if parts < MIN_PYARROW:
+        raise InputError(f"pyarrow {version} runs code hidden in a parquet file's metadata (CVE-2023-47248): "
+                         "install pyarrow >= 14.0.1 before reading any file")
+
+
+#: Names of Spark/Hadoop bookkeeping (``_SUCCESS``, ``_spark_metadata``, ``.crc``, hidden files): not data.
+IGNORE_PREFIXES = ("_", ".")
+
+
+def _ignored(relative: str) -> bool:
+    """Whether a path relative to the searched folder has a component starting with :data:`IGNORE_PREFIXES`."""
+    return any(part.startswith(IGNORE_PREFIXES) for part in relative.split("/"))
+
+
+def _discover(folder: Path) -> list[Path]:
+    """The ``*.parquet`` files under ``folder``, found by pyarrow's dataset discovery.
+
+    Recursive, ``year=/month=/day=`` directories read as hive partitions (their
+    values are not parsed here: Spark reads them as written), and any file or
+    directory whose name starts with :data:`IGNORE_PREFIXES` skipped (pyarrow
+    applies the prefixes to every path component). The folder is given to
+    pyarrow as an absolute local path, never a URI or a pattern (``lake[1]``,
+    ``a:b`` and ``%41`` are names). A directory named ``x.parquet`` is searched;
+    a FIFO, device or socket named ``*.parquet`` (which pyarrow's discovery
+    leaves out silently) is refused, not skipped. Paths are returned under
+    ``folder`` as given (relative stays relative).
+    """
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    local = pafs.LocalFileSystem()
+    base = os.path.abspath(folder)
+    # An empty schema: list the files without opening any (the footers are read, and checked, later).
+    dataset = ds.dataset(base, filesystem=local, schema=pa.schema([]), format="parquet", partitioning="hive",
+                         ignore_prefixes=list(IGNORE_PREFIXES), exclude_invalid_files=False)
+    found = sorted(folder / os.path.relpath(f, base) for f in dataset.files if f.endswith(".parquet"))
+    for info in local.get_file_info(pafs.FileSelector(base, recursive=True)):
+        relative = os.path.relpath(info.path, base).replace(os.sep, "/")
+        if info.type == pafs.FileType.Unknown and info.path.endswith(".parquet") and not _ignored(relative):
+            raise _not_regular(folder / relative)
+    return found
+
+
+def _not_regular(path: Path) -> InputError:
+    return InputError(f"{path} is not a regular file (a FIFO, device or socket): reading it could block "
+                      "forever; remove it or point the input at the parquet files")
+
+
+def find_parquet(inputs: list[str | Path]) -> list[Path]:
+    """The parquet files named by ``inputs`` (files, or directories searched recursively).
+
+    Paths are literal (no pattern matching). A directory named ``x.parquet`` (Spark's
+    own output naming) is searched like any directory; a FIFO or device named
+    ``*.parquet`` is refused rather than opened (opening a FIFO blocks).
+    """
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = _discover(path)
+            if not found:
+                raise InputError(f"no parquet file found under {path} (expected *.parquet files, possibly in "
+                                 "year=/month=/day= sub-directories)")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        elif path.exists():
+            raise _not_regular(path)
+        else:
+            raise InputError(f"input not found: {path}")
+    if not files:
+        raise InputError("no input given")
+    return files
+
+
+def read_alert_schemas(files: list[Path]) -> list[pa.Schema]:
+    """Each file's schema, read from its footer, checked to hold alerts (:func:`check_alert_schema`).
+
+    InputError naming the first corrupt or non-parquet file, else the first file without alerts.
+    """
+    check_pyarrow()
+    schemas = []
+    for path in files:
+        try:
+            schemas.append(pq.read_schema(path))
+        except Exception as error:  # ArrowException, OSError, and whatever a hostile footer provokes
+            raise InputError(f"cannot read parquet file {path}: {one_line(error)} (corrupt or not parquet: "
+                             "remove or replace it)") from error
+    for schema, path in zip(schemas, files):
+        check_alert_schema(schema, path)
+        _warn_float32_times(schema, path)
+    return schemas
+
+
+def one_line(error: Exception, limit: int = 300) -> str:
+    """An error's text on one line, at most ``limit`` characters (for one-line error messages)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_alert_schema(schema: pa.Schema, path: Path) -> None:
+    """InputError unless the file holds raw alerts (candidate struct) or Fink's c* columns.
+
+    Raw alerts need ``jd, fid, magpsf, sigmapsf`` in ``candidate`` and, when
+    ``prv_candidates`` is a list of structs, in its elements too (optional
+    fields such as ``isdiffpos`` may be missing: they are scored as unknown).
+    """
+    names = set(schema.names)
+    if set(REQUIRED_COLUMNS) <= names:
+        return
+    if "candidate" not in names:
+        raise InputError(f"{path} does not hold ZTF alerts: it has neither a 'candidate' column nor Fink's "
+                         f"'cjd, cfid, cmagpsf, csigmapsf' columns (columns: {schema.names[:12]}...)")
+    for column in ("candidate", "prv_candidates"):
+        if column not in names:
+            continue
+        struct = struct_of(schema.field(column).type)
+        if struct is None:
+            if column == "prv_candidates" and pa.types.is_null(schema.field(column).type):
+                continue
+            continue  # not a struct: reported by the schema unification or the scorer
+        fields = {struct.field(i).name for i in range(struct.num_fields)}
+        missing = [f for f in NUMERIC_HISTORY[:4] if f not in fields]
+        if missing:
+            raise InputError(f"{path}: the '{column}' struct lacks {missing}, which every alert needs (fields: "
+                             f"{sorted(fields)[:12]}...); these are not ZTF alerts, remove the file from the input")
+
+
+def _warn_float32_times(schema: pa.Schema, path: Path) -> None:
+    """Log a warning when a file stores ``jd`` as float32 (see docs/reliability.md, point 10)."""
+    def jd_type(column: str) -> pa.DataType | None:
+        if column not in schema.names:
+            return None
+        struct = struct_of(schema.field(column).type)
+        if struct is None or struct.get_field_index("jd") < 0:
+            return None
+        return struct.field("jd").type
+
+    types = [jd_type("candidate"), jd_type("prv_candidates")]
+    if "cjd" in schema.names and pa.types.is_list(schema.field("cjd").type):
+        types.append(schema.field("cjd").type.value_type)
+    if any(t is not None and (pa.types.is_float32(t) or pa.types.is_float16(t)) for t in types):
+        LOGGER.warning("%s stores jd as a 32-bit float: times are rounded to 0.25 d at ZTF epochs (the "
+                       "preparation's step is %s); scoring them as they are", path, "3 d")
+
+
+def check_separate(inputs: list[str | Path], outputs: dict[str, str | Path]) -> None:
+    """InputError if an output (or checkpoint) path and an input overlap: equal, or one inside the other.
+
+    Checked before anything is created or deleted: writing (or ``--overwrite``)
+    there would delete the input, or re-read the output as input on every restart.
+    """
+    for what, target in outputs.items():
+        out = Path(target).resolve()
+        for item in inputs:
+            source = Path(item).resolve()
+            if out == source or source in out.parents or out in source.parents:
+                relation = ("is the input" if out == source else
+                            "is inside the input" if source in out.parents else "contains the input")
+                raise InputError(f"{what} {target} {relation} {item}: writing there would delete or re-read the "
+                                 f"input; choose {'an' if what[0] in 'aeiou' else 'a'} {what} outside every input")
+
+

@@ -1,0 +1,372 @@
+"""Offline scoring of archived alerts: ``fink-t2 score INPUT... --output OUT``.
+
+Inputs are parquet files, directories of them, or Fink's partitioned lake
+(``year=/month=/day=``). The output keeps every input column and adds ``t2``
+(same type as the Spark science module). Two engines:
+
+* ``spark`` (default): any number of files, written as a parquet directory;
+  Fink's partition columns are kept and the output is partitioned like the input.
+* ``pandas``: one file, no Spark (quick jobs, laptops): pyarrow + :mod:`fink_t2.scoring`.
+
+Every input file's footer is checked before anything is scored
+(:mod:`fink_t2.scoring.inputs`), so a missing, empty or corrupt input fails at
+once with the file named; files of different schemas are aligned by field
+name for Spark (:mod:`fink_t2.tools.unify`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from fink_t2.scoring.alerts import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, alert_columns, candidate_fields
+from fink_t2.scoring.classes import CLASS_FIELDS, CLASSES
+from fink_t2.scoring.classifier import Scores, score_alerts
+from fink_t2.scoring.column import t2_arrow
+from fink_t2.scoring.cuts import Cuts, make_selector
+from fink_t2.scoring.inputs import InputError, check_separate, find_parquet, one_line, read_alert_schemas
+from fink_t2.spark.hadoop import check_spark_path, spark_literal
+from fink_t2.tools.unify import UNFIT_COLUMN, decline_unfit, unify_frames
+
+LOGGER = logging.getLogger(__name__)
+
+#: Alerts scored per chunk by the pandas engine (one progress update per chunk).
+PANDAS_CHUNK = 2000
+
+
+def partition_root(path: Path) -> Path | None:
+    """The directory above ``path``'s ``key=value`` components (Spark's basePath), or None if there are none."""
+    folder = path if path.is_dir() else path.parent
+    root = folder
+    while _PARTITION.fullmatch(root.name):
+        root = root.parent
+    if root == folder and not path.is_dir():
+        return None
+    return root
+
+
+_PARTITION = re.compile(r"[^=/]+=[^/]*")
+
+
+# --------------------------------------------------------------------------- scoring a table (pyarrow)
+
+
+def _extra(table: pa.Table, name: str):
+    if name == "jdstarthist" and "candidate" in table.column_names:
+        if name not in candidate_fields(table):
+            return None
+        return pc.struct_field(table.column("candidate").combine_chunks(), "jdstarthist").to_pandas()
+    return table.column(name).to_pandas() if name in table.column_names else None
+
+
+def score_table(table: pa.Table, model_path=None, cuts: Cuts | None = None) -> Scores:
+    """Scores of the alerts in a pyarrow Table (raw alerts or with Fink's c* columns)."""
+    cuts = cuts if cuts is not None else Cuts()
+    if set(REQUIRED_COLUMNS) <= set(table.column_names):
+        cols = {name: table.column(name).to_pandas() for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+                if name in table.column_names}
+        if "candidate" in table.column_names and not set(OPTIONAL_COLUMNS) <= set(cols):
+            built = alert_columns(table)  # as the Spark module does: missing optional c* from the raw alert
+            for name in OPTIONAL_COLUMNS:
+                cols.setdefault(name, built[name])
+    else:
+        cols = alert_columns(table)
+    select = make_selector(cuts, _extra(table, "jdstarthist"), _extra(table, "roid"), _extra(table, "cdsxmatch"))
+    return score_alerts(cols["cjd"], cols["cfid"], cols["cmagpsf"], cols["csigmapsf"],
+                        cisdiffpos=cols.get("cisdiffpos"), cdiffmaglim=cols.get("cdiffmaglim"),
+                        model_path=model_path, select=select)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def progress_bar(total: int, enabled: bool = True):
+    """A tqdm progress bar of alerts on stderr (a no-op when disabled)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=" alerts", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def _output_file(output: Path) -> Path:
+    return output if output.suffix == ".parquet" else output / "part-00000.parquet"
+
+
+#: Files a replaceable output directory may hold (what Spark and the pandas engine write there).
+_OUTPUT_FILE = re.compile(r"(.*\.parquet|_SUCCESS|\..*\.crc|_committed_.*|_started_.*)")
+
+
+def _check_output(output: Path, overwrite: bool, spark: bool = False) -> None:
+    """InputError unless ``output`` can be written: absent, or replaceable with ``--overwrite``.
+
+    Checked before anything is written. With ``--overwrite`` an existing output is
+    replaced only if it looks like a scored output (parquet files and Spark's
+    bookkeeping), never a directory of other files.
+    """
+    for parent in output.absolute().parents:
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"output {output} is not writable: {parent} is a file, not a directory (a regular "
+                             "file where a folder is needed): move the file away or choose another --output")
+    if spark:
+        check_spark_path(output)
+    if not output.exists() and not output.is_symlink():
+        return
+    if not overwrite:
+        raise InputError(f"output {output} already exists: choose another path or pass --overwrite")
+    if output.is_dir() and not output.is_symlink():
+        for path in output.rglob("*"):
+            inside_log = path.relative_to(output).parts[0] == "_spark_metadata"
+            if path.is_dir() or inside_log or _OUTPUT_FILE.fullmatch(path.name):
+                continue
+            raise InputError(f"output {output} holds {path.relative_to(output)}, which fink-t2 does not write: "
+                             "refusing to replace it with --overwrite; remove it yourself or choose another --output")
+    elif not output.is_file() or output.is_symlink():
+        raise InputError(f"output {output} is not a regular file or directory: refusing to replace it")
+
+
+def _temporary_sibling(target: Path, kind: str) -> Path:
+    """A hidden name beside ``target`` (same file system, so the final rename is atomic)."""
+    return target.parent / f".{target.name}.fink-t2-{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _write_error(output: Path, error: OSError) -> InputError:
+    return InputError(f"cannot write output {output}: {one_line(error)} (free some space, fix the permissions or "
+                      "choose another --output; nothing was written)")
+
+
+def _publish(tmp: Path, output: Path) -> None:
+    """Move the finished ``tmp`` to ``output``, replacing an existing one: no half-written output is ever visible."""
+    if tmp.is_file():
+        os.replace(tmp, output)
+        return
+    old = None
+    if output.exists():
+        old = _temporary_sibling(output, "old")
+        os.rename(output, old)
+    try:
+        os.rename(tmp, output)
+    except OSError:
+        if old is not None:
+            os.rename(old, output)
+        raise
+    if old is not None and old.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+    elif old is not None:
+        old.unlink(missing_ok=True)
+
+
+def score_pandas(input_file: str | Path, output: str | Path | None, model_path=None, cuts: Cuts | None = None,
+                 overwrite: bool = False, progress: bool = True) -> pa.Table:
+    """Score one parquet file without Spark; write it with ``t2`` added to ``output`` (if given); return it.
+
+    The output is written under a temporary name and renamed when complete, so a
+    killed or failed write (full disk) leaves no file under the final name.
+    """
+    files = find_parquet([input_file])
+    if len(files) != 1:
+        raise InputError(f"the pandas engine scores one file; {input_file} holds {len(files)} "
+                         "(use --engine spark)")
+    path = files[0]
+    if output is not None:
+        output = Path(output)
+        check_separate([input_file], {"output": output})
+    schemas = read_alert_schemas(files)
+    if output is not None:
+        _check_output(output, overwrite)
+    from fink_t2.scoring.preflight import check_score_job
+    from fink_t2.scoring.runtime import get_model
+
+    check_score_job(files, schemas, output, cuts, "pandas",
+                    _output_file(output) if output is not None else None)
+
+    get_model(model_path)  # a bad model file fails before anything is read
+    try:
+        table = pq.read_table(path)
+    except Exception as error:  # ArrowException, OSError: a damaged data page behind a valid footer
+        raise InputError(f"cannot read parquet file {path}: {one_line(error)} (corrupt: remove or replace "
+                         "it)") from error
+    parts = []
+    with progress_bar(table.num_rows, progress) as bar:
+        for start in range(0, table.num_rows, PANDAS_CHUNK):
+            chunk = table.slice(start, PANDAS_CHUNK)
+            parts.append(t2_arrow(score_table(chunk, model_path, cuts)))
+            bar.update(chunk.num_rows)
+    t2 = pa.concat_arrays(parts) if parts else t2_arrow(Scores.empty())
+    if "t2" in table.column_names:
+        LOGGER.info("replacing the existing 't2' column of %s", path)
+        table = table.drop(["t2"])
+    table = table.append_column("t2", t2)
+    if output is not None:
+        target = _output_file(output)
+        tmp = None
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _temporary_sibling(target, "tmp")
+            pq.write_table(table, tmp)
+            _publish(tmp, target)
+        except OSError as error:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            raise _write_error(output, error) from error
+    return table
+
+
+#: Spark's partition-column type inference turns ``day=01`` into the integer 1: off while reading inputs.
+_INFERENCE = "spark.sql.sources.partitionColumnTypeInference.enabled"
+
+
+def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, cuts: Cuts | None = None,
+                overwrite: bool = False, spark=None, master: str | None = None, progress: bool = True) -> Path:
+    """Score parquet files/directories/partitions with Spark; write a parquet directory; return the path.
+
+    Inputs, output and model are checked before a Spark session is started
+    (``spark`` None: one is made with ``master`` once the checks pass). Paths
+    are literal; every input's partition columns are kept with their values as
+    written (``day=01`` stays ``01``); files of different schemas are aligned by
+    field name. The output is written to a hidden temporary directory and
+    renamed when the job succeeded: a failed job leaves nothing behind.
+    """
+    from fink_t2.scoring.runtime import get_model
+    from fink_t2.spark.processor import apply_t2, spark_session
+
+    output = Path(output)
+    check_separate(inputs, {"output": output})
+    files_of = {str(item): find_parquet([item]) for item in inputs}
+    files = [f for found in files_of.values() for f in found]
+    for path in files:
+        check_spark_path(path)
+    schemas = read_alert_schemas(files)
+    schema_of = dict(zip(files, schemas))
+    _check_output(output, overwrite, spark=True)
+    from fink_t2.scoring.preflight import check_score_job
+
+    check_score_job(files, schemas, output, cuts, "spark")  # unwritable output, cuts' columns: before Spark
+    get_model(model_path)  # a bad model file fails here, before Spark reads anything
+    spark = spark or spark_session("fink-t2-score", master=master,
+                                   conf={"spark.ui.showConsoleProgress": str(progress).lower()})
+    previous = spark.conf.get(_INFERENCE, None)
+    spark.conf.set(_INFERENCE, "false")
+    try:
+        frames, first_files, arrow_schemas = [], [], []
+        for item, found in files_of.items():
+            groups: dict[tuple, list[Path]] = {}  # by names and types (pyarrow 17 cannot hash metadata)
+            for path in found:
+                key = tuple((f.name, str(f.type)) for f in schema_of[path])
+                groups.setdefault(key, []).append(path)
+            for paths in groups.values():
+                reader = spark.read
+                base = partition_root(Path(item))
+                if base is not None:
+                    reader = reader.option("basePath", str(base.absolute()))
+                frames.append(reader.parquet(*[spark_literal(p) for p in paths]))
+                first_files.append(str(paths[0]))
+                arrow_schemas.append(schema_of[paths[0]])
+                LOGGER.info("%d file(s) of %s with schema #%d", len(paths), item, len(frames))
+        file_columns = {name for schema in schemas for name in schema.names}
+        df = unify_frames(frames, first_files, arrow_schemas)
+        partition_columns = [c for c in df.columns if c not in file_columns and c != UNFIT_COLUMN]
+        result = decline_unfit(apply_t2(df, model_path=model_path,
+                                            cuts=cuts if cuts is not None else Cuts()))  # None: no cuts
+        writer = result.write.mode("errorifexists")
+        if partition_columns:
+            writer = writer.partitionBy(*partition_columns)
+        tmp = _temporary_sibling(output.absolute(), "tmp")
+        try:
+            output.absolute().parent.mkdir(parents=True, exist_ok=True)
+            writer.parquet(str(tmp))
+            _publish(tmp, output)
+        except OSError as error:
+            raise _write_error(output, error) from error
+        except Exception as error:  # the job failed: Py4JJavaError, PythonException, ...
+            raise InputError(spark_failure(error, files)) from error
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if previous is None:
+            spark.conf.unset(_INFERENCE)
+        else:
+            spark.conf.set(_INFERENCE, previous)
+    return output
+
+
+def spark_failure(error: Exception, files: list[Path]) -> str:
+    """One line for a failed Spark job: the input file it names, if any, and what to do."""
+    text = str(error)
+    named = next((p for p in files if str(p.absolute()) in text or p.absolute().as_uri() in text), None)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    cause = next((line for line in lines if "Exception" in line or "Error" in line or "[" in line), None)
+    cause = one_line(Exception(cause or (lines[0] if lines else type(error).__name__)), 240)
+    if named is not None:
+        return (f"the Spark job failed reading {named}: {cause} (the file is damaged: remove or replace it, then "
+                "rerun; nothing was written)")
+    return f"the Spark job failed: {cause} (nothing was written; fix the cause and rerun)"
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summarize(pdf: pd.DataFrame, examples: int = 5) -> str:
+    """A readable summary of scored alerts: counts per top class, declines by reason, a few examples.
+
+    ``pdf`` has ``objectId``, ``candid`` and the ``t2`` struct as dicts (or its
+    fields as columns: one per class field of ``CLASS_FIELDS``, ``top_class``, ``reason``).
+    """
+    if "t2" in pdf.columns:
+        t2 = pdf["t2"]
+        top = t2.map(lambda s: s.get("top_class") if s else None)
+        reason = t2.map(lambda s: s.get("reason") if s else None)
+        probs = t2.map(lambda s: {c: s[f] for c, f in zip(CLASSES, CLASS_FIELDS) if s.get(f) is not None}
+                       if s else {})
+    else:
+        top, reason = pdf["top_class"], pdf["reason"]
+        values = pdf[list(CLASS_FIELDS)].to_numpy(dtype=float)
+        probs = pd.Series([dict(zip(CLASSES, row)) if np.isfinite(row).all() else {} for row in values],
+                          index=pdf.index)
+    n = len(pdf)
+    classified = top.notna()
+    lines = [f"{n} alerts: {int(classified.sum())} classified, {int((~classified).sum())} declined", "",
+             "Top class             alerts"]
+    for name, count in Counter(top[classified]).most_common():
+        lines.append(f"  {name:<18} {count:>6}")
+    declined = Counter(reason[~classified])
+    if declined:
+        lines += ["", "Declined (reason)     alerts"]
+        for text, count in declined.most_common():
+            lines.append(f"  {text:<40} {count:>6}")
+    ids = pdf["objectId"] if "objectId" in pdf.columns else pd.Series(["?"] * n, index=pdf.index)
+    candid = pdf["candid"] if "candid" in pdf.columns else pd.Series(["?"] * n, index=pdf.index)
+    lines += ["", "Examples (the most confident alert of each frequent class)",
+              f"  {'objectId':<14} {'candid':<20} {'top class':<16} p(top)  runner-up"]
+    p_top = pd.Series([max(p.values()) if p else np.nan for p in probs], index=pdf.index)
+    for name, _ in Counter(top[classified]).most_common(examples):
+        i = int(np.nanargmax(np.where((top == name).to_numpy(), p_top.to_numpy(), np.nan)))
+        ranked = sorted(probs.iloc[i].items(), key=lambda kv: -kv[1])
+        (best, p_best), (second, p_second) = ranked[0], ranked[1]
+        lines.append(f"  {ids.iloc[i]!s:<14} {candid.iloc[i]!s:<20} {best:<16} {p_best:.3f}   "
+                     f"{second} {p_second:.3f}")
+    for i in np.flatnonzero(~classified.to_numpy())[:2]:
+        lines.append(f"  {ids.iloc[i]!s:<14} {candid.iloc[i]!s:<20} declined: {reason.iloc[i]}")
+    return "\n".join(lines)
+
+
+def read_scored(output: str | Path, engine: str, spark=None) -> pd.DataFrame:
+    """objectId, candid and t2 of a scored output, as pandas (for the summary)."""
+    output = Path(output)
+    if engine == "pandas":
+        table = pq.read_table(_output_file(output), columns=["objectId", "candid", "t2"])
+        return table.to_pandas()
+    return spark.read.parquet(spark_literal(output)).select("objectId", "candid", "t2.*").toPandas()
