@@ -199,7 +199,7 @@ def _recall_table(results: dict, model: str) -> str:
 
 def _real_sky_section(run_dir: Path, output_dir: Path, tflite: dict, bts, text: list[str], progress: bool) -> dict:
     """Run the real-sky evaluation; append its markdown to ``text``; return its numbers."""
-    from fink_t2.training.train import real_sky
+    from fink_t2.training import real_sky
 
     report = real_sky.evaluate_real(run_dir, output_dir, baselines=tflite, bts_path=bts, progress=progress)
     simbad = real_sky.simbad_confusion(tflite)
