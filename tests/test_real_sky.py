@@ -226,3 +226,40 @@ def test_mixed_class_weights_keep_every_class_equal():
     assert share(snia) == pytest.approx(0.6)
     assert share(snii) == pytest.approx(0.6 * 10 / 20)  # 10 real objects out of the 20 needed
     assert share(iax) == pytest.approx(0.6 * 2 / 20)
+
+
+def test_evaluate_real_report_from_a_run_folder(real, tmp_path):
+    """``fink-t2 evaluate --real``'s section: a run's out-of-fold predictions -> tables, targets, JSON and plot."""
+    pytest.importorskip("matplotlib")
+    import json
+
+    from fink_t2.scoring.lightcurves import PreparationConfig as Prep
+    from fink_t2.training.report import _real_sky_section
+    from fink_t2.training.train import CALIBRATION_FILE, CV_FILE
+
+    run = tmp_path / "run"
+    run.mkdir()
+    folds = object_folds(real.labels, 5, 42)
+    snia = CLASSES.index("SNIa")
+
+    def informative(values: np.ndarray) -> np.ndarray:  # a fake model: SN Ia probability from the colour channel
+        p = np.full((len(values), N_CLASSES), 1.0)
+        p[:, snia] += np.exp(values[:, -1, 0] - values[:, -1, 1])
+        return p / p.sum(1, keepdims=True)
+
+    predicted = predict_real_epochs(informative, real, np.arange(len(real.labels)), Prep(context_channels=True))
+    arrays = {}
+    for epoch, values in predicted.items():
+        for key in ("object", "label", "probabilities"):
+            arrays[f"{epoch}/{key}"] = values[key]
+        arrays[f"{epoch}/fold"] = folds[values["object"]]
+    np.savez_compressed(run / CV_FILE, **arrays)
+    (run / CALIBRATION_FILE).write_text(json.dumps({"temperature": 1.0}))
+    text: list[str] = []
+    out = tmp_path / "report"
+    report = _real_sky_section(run, out, {}, BTS_SAMPLE, text, False)
+    assert (out / "real_sky.json").is_file() and (out / "real_sky.png").is_file()
+    shipped = next(iter(report["results"]))
+    pooled = report["results"][shipped]["alert epochs pooled"]
+    assert 0.0 <= pooled["snia_vs_rest_auc"] <= 1.0
+    assert any("Real sky" in line for line in text) and any("AUC" in line for line in text)
