@@ -44,14 +44,14 @@ def _run(site: Path, cwd: Path, code: str, **env: str) -> dict:
 
 
 _FACTS = """
-import json, fink_t2, fink_t2.scoring.paths as p, fink_t2.tools.cli as cli, fink_t2.spark.stream as s
+import json, fink_t2, fink_t2.scoring.paths as p
 from fink_t2.scoring.cuts import load_cuts
 from fink_t2.spark.stream_config import load_stream_config
-load_stream_config(s.default_config()); load_cuts(p.config_file("cuts.yaml"))
+load_stream_config(p.default_config("stream.yaml")); load_cuts(p.config_file("cuts.yaml"))
 print(json.dumps({"package": fink_t2.__file__, "sample": str(p.SAMPLE_ALERTS),
                   "sample_exists": p.SAMPLE_ALERTS.is_file(),
                   "shared": str(p.SHARED_ZTF_ALERTS), "checkout": str(p.checkout_root()),
-                  "stream_config": s.default_config(), "train_config": cli.default_config("train.yaml"),
+                  "stream_config": p.default_config("stream.yaml"), "train_config": p.default_config("train.yaml"),
                   "configs": sorted(f.name for f in p.resource("conf").iterdir())}))
 """
 
@@ -73,9 +73,10 @@ def test_installed_package_carries_its_files_and_no_checkout_path(installed, tmp
 
 def test_installed_train_config_loads_and_scoring_runs(installed, tmp_path):
     code = """
-import json, fink_t2.tools.cli as cli
+import json
+from fink_t2.scoring.paths import default_config
 from fink_t2.training.train import TrainConfig
-config = TrainConfig.from_yaml(cli.default_config("train.yaml"))
+config = TrainConfig.from_yaml(default_config("train.yaml"))
 from fink_t2.scoring.paths import SAMPLE_ALERTS
 import fink_t2.tools.cli
 import contextlib, io

@@ -53,6 +53,12 @@ def config_file(name: str) -> Path:
     return resource("conf", name)
 
 
+def default_config(name: str) -> str:
+    """``conf/<name>`` of the working directory (a checkout), else the configuration shipped in the package."""
+    local = Path("conf") / name
+    return str(local) if local.is_file() else str(config_file(name))
+
+
 #: The 329 real alerts of ``data/alerts_sample.parquet``, shipped as package data (installed or not).
 SAMPLE_ALERTS = resource("alerts_sample.parquet")
 #: The project's real ZTF alerts: ``data/ztf_alerts`` in the shared-data folder (``$FINK_T2_SHARED``,

@@ -34,14 +34,6 @@ LOGGER = logging.getLogger("fink_t2.spark.stream")
 METRICS = "t2_counts"
 
 
-def default_config() -> str:
-    """``conf/stream.yaml`` of the working directory (a checkout), else the configuration shipped in the package."""
-    from fink_t2.scoring.paths import config_file
-
-    local = Path("conf") / "stream.yaml"
-    return str(local) if local.is_file() else str(config_file("stream.yaml"))
-
-
 def build_parser(prog: str = "fink-t2 stream") -> argparse.ArgumentParser:
     """The stream's flags (``fink-t2 stream`` and ``run_t2_stream.py`` share them)."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
@@ -68,13 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_config(args: argparse.Namespace):
     """The validated configuration: file, then flags."""
+    from fink_t2.scoring.paths import default_config
     from fink_t2.spark.stream_config import load_stream_config
 
     overrides = {"input": args.input, "output": args.output, "checkpoint": args.checkpoint,
                  "model_path": args.model_path, "trigger_seconds": args.trigger_seconds,
                  "max_files_per_trigger": args.max_files_per_trigger, "once": args.once,
                  "cuts.enabled": args.cuts}
-    return load_stream_config(args.config if args.config is not None else default_config(), overrides)
+    return load_stream_config(args.config if args.config is not None else default_config("stream.yaml"), overrides)
 
 
 def _writable_dir(path: Path, what: str) -> None:

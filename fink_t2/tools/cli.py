@@ -28,6 +28,7 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> int:
+    from fink_t2.scoring.paths import default_config
     from fink_t2.training.train import TrainConfig, train
 
     config = TrainConfig.from_yaml(args.config if args.config is not None else default_config("train.yaml"))
@@ -38,16 +39,6 @@ def _run_train(args) -> int:
     train(config, args.output, data_dir=plasticc_dir(args.data_dir), max_objects=args.max_objects,
           progress=not args.quiet, pretrained=args.pretrained)
     return 0
-
-
-def default_config(name: str) -> str:
-    """``conf/<name>`` of the working directory (a checkout), else the configuration shipped in the package."""
-    from pathlib import Path
-
-    from fink_t2.scoring.paths import config_file
-
-    local = Path("conf") / name
-    return str(local) if local.is_file() else str(config_file(name))
 
 
 def plasticc_dir(data_dir: str | None) -> str:
