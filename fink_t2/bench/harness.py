@@ -33,9 +33,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,10 +47,12 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from fink_t2.bench.inputs import DEFAULT_INPUTS, DEFAULT_WORKDIR, build_input
+from fink_t2.bench.measures import MEASURES, parse_measures, time_measure
 from fink_t2.bench.modules import (
     CEILING_MODULE,
     DEFAULT_MODULES,
     EXCLUDED_MODULES,
+    IO_CEILING_MODULE,
     MODULES,
     REFERENCE_MODULE,
     Unavailable,
@@ -103,6 +107,22 @@ class Result:
             "cpu_seconds": list(self.cpu_seconds) if self.cpu_seconds else None,
             "note": self.note, **self.extra,
         }
+
+
+def measure_summary(alerts: int, cores: int, seconds: Sequence[float], cpu: Sequence[dict] | None) -> dict:
+    """One module under one measure: wall seconds, alerts/s/core, and CPU seconds (total and by process role)."""
+    median = float(statistics.median(seconds))
+    out = {"seconds": {"median": median, "min": min(seconds), "max": max(seconds), "all": list(seconds)},
+           "alerts_per_s_per_core": alerts / median / cores,
+           "alerts_per_s_per_core_range": [alerts / max(seconds) / cores, alerts / min(seconds) / cores],
+           "cpu_seconds": None, "cpu_seconds_by_role": None, "alerts_per_cpu_s": None}
+    if cpu:
+        totals = [c["total"] for c in cpu]
+        out["cpu_seconds"] = totals
+        out["cpu_seconds_by_role"] = {role: float(statistics.median(c[role] for c in cpu))
+                                      for role in cpu[0] if role != "total"}
+        out["alerts_per_cpu_s"] = alerts / float(statistics.median(totals)) if statistics.median(totals) > 0 else None
+    return out
 
 
 # --------------------------------------------------------------------------- Spark
@@ -342,13 +362,15 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
                   arrow_batch: int = ARROW_BATCH_FINK_PERF, partitions: int | None = None,
                   workdir: str | Path = DEFAULT_WORKDIR, inputs: Sequence[str | Path] = DEFAULT_INPUTS,
                   model_path=None, driver_memory: str = "4g", spark=None, profile_alerts: int = 10_000,
-                  probe: bool = True, log: Callable[[str], None] = _log) -> dict:
+                  probe: bool = True, measures: Sequence[str] = MEASURES,
+                  log: Callable[[str], None] = _log) -> dict:
     """Run the benchmark; returns the JSON-ready report (see the module docstring).
 
     ``spark``: an existing session to use (its ``local[N]`` gives the cores);
     otherwise a ``local[cores]`` session is started and stopped here.
     """
     modules = _check_modules(modules)
+    measures = parse_measures(measures)
     if alerts < 1 or repeats < 1 or slow_alerts < 1:
         raise ValueError("--alerts, --slow-alerts and --repeats must be positive")
     workdir = Path(workdir)
@@ -362,7 +384,7 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
     failed: dict[str, str] = {}
     spark_modules = [m for m in modules if MODULES[m].build is not None]
     config: dict = {"alerts": int(alerts), "slow_alerts": slow_n, "repeats": int(repeats), "modules": modules,
-                    "arrow_max_records_per_batch": int(arrow_batch)}
+                    "measures": measures, "arrow_max_records_per_batch": int(arrow_batch)}
     if spark_modules:
         own = spark is None
         if own:
@@ -378,6 +400,7 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
             spark.conf.set(key, value)
         frames: dict[str, object] = {}
         warmed = False
+        sink_dir = Path(tempfile.mkdtemp(prefix="fink-t2-bench-sink-"))  # the parquet measure's output
         try:
             for name in spark_modules:
                 module = MODULES[name]
@@ -406,9 +429,17 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
                     log(f"skipping {name}: {error}")
                     continue
                 n = input_facts["alerts"] if not module.slow else slow_n
-                log(f"{name}: {repeats} x {n} alerts ...")
+                per_measure: dict[str, dict] = {}
+                out = None
                 try:
-                    seconds, out, cpu = time_spark_module(df, column, repeats)
+                    for measure in measures:
+                        log(f"{name} [{measure}]: {repeats} x {n} alerts ...")
+                        seconds, frame, cpu = time_measure(df, column, measure, repeats, sink_dir / name)
+                        if frame is not None:
+                            out = frame
+                        per_measure[measure] = measure_summary(n, n_cores, seconds, cpu)
+                        log(f"{name} [{measure}]: median {per_measure[measure]['seconds']['median']:.2f} s -> "
+                            f"{per_measure[measure]['alerts_per_s_per_core']:,.0f} alerts/s/core")
                 except Exception as error:  # noqa: BLE001 -- another project's module failing must not end the run
                     if module.family in ("t2", "ceiling"):
                         raise
@@ -416,10 +447,13 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
                     log(f"{name} FAILED: {failed[name]}")
                     continue
                 note = f"measured on {n} alerts (--slow-alerts)" if module.slow else ""
-                result = Result(name, module.label, "spark", len(out), n_cores, seconds, note=note, cpu_seconds=cpu)
-                result.extra.update(_summarize_output(name, out["_bench"].tolist()))
+                primary = per_measure[measures[0]]
+                result = Result(name, module.label, "spark", n, n_cores, primary["seconds"]["all"], note=note,
+                                cpu_seconds=primary["cpu_seconds"])
+                result.extra["measures"] = per_measure
+                if out is not None:
+                    result.extra.update(_summarize_output(name, out["_bench"].tolist()))
                 results[name] = result
-                log(f"{name}: median {result.median:.2f} s -> {result.rate():,.0f} alerts/s/core")
         finally:
             for key, value in saved.items():
                 if value is None:
@@ -428,6 +462,7 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
                     spark.conf.set(key, value)
             for frame in frames.values():
                 frame.unpersist()
+            shutil.rmtree(sink_dir, ignore_errors=True)
             if own:
                 spark.stop()
     else:
@@ -470,11 +505,23 @@ def _cached_frame(df):
 
 
 def _add_ratios(results: dict[str, Result]) -> None:
-    """Each module's rate over the reference procedure's and over the no-op ceiling's."""
-    references = {name: results[name] for name in (REFERENCE_MODULE, "fink_deployed_onsky", CEILING_MODULE)
-                  if name in results}
+    """Each module's rate over the references' (Fink-deployed, the no-op ceiling, t2_io_only, SuperNNova).
+
+    Top level: the run's first measure; ``measures[m]["ratio_to"]``: each measure against the same
+    measure of the reference, both from one run.
+    """
+    references = [name for name in (REFERENCE_MODULE, "fink_deployed_onsky", CEILING_MODULE, IO_CEILING_MODULE,
+                                    "snn") if name in results]
     for result in results.values():
-        result.extra["ratio_to"] = {name: result.rate() / ref.rate() for name, ref in references.items()}
+        result.extra["ratio_to"] = {name: result.rate() / results[name].rate() for name in references}
+        for measure, summary in result.extra.get("measures", {}).items():
+            summary["ratio_to"] = {}
+            for name in references:
+                ref = results[name].extra.get("measures", {}).get(measure)
+                if ref:
+                    summary["ratio_to"][name] = summary["alerts_per_s_per_core"] / ref["alerts_per_s_per_core"]
+                    if summary["alerts_per_cpu_s"] and ref["alerts_per_cpu_s"]:
+                        summary["ratio_to"][name + "_cpu"] = summary["alerts_per_cpu_s"] / ref["alerts_per_cpu_s"]
 
 
 def run_from_args(args) -> int:
@@ -491,7 +538,7 @@ def run_from_args(args) -> int:
             alerts=args.alerts, slow_alerts=args.slow_alerts, repeats=args.repeats, modules=modules,
             cores=args.cores, arrow_batch=args.arrow_batch or ARROW_BATCH_FINK_PERF, partitions=args.partitions,
             workdir=args.workdir or DEFAULT_WORKDIR, inputs=args.input or DEFAULT_INPUTS, model_path=args.model,
-            driver_memory=args.driver_memory, probe=not args.no_probe)
+            driver_memory=args.driver_memory, probe=not args.no_probe, measures=parse_measures(args.measures))
         report["command"] = "fink-t2 bench " + " ".join(sys.argv[2:]) if "bench" in sys.argv[1:2] else None
     print_summary(report)
     if args.json:
@@ -504,5 +551,8 @@ def run_from_args(args) -> int:
         except ImportError:
             print("no plot: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
     if args.report:
-        print(f"wrote {write_report(report, args.report, plot=args.plot, json_path=args.json)}")
+        archive = None
+        if args.archive_result and Path(args.archive_result).exists():
+            archive = json.loads(Path(args.archive_result).read_text(encoding="utf-8"))
+        print(f"wrote {write_report(report, args.report, plot=args.plot, json_path=args.json, archive=archive)}")
     return 0

@@ -285,6 +285,8 @@ DEFAULT_MODULES: tuple[str, ...] = tuple(MODULES)
 #: The "before" every ratio refers to.
 REFERENCE_MODULE = "fink_deployed"
 CEILING_MODULE = "noop"
+#: The ceiling of t2 itself: the same input columns and output type, no work.
+IO_CEILING_MODULE = "t2_io_only"
 
 
 def list_modules() -> str:

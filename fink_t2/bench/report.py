@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fink_t2.bench.modules import CEILING_MODULE, FAST_TRANSIENT_SAMPLES, MODULES, REFERENCE_MODULE
-from fink_t2.bench.targets import FINK_ZTF_RATE, LSST_ALERTS_PER_NIGHT
+from fink_t2.bench.modules import CEILING_MODULE, FAST_TRANSIENT_SAMPLES, IO_CEILING_MODULE, MODULES, REFERENCE_MODULE
+from fink_t2.bench.targets import FINK_ZTF_RATE
 
 
 def _fmt(value, spec: str = ",.0f", empty: str = "-") -> str:
@@ -41,6 +41,56 @@ def results_table(report: dict, markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
+def measures_table(report: dict, markdown: bool = False) -> str:
+    """Every Spark module under every measure of the run: alerts/s/core (wall), alerts per CPU-second,
+    and the ratios to ``t2_io_only`` and the no-op, each against the same measure of the same run."""
+    measures = report["config"].get("measures") or []
+    header = ["module"]
+    for m in measures:
+        header += [f"{m} alerts/s/core", f"{m} alerts/CPU-s", f"{m} x t2_io_only", f"{m} x no-op"]
+    rows = []
+    for module in report["modules"].values():
+        per = module.get("measures")
+        if not per:
+            continue
+        row = [module["label"]]
+        for m in measures:
+            item = per.get(m) or {}
+            ratios = item.get("ratio_to", {})
+            row += [_fmt(item.get("alerts_per_s_per_core")), _fmt(item.get("alerts_per_cpu_s")),
+                    _fmt(ratios.get(IO_CEILING_MODULE), ".3f"), _fmt(ratios.get(CEILING_MODULE), ".3f")]
+        rows.append(row)
+    return _table(header, rows, markdown)
+
+
+def cpu_roles_table(report: dict, markdown: bool = False) -> str:
+    """Where the CPU time of each measure goes: driver, JVM, Python workers (median repeat, seconds)."""
+    measures = report["config"].get("measures") or []
+    header = ["module", "measure", "wall s", "driver CPU s", "JVM CPU s", "Python workers CPU s", "total CPU s"]
+    rows = []
+    for module in report["modules"].values():
+        for m in measures:
+            item = (module.get("measures") or {}).get(m)
+            if not item or not item.get("cpu_seconds_by_role"):
+                continue
+            roles = item["cpu_seconds_by_role"]
+            total = sum(roles.values())
+            rows.append([module["label"], m, f"{item['seconds']['median']:.2f}", f"{roles['driver']:.2f}",
+                         f"{roles['jvm']:.2f}", f"{roles['python_workers']:.2f}", f"{total:.2f}"])
+    return _table(header, rows, markdown)
+
+
+def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in
+                       enumerate(zip(row, widths))).rstrip() for row in [header] + rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
 def targets_table(report: dict, markdown: bool = False) -> str:
     rows = []
     for t in report.get("targets", []):
@@ -61,7 +111,7 @@ def targets_table(report: dict, markdown: bool = False) -> str:
         cpu = t.get("measured_cpu")
         rows.append([t["target"], bound, shown, met, "-" if cpu is None else f"{cpu:,.3g} x"])
     if markdown:
-        lines = ["| target | required | measured (Fink's wall-time measure) | | same ratio from CPU time |",
+        lines = ["| target | required | measured (wall time) | | same ratio from CPU time |",
                  "|---|---|---|---|---|"]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
     return "\n".join(f"  {r[3]:<8} {r[0]}: {r[2]} (required {r[1]})" + (f"; from CPU time {r[4]}" if r[4] != "-"
@@ -127,6 +177,12 @@ def print_summary(report: dict, stream=None) -> None:
     print(f"\nThroughput ({config.get('alerts'):,} alerts, local[{config.get('cores')}], "
           f"median of {config.get('repeats')}; alerts/s/core = alerts / median s / cores)\n", file=stream)
     print(results_table(report), file=stream)
+    if report["config"].get("measures"):
+        print(f"\nEvery Spark module under each measure, side by side in this run "
+              f"({', '.join(report['config']['measures'])}):\n", file=stream)
+        print(measures_table(report), file=stream)
+        print("\nCPU seconds by process (median repeat):\n", file=stream)
+        print(cpu_roles_table(report), file=stream)
     slow = [m["label"] for m in report["modules"].values() if m.get("note", "").startswith("measured on")]
     if slow:
         print(f"\nMeasured on {config.get('slow_alerts'):,} alerts only (slow): {', '.join(slow)}", file=stream)
@@ -304,8 +360,8 @@ def _method(report: dict) -> list[str]:
     ]
 
 
-def write_report(report: dict, path: str | Path, plot: str | Path | None = None, json_path: str | Path | None = None
-                 ) -> Path:
+def write_report(report: dict, path: str | Path, plot: str | Path | None = None, json_path: str | Path | None = None,
+                 archive: dict | None = None) -> Path:
     """``docs/performance.md`` from a run: method, results, targets, profile, LSST arithmetic, machine."""
     path = Path(path)
     machine, model, modules = report["machine"], report["model"], report["modules"]
@@ -323,6 +379,15 @@ def write_report(report: dict, path: str | Path, plot: str | Path | None = None,
         "## Method", "", *_method(report), "",
         "## Results", "", results_table(report, markdown=True), "",
     ]
+    if report["config"].get("measures"):
+        lines += [f"### Every Spark module under each measure ({', '.join(report['config']['measures'])})", "",
+                  "Measured side by side in this one run (each module: all its measures back to back); the "
+                  "ratios divide rates of the same measure. The table above is the first measure.", "",
+                  measures_table(report, markdown=True), "",
+                  "CPU seconds of the median repeat by process: the driver (this Python process: `toPandas` "
+                  "converts every output row here), the JVM, and the Spark Python workers (`pyspark.daemon` and "
+                  "its forked workers), read from `/proc/<pid>/stat` (user + system + reaped children):", "",
+                  cpu_roles_table(report, markdown=True), ""]
     if plot:
         rel = os.path.relpath(Path(plot).resolve(), path.resolve().parent)
         lines += [f"![alerts/s/core per module, log scale, with Fink's 75 alerts/s/core ZTF line]({rel})", ""]
@@ -352,16 +417,8 @@ def write_report(report: dict, path: str | Path, plot: str | Path | None = None,
     lines += _targets_notes(report)
     lines += ["## Where t2's time goes", ""]
     lines += _profile_section(report)
-    lsst = report.get("lsst", {})
-    lines += ["", "## LSST arithmetic", "",
-              f"LSST will send about {lsst.get('alerts_per_night', LSST_ALERTS_PER_NIGHT):,} alerts a night. At an "
-              "on-sky rate R (alerts/s/core) a night costs 10^7 / R core-seconds; spread evenly over a "
-              f"{lsst.get('night_hours', 10):g}-hour night, that is the number of busy cores below (bursts and "
-              "latency targets need headroom on top).", "",
-              "| module | alerts/s/core | core-hours per night | cores busy all night |", "|---|---|---|---|"]
-    for name, item in lsst.get("modules", {}).items():
-        lines.append(f"| {modules[name]['label']} | {item['alerts_per_s_per_core']:,.0f} | "
-                     f"{item['core_hours_per_night']:,.2f} | {item['cores_for_night']:,.3f} |")
+    lines += _at_scale(report, archive)
+    lines += _arithmetic(report, archive)
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     load_start, load_end = machine.get("load_average_start"), machine.get("load_average_end")
     lines += ["", "## Machine and noise", "",
@@ -377,3 +434,63 @@ def write_report(report: dict, path: str | Path, plot: str | Path | None = None,
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+_ARITHMETIC_MODULES = ("t2", "t2_onsky", "t2_io_only", "snn", "noop")
+
+
+def _at_scale(report: dict, archive: dict | None) -> list[str]:
+    """The batch scorer on a replicated archive (``benchmarks/archive_scale.py``), if its result is given."""
+    if not archive:
+        return []
+    rss = archive.get("peak_rss_mb", {})
+    return ["", "## At scale: the batch scorer on a replicated archive", "",
+            f"`{archive['command']}` (by `{archive.get('script', 'benchmarks/archive_scale.py')}`, "
+            f"{archive.get('generated', '')}): {archive['alerts']:,} alerts "
+            f"({archive['real_alerts']} real alerts of "
+            f"`{archive['source']}` replicated, each copy with a new unique `candid`; "
+            f"{archive['input_bytes'] / 1e9:.2f} GB of parquet in {archive['input_files']} files) scored with `--engine spark` on "
+            f"`{archive['master']}`, under load from other jobs on the machine.", "",
+            "| alerts | wall s (whole command) | alerts/s | alerts/s/core | peak Python worker RSS | peak JVM RSS | "
+            "output candids = input candids |", "|---|---|---|---|---|---|---|",
+            f"| {archive['alerts']:,} | {archive['seconds']:.1f} | {archive['alerts_per_s']:,.0f} | "
+            f"{archive['alerts_per_s_per_core']:,.0f} | {_fmt(rss.get('python_workers'), ',.0f')} MB | "
+            f"{_fmt(rss.get('jvm'), ',.0f')} MB | {archive['candids_match']} ({archive['output_rows']:,} rows, "
+            f"{archive['output_unique_candids']:,} unique) |", "",
+            "Wall time is the whole `fink-t2 score` process: Spark start-up, reading the raw alerts (with their "
+            "cutouts), flattening the histories, t2, and writing every input column plus `t2` as parquet. Peak RSS "
+            "is the largest resident set sampled every 0.5 s of any one Python worker and of the JVM.", ""]
+
+
+def _arithmetic(report: dict, archive: dict | None) -> list[str]:
+    """Cores for LSST's night, ZTF's peak night and ZTF's 600 alerts/s burst, from the measured rates."""
+    lsst = report.get("lsst", {})
+    if not lsst:
+        return []
+    modules = report["modules"]
+    lines = ["", "## LSST and ZTF arithmetic", "",
+             f"From the measured rates R (alerts/s/core): cores busy all night = alerts / R / night seconds. "
+             f"Assumptions: LSST {lsst['alerts_per_night']:,} alerts a night (REFERENCE.md) over a "
+             f"{lsst['night_hours']:g}-hour night; ZTF's peak night {lsst['ztf_peak_night_alerts']:,} alerts over "
+             f"{lsst['ztf_night_hours']:g} hours (an assumption, not in REFERENCE.md: the arithmetic scales linearly "
+             f"with it); ZTF's burst requirement {lsst['ztf_burst_rate']:g} alerts/s (600 alerts of an exposure in "
+             "1 s, REFERENCE.md). Alerts spread evenly, no headroom: bursts and latency need more. On this "
+             "2-core machine under load the rates are lower bounds.", "",
+             "| module | measure | alerts/s/core | cores, LSST night | cores, ZTF peak night | "
+             "cores, ZTF 600 alerts/s |",
+             "|---|---|---|---|---|---|"]
+    for name in _ARITHMETIC_MODULES:
+        item = lsst["modules"].get(name)
+        if not item:
+            continue
+        for measure, c in (item.get("measures") or {"main": item}).items():
+            lines.append(f"| {modules[name]['label']} | {measure} | {c['alerts_per_s_per_core']:,.0f} | "
+                         f"{c['cores_for_night']:,.3f} | {c['cores_for_ztf_peak_night']:,.4f} | "
+                         f"{c['cores_for_ztf_burst']:,.3f} |")
+    if archive:
+        rate = archive["alerts_per_s_per_core"]
+        night = lsst["alerts_per_night"] / rate / 3600.0 / lsst["night_hours"]
+        peak = lsst["ztf_peak_night_alerts"] / rate / 3600.0 / lsst["ztf_night_hours"]
+        lines.append(f"| `fink-t2 score --engine spark`, whole job (read raw alerts, t2, write parquet) | archive | "
+                     f"{rate:,.0f} | {night:,.3f} | {peak:,.4f} | {lsst['ztf_burst_rate'] / rate:,.3f} |")
+    return lines

@@ -105,6 +105,12 @@ def _add_bench(sub) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per module; the median is reported")
     p.add_argument("--modules", default=None, help="comma-separated subset (default: all; see --list)")
     p.add_argument("--list", action="store_true", help="list the modules and exit")
+    p.add_argument("--measures", default="topandas,noop,parquet",
+                   help="comma-separated, each timed for every Spark module in the same run: topandas (Fink's "
+                        "df.withColumn(c, udf).select(c).toPandas()), noop (df.withColumn(...).write.format('noop'), "
+                        "executor side, as fink-broker's Rubin stage doctests), parquet (the enriched frame written "
+                        "as parquet to a temporary directory); the first is the one of the main table "
+                        "(default: %(default)s)")
     p.add_argument("--cores", type=int, default=None, help="Spark local[N] (default: all cores)")
     p.add_argument("--arrow-batch", type=int, default=None,
                    help="spark.sql.execution.arrow.maxRecordsPerBatch (default: 1000000, as fink-science-perf)")
@@ -119,6 +125,9 @@ def _add_bench(sub) -> None:
     p.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON")
     p.add_argument("--plot", default=None, metavar="PATH", help="write a PNG of alerts/s/core per module")
     p.add_argument("--report", default=None, metavar="PATH", help="write the markdown report (docs/performance.md)")
+    p.add_argument("--archive-result", default="benchmarks/results/archive_scale.json", metavar="PATH",
+                   help="JSON of benchmarks/archive_scale.py to include in the report, if it exists "
+                        "(default: %(default)s)")
     p.add_argument("--from-json", default=None, metavar="PATH",
                    help="do not measure: print and rewrite plot/report from a saved JSON")
     p.set_defaults(handler=_run_bench)
