@@ -449,8 +449,8 @@ def _at_scale(report: dict, archive: dict | None) -> list[str]:
             f"{archive.get('generated', '')}): {archive['alerts']:,} alerts "
             f"({archive['real_alerts']} real alerts of "
             f"`{archive['source']}` replicated, each copy with a new unique `candid`; "
-            f"{archive['input_bytes'] / 1e9:.2f} GB of parquet in {archive['input_files']} files) scored with `--engine spark` on "
-            f"`{archive['master']}`, under load from other jobs on the machine.", "",
+            f"{archive['input_bytes'] / 1e9:.2f} GB of parquet in {archive['input_files']} files) scored with "
+            f"`--engine spark` on `{archive['master']}`, under load from other jobs on the machine.", "",
             "| alerts | wall s (whole command) | alerts/s | alerts/s/core | peak Python worker RSS | peak JVM RSS | "
             "output candids = input candids |", "|---|---|---|---|---|---|---|",
             f"| {archive['alerts']:,} | {archive['seconds']:.1f} | {archive['alerts_per_s']:,.0f} | "
