@@ -16,8 +16,10 @@ import pytest
 
 from fink_t2.bench.harness import ARROW_BATCH_FINK_PERF, run_benchmark
 from fink_t2.bench.inputs import build_input, load_real_alerts, replicate
+from fink_t2.bench.measures import MEASURES, parse_measures, process_cpu_seconds, time_measure
 from fink_t2.bench.modules import MODULES as BENCH_MODULES
-from fink_t2.bench.report import results_table, write_report
+from fink_t2.bench.report import cpu_roles_table, measures_table, results_table, write_report
+from fink_t2.bench.targets import TARGET_VS_IO_CEILING, evaluate_targets
 
 ALERTS = 3_000
 MODULES = ("noop", "t2", "t2_onsky", "t2_io_only", "classify")
@@ -50,7 +52,7 @@ def test_unknown_module_is_rejected() -> None:
 @pytest.mark.spark
 def test_smoke_run_report_is_complete_and_consistent(spark, tmp_path: Path) -> None:
     report = run_benchmark(alerts=ALERTS, slow_alerts=200, repeats=1, modules=MODULES, spark=spark,
-                                 workdir=tmp_path, profile_alerts=1_000, log=lambda message: None)
+                           workdir=tmp_path, profile_alerts=1_000, measures=MEASURES, log=lambda message: None)
     # The report survives JSON, as --json writes it.
     report = json.loads(json.dumps(report, default=float))
     assert set(report["modules"]) == set(MODULES)
@@ -70,6 +72,26 @@ def test_smoke_run_report_is_complete_and_consistent(spark, tmp_path: Path) -> N
         expected = (noop["seconds"]["median"] * noop["cores"]) / (seconds["median"] * module_cores)
         assert math.isclose(module["ratio_to"]["noop"], expected, rel_tol=1e-9), name
     assert report["modules"]["noop"]["ratio_to"]["noop"] == pytest.approx(1.0)
+    # Every Spark module under every measure, each ratio against the same measure of the reference.
+    assert report["config"]["measures"] == list(MEASURES)
+    for name, module in report["modules"].items():
+        if name == "classify":
+            assert "measures" not in module
+            continue
+        assert set(module["measures"]) == set(MEASURES), name
+        assert module["seconds"]["all"] == module["measures"]["topandas"]["seconds"]["all"], name  # first measure
+        for measure, item in module["measures"].items():
+            io = report["modules"]["t2_io_only"]["measures"][measure]
+            assert math.isclose(item["ratio_to"]["t2_io_only"],
+                                item["alerts_per_s_per_core"] / io["alerts_per_s_per_core"], rel_tol=1e-9)
+            if item["cpu_seconds_by_role"] is not None:  # Linux
+                assert set(item["cpu_seconds_by_role"]) >= {"driver", "jvm", "python_workers"}
+                assert item["cpu_seconds_by_role"]["jvm"] > 0, (name, measure)
+    targets = [t for t in report["targets"] if "t2_io_only" in t["target"]]
+    assert [t["measure"] for t in targets] == list(MEASURES)
+    for t in targets:
+        ratio = report["modules"]["t2"]["measures"][t["measure"]]["ratio_to"]["t2_io_only"]
+        assert t["measured"] == pytest.approx(ratio) and t["met"] == (ratio >= TARGET_VS_IO_CEILING)
     # Every replicated real alert the model judges (>= MIN_DETECTIONS detections) is classified, as by classify.
     import pyarrow.parquet as pq
 
@@ -97,7 +119,9 @@ def test_smoke_run_report_is_complete_and_consistent(spark, tmp_path: Path) -> N
     assert "t2, every alert" in results_table(report)
     out = write_report(report, tmp_path / "performance.md")
     text = out.read_text(encoding="utf-8")
-    assert "## Results" in text
+    assert "## Results" in text and "### Every Spark module under each measure" in text
+    assert "## LSST and ZTF arithmetic" in text
+    assert "noop alerts/s/core" in measures_table(report) and "Python workers CPU s" in cpu_roles_table(report)
     bound = report["modules"]["t2_io_only"]["ratio_to"]["noop"]
     assert report["modules"]["t2_io_only"]["classified"] == ALERTS
     assert f"reaches {bound:.2f} of the no-op ceiling" in text  # the I/O bound is stated with its number
@@ -154,3 +178,84 @@ def test_ceiling_bound_variants_carry_what_they_claim(spark, tmp_path: Path) -> 
         else:
             assert np.allclose(row["t2_array"], [t2[name] for name in CLASS_FIELDS], atol=1e-7)
     assert declined >= 1
+
+
+def test_measures_are_parsed_in_order_and_unknown_ones_rejected() -> None:
+    assert parse_measures(None) == list(MEASURES)
+    assert parse_measures("parquet, topandas,parquet") == ["parquet", "topandas"]
+    assert parse_measures(["noop"]) == ["noop"]
+    for bad in ("topandas,collect", "", " , "):
+        with pytest.raises(ValueError, match="topandas"):
+            parse_measures(bad)
+
+
+def test_cpu_time_of_this_process_is_counted_as_the_driver() -> None:
+    before = process_cpu_seconds()
+    if before is None:
+        pytest.skip("no /proc: CPU time by process is Linux-only")
+    import time
+
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # burn 0.3 s of CPU in this process
+        pass
+    after = process_cpu_seconds()
+    assert set(before) == {"driver", "jvm", "python_workers", "other"}
+    assert after["driver"] - before["driver"] >= 0.2
+
+
+def _targets_report(rates: dict[str, dict[str, float]]) -> dict:
+    modules = {name: {"alerts_per_s_per_core": per["topandas"], "alerts_per_cpu_s": None,
+                      "measures": {m: {"alerts_per_s_per_core": r, "alerts_per_cpu_s": r / 2} for m, r in per.items()}}
+               for name, per in rates.items()}
+    return {"config": {"measures": ["topandas", "noop"]}, "modules": modules}
+
+
+def test_targets_are_judged_per_measure_from_the_same_measure() -> None:
+    report = _targets_report({"t2": {"topandas": 30.0, "noop": 70.0}, "t2_io_only": {"topandas": 60.0, "noop": 100.0},
+                              "snn": {"topandas": 25.0, "noop": 40.0}, "t2_onsky": {"topandas": 45.0, "noop": 90.0}})
+    items = {(t["target"].split("]: ")[1], t["measure"]): t for t in evaluate_targets(report) if t["measure"]}
+    io = items[("t2 (every alert) / t2_io_only (same I/O, no work)", "topandas")]
+    assert io["measured"] == pytest.approx(0.5) and io["met"] is False and io["measured_cpu"] == pytest.approx(0.5)
+    assert items[("t2 (every alert) / t2_io_only (same I/O, no work)", "noop")]["met"] is True  # 0.7
+    assert items[("t2 (every alert) / SuperNNova (its cuts)", "noop")]["measured"] == pytest.approx(70 / 40)
+    assert items[("t2 on Fink's cuts / SuperNNova (same cuts)", "topandas")]["met"] is False  # 1.8 < 2
+    assert items[("t2 on Fink's cuts / SuperNNova (same cuts)", "noop")]["met"] is True  # 2.25
+    del report["modules"]["snn"]
+    missing = [t for t in evaluate_targets(report) if "SuperNNova" in t["target"]]
+    assert missing and all(t["met"] is None and t["measured"] is None for t in missing)
+    classify = evaluate_targets(report)[0]
+    assert classify["target"].startswith("classify") and classify["met"] is None
+
+
+@pytest.mark.spark
+def test_each_measure_times_the_column_and_counts_the_python_workers(spark, tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+    from pyspark.sql import functions as F
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("double")
+    def busy(x: pd.Series) -> pd.Series:  # real work in the Python worker, so its CPU time must show
+        values = x.to_numpy(dtype=float)
+        for _ in range(200):
+            values = np.sqrt(values * values + 1.0)
+        return pd.Series(values)
+
+    df = spark.range(20_000).select(F.col("id").cast("double").alias("x")).repartition(2).cache()
+    df.count()
+    sink = tmp_path / "sink"
+    for measure in MEASURES:
+        seconds, out, cpu = time_measure(df, busy(F.col("x")), measure, 2, sink)
+        assert len(seconds) == 2 and all(s > 0 for s in seconds), measure
+        if measure == "topandas":
+            assert list(out.columns) == ["_bench"] and len(out) == 20_000
+            assert np.isfinite(out["_bench"]).all()
+        else:
+            assert out is None
+        assert not sink.exists()  # the parquet output is removed after each repeat
+        if cpu is not None:
+            assert all(c["python_workers"] > 0 and c["jvm"] > 0 for c in cpu), (measure, cpu)
+            assert all(c["total"] == pytest.approx(sum(v for k, v in c.items() if k != "total")) for c in cpu)
+    with pytest.raises(ValueError, match="unknown measure"):
+        time_measure(df, busy(F.col("x")), "collect", 1, sink)
+    df.unpersist()

@@ -348,11 +348,22 @@ def _method(report: dict) -> list[str]:
         f"{config.get('slow_alerts'):,} alerts of the same input (every real alert about "
         f"{config.get('slow_alerts', 0) / max(inputs['real_alerts'], 1):.1f} times); their rates are per alert like "
         "the others, from fewer alerts.",
-        "* **no-op**: a pandas UDF over `cjd, cfid, cmagpsf, csigmapsf` returning 0.0: the most any Spark module can "
-        "reach on this machine (the ceiling).",
+        "* **no-op**: a pandas UDF over `cjd, cfid, cmagpsf, csigmapsf` returning 0.0, for reference. The ceiling "
+        "t2 is judged against is `t2_io_only`: the same input columns and the same `t2` output type as t2, no "
+        "work (the old \">= 0.5 of the no-op\" target is retired: docs/model_search.md, \"The no-op ceiling "
+        "target\").",
+        "* **Measures** (each Spark module timed under each, back to back, in the same session): `topandas` = "
+        "Fink's `df.withColumn(c, udf).select(c).toPandas()` (the driver converts every output row); `noop` = "
+        "`df.withColumn(c, udf).write.format(\"noop\").mode(\"overwrite\").save()` (executor side, as "
+        "fink-broker's Rubin stage doctests: every row computed, nothing collected); `parquet` = the same enriched "
+        "frame written as parquet to a temporary directory (every cached input column is written too, as the "
+        "broker stores the enriched alerts, so a module is a smaller share of it). Each measure's write path is "
+        "run once untimed first. CPU time: user + system of the driver, the JVM and the Spark Python workers, from "
+        "`/proc/<pid>/stat` (a worker that exits is counted through its parent's reaped-children time; "
+        "`getrusage(RUSAGE_CHILDREN)` would miss the live JVM and workers).",
         "* **classify**: `fink_t2.scoring.classify_with_reasons` on the whole input as one pandas frame in the driver "
-        "process (one core, one thread), then the same stages timed apart: preparation (alert arrays -> "
-        "observations -> model input) and model (`T2Model.predict`).",
+        "process (one core, one thread; it scores in chunks of 10,000 alerts), then the same stages timed apart, "
+        "chunk by chunk: preparation (alert arrays -> observations -> model input) and model (`T2Model.predict`).",
         "* **Worker probe**: a fresh `python -c` process imports `fink_t2.scoring`, classifies one alert (time from "
         "launch; peak RSS from `VmHWM`; TensorFlow must stay unimported), then whole batches the size of Spark's "
         "default Arrow batch and of this run's, then imports pyspark as a Spark worker has it.",
