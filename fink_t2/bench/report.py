@@ -468,9 +468,13 @@ def _at_scale(report: dict, archive: dict | None) -> list[str]:
             f"{archive['alerts_per_s_per_core']:,.0f} | {_fmt(rss.get('python_workers'), ',.0f')} MB | "
             f"{_fmt(rss.get('jvm'), ',.0f')} MB | {archive['candids_match']} ({archive['output_rows']:,} rows, "
             f"{archive['output_unique_candids']:,} unique) |", "",
-            "Wall time is the whole `fink-t2 score` process: Spark start-up, reading the raw alerts (with their "
-            "cutouts), flattening the histories, t2, and writing every input column plus `t2` as parquet. Peak RSS "
-            "is the largest resident set sampled every 0.5 s of any one Python worker and of the JVM.", ""]
+            "Wall time is the whole `fink-t2 score` process: Spark start-up, reading the raw alerts (every field "
+            "of `candidate` and `prv_candidates`; the sample has no cutouts), flattening the histories, t2, and "
+            "writing every input column plus `t2` as parquet. Peak RSS is the peak resident set (`VmHWM`, sampled "
+            "every 0.5 s) of any one Spark Python worker and of the JVM; the job runs with Spark's default Arrow batches of 10,000 alerts, so the worker figure is the worker-RSS "
+            "target measured inside Spark itself (the probe above measures it in a fresh process). The JVM's "
+            "resident set grows towards its heap limit (`--driver-memory`): it says what the JVM was allowed, "
+            "not what t2 needs.", ""]
 
 
 def _arithmetic(report: dict, archive: dict | None) -> list[str]:
