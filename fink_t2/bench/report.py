@@ -471,7 +471,8 @@ def _at_scale(report: dict, archive: dict | None) -> list[str]:
             "Wall time is the whole `fink-t2 score` process: Spark start-up, reading the raw alerts (every field "
             "of `candidate` and `prv_candidates`; the sample has no cutouts), flattening the histories, t2, and "
             "writing every input column plus `t2` as parquet. Peak RSS is the peak resident set (`VmHWM`, sampled "
-            "every 0.5 s) of any one Spark Python worker and of the JVM; the job runs with Spark's default Arrow batches of 10,000 alerts, so the worker figure is the worker-RSS "
+            "every 0.5 s) of any one Spark Python worker and of the JVM; the job runs with Spark's default Arrow "
+            "batches of 10,000 alerts, so the worker figure is the worker-RSS "
             "target measured inside Spark itself (the probe above measures it in a fresh process). The JVM's "
             "resident set grows towards its heap limit (`--driver-memory`): it says what the JVM was allowed, "
             "not what t2 needs.", ""]
