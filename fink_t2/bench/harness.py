@@ -376,6 +376,7 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
     ``spark``: an existing session to use (its ``local[N]`` gives the cores);
     otherwise a ``local[cores]`` session is started and stopped here.
     """
+    began = time.perf_counter()
     modules = _check_modules(modules)
     measures = parse_measures(measures)
     if alerts < 1 or repeats < 1 or slow_alerts < 1:
@@ -504,6 +505,7 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
     report["targets"] = evaluate_targets(report)
     report["lsst"] = lsst_arithmetic(report)
     report["machine"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    report["config"]["duration_s"] = time.perf_counter() - began
     return report
 
 
