@@ -12,6 +12,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from fink_t2.bench.harness import ARROW_BATCH_FINK_PERF, run_benchmark
@@ -229,8 +231,6 @@ def test_targets_are_judged_per_measure_from_the_same_measure() -> None:
 
 @pytest.mark.spark
 def test_each_measure_times_the_column_and_counts_the_python_workers(spark, tmp_path: Path) -> None:
-    import numpy as np
-    import pandas as pd
     from pyspark.sql import functions as F
     from pyspark.sql.functions import pandas_udf
 
