@@ -542,6 +542,7 @@ def run_from_args(args) -> int:
     if args.from_json:
         report = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
         report["targets"] = evaluate_targets(report)  # the current definitions, on the saved numbers
+        report["lsst"] = lsst_arithmetic(report)
     else:
         modules = [m.strip() for m in args.modules.split(",") if m.strip()] if args.modules else DEFAULT_MODULES
         report = run_benchmark(

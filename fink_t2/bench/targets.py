@@ -102,15 +102,19 @@ def lsst_arithmetic(report: dict, alerts_per_night: int = LSST_ALERTS_PER_NIGHT,
            "ztf_peak_night_alerts": ZTF_PEAK_NIGHT_ALERTS, "ztf_night_hours": ZTF_NIGHT_HOURS,
            "ztf_burst_rate": ZTF_BURST_RATE, "modules": {}}
 
-    def cores(rate: float) -> dict:
+    def cores(rate: float, cpu_rate: float | None) -> dict:
         core_hours = alerts_per_night / rate / 3600.0
         return {"alerts_per_s_per_core": rate, "core_hours_per_night": core_hours,
                 "cores_for_night": core_hours / night_hours,
                 "cores_for_ztf_peak_night": ZTF_PEAK_NIGHT_ALERTS / rate / 3600.0 / ZTF_NIGHT_HOURS,
-                "cores_for_ztf_burst": ZTF_BURST_RATE / rate}
+                "cores_for_ztf_burst": ZTF_BURST_RATE / rate,
+                # The same from CPU time (alerts per CPU-second): what the work needs on cores nobody else uses.
+                "alerts_per_cpu_s": cpu_rate,
+                "cpu_cores_for_night": alerts_per_night / cpu_rate / 3600.0 / night_hours if cpu_rate else None}
 
     for name, module in report["modules"].items():
-        item = cores(module["alerts_per_s_per_core"])
-        item["measures"] = {m: cores(v["alerts_per_s_per_core"]) for m, v in (module.get("measures") or {}).items()}
+        item = cores(module["alerts_per_s_per_core"], module.get("alerts_per_cpu_s"))
+        item["measures"] = {m: cores(v["alerts_per_s_per_core"], v.get("alerts_per_cpu_s"))
+                            for m, v in (module.get("measures") or {}).items()}
         out["modules"][name] = item
     return out
