@@ -151,8 +151,9 @@ def plot_throughput(report: dict, path: str | Path) -> Path:
     ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("alerts / second / core")
     config = report["config"]
-    ax.set_title(f"On-sky single-core throughput, {config.get('alerts', 0):,} replicated real ZTF alerts, "
-                 f"local[{config.get('cores')}], median of {config.get('repeats')}", fontsize=10)
+    measure = (config.get("measures") or ["topandas"])[0]
+    ax.set_title(f"On-sky single-core throughput ({measure} measure), {config.get('alerts', 0):,} replicated real "
+                 f"ZTF alerts, local[{config.get('cores')}], median of {config.get('repeats')}", fontsize=10)
     ax.grid(axis="y", alpha=0.3, which="both")
     from matplotlib.patches import Patch
 
@@ -160,7 +161,7 @@ def plot_throughput(report: dict, path: str | Path) -> Path:
                                                   ("Fink-as-deployed t2", _COLOURS["reference"]),
                                                   ("Fink modules (fink-science 7.4.0)", _COLOURS["fink"]),
                                                   ("no-op ceiling", _COLOURS["ceiling"]))]
-    ax.legend(handles=legend, loc="upper right", fontsize=8)
+    ax.legend(handles=legend, loc="lower left", bbox_to_anchor=(0.0, 0.12), fontsize=8)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
