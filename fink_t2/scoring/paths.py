@@ -23,6 +23,11 @@ RESOURCES = PACKAGE / "resources"
 MODELS = PACKAGE / "data"
 
 
+def default_model(survey: str = "ztf") -> Path:
+    """The model shipped for ``survey``'s alerts: ``t2.tflite`` for ZTF (as ever), ``t2_<survey>.tflite`` otherwise."""
+    return MODELS / ("t2.tflite" if survey == "ztf" else f"t2_{survey}.tflite")
+
+
 def checkout_root() -> Path | None:
     """The repository root if the package runs from a checkout (editable install, PYTHONPATH), else None."""
     root = PACKAGE.parent

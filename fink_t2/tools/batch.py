@@ -33,11 +33,22 @@ import pyarrow.parquet as pq
 
 from fink_t2.scoring.alerts import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, alert_columns, candidate_fields
 from fink_t2.scoring.classes import CLASS_FIELDS, CLASSES
-from fink_t2.scoring.classifier import Scores, score_alerts
+from fink_t2.scoring.classifier import Scores, score_alerts, score_columns
 from fink_t2.scoring.column import t2_arrow
 from fink_t2.scoring.cuts import Cuts, make_selector
-from fink_t2.scoring.inputs import InputError, check_separate, find_parquet, one_line, read_alert_schemas
+from fink_t2.scoring.inputs import (
+    IGNORE_PREFIXES,
+    InputError,
+    check_alert_schema,
+    check_separate,
+    find_parquet,
+    one_line,
+    read_alert_schemas,
+    schema_survey,
+)
+from fink_t2.scoring.readers import get_reader, light_curve_columns
 from fink_t2.spark.hadoop import check_spark_path, spark_literal
+from fink_t2.tools.avro_alerts import is_avro, read_avro, read_avro_schema
 from fink_t2.tools.unify import UNFIT_COLUMN, decline_unfit, unify_frames
 
 LOGGER = logging.getLogger(__name__)
@@ -71,9 +82,15 @@ def _extra(table: pa.Table, name: str):
     return table.column(name).to_pandas() if name in table.column_names else None
 
 
-def score_table(table: pa.Table, model_path=None, cuts: Cuts | None = None) -> Scores:
-    """Scores of the alerts in a pyarrow Table (raw alerts or with Fink's c* columns)."""
+def score_table(table: pa.Table, model_path=None, cuts: Cuts | None = None, survey: str | None = None) -> Scores:
+    """Scores of the alerts in a pyarrow Table (raw alerts or with Fink's c* columns).
+
+    ``survey`` None: read off the schema (ZTF unless the table holds Rubin alerts).
+    """
     cuts = cuts if cuts is not None else Cuts()
+    survey = survey if survey is not None else (schema_survey(table.schema) or "ztf")
+    if survey != "ztf":
+        return _score_survey_table(table, survey, model_path, cuts)
     if set(REQUIRED_COLUMNS) <= set(table.column_names):
         cols = {name: table.column(name).to_pandas() for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS
                 if name in table.column_names}
@@ -87,6 +104,105 @@ def score_table(table: pa.Table, model_path=None, cuts: Cuts | None = None) -> S
     return score_alerts(cols["cjd"], cols["cfid"], cols["cmagpsf"], cols["csigmapsf"],
                         cisdiffpos=cols.get("cisdiffpos"), cdiffmaglim=cols.get("cdiffmaglim"),
                         model_path=model_path, select=select)
+
+
+def _score_survey_table(table: pa.Table, survey: str, model_path, cuts: Cuts) -> Scores:
+    """Scores of a non-ZTF survey's alerts (Rubin): its c* columns, from the table or built from raw alerts."""
+    check_cuts_survey(cuts, survey)
+    reader = get_reader(survey)
+    wanted = [c for c in table.column_names if c.startswith("c") or c in
+              (reader.current_column, reader.history_column, "diaObject", reader.host_redshift_column)]
+    frame = light_curve_columns(table.select(wanted).to_pandas(), survey)
+    optional = {name: frame[name] for name in (*reader.optional_columns, reader.host_redshift_column)
+                if name and name in frame}
+    return score_columns([frame[c] for c in reader.columns], optional, survey=survey, model_path=model_path)
+
+
+def check_cuts_survey(cuts: Cuts | None, survey: str) -> None:
+    """InputError if Fink's selection cuts are asked for on another survey's alerts: they read ZTF columns."""
+    if cuts is not None and cuts.enabled and survey != "ztf":
+        raise InputError(f"Fink's t2 selection cuts (--cuts / --cuts-config) read ZTF columns (jdstarthist, roid, "
+                         f"cdsxmatch); {survey} alerts have none: score them without --cuts")
+
+
+# --------------------------------------------------------------------------- inputs of either survey, either format
+
+
+def find_alert_files(inputs: list[str | Path]) -> list[Path]:
+    """The alert files named by ``inputs``: parquet (as :func:`find_parquet`) and Avro (``*.avro``) files.
+
+    A directory is searched for both; one holding neither is an error naming it.
+    """
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_file() and is_avro(path):
+            files.append(path)
+            continue
+        if path.is_dir():
+            avro = sorted(p for p in path.rglob("*.avro") if p.is_file()
+                          and not any(part.startswith(IGNORE_PREFIXES) for part in p.relative_to(path).parts))
+            try:
+                files.extend(find_parquet([path]))
+            except InputError:
+                if not avro:
+                    raise InputError(f"no parquet or Avro file found under {path} (expected *.parquet files, "
+                                     "possibly in year=/month=/day= sub-directories, or *.avro files)") from None
+            files.extend(avro)
+            continue
+        files.extend(find_parquet([path]))
+    return files
+
+
+def read_input_schemas(files: list[Path]) -> list[pa.Schema]:
+    """Each input file's schema (parquet footer, Avro header), checked to hold ZTF or Rubin alerts."""
+    parquet = [p for p in files if not is_avro(p)]
+    of_parquet = dict(zip(parquet, read_alert_schemas(parquet))) if parquet else {}
+    schemas = []
+    for path in files:
+        if is_avro(path):
+            schema = read_avro_schema(path)
+            check_alert_schema(schema, path)
+            schemas.append(schema)
+        else:
+            schemas.append(of_parquet[path])
+    return schemas
+
+
+def input_survey(files: list[Path], schemas: list[pa.Schema], survey: str | None) -> str:
+    """The survey of the inputs: ``survey`` if given (checked against every file), else read off the schemas.
+
+    One survey per job: files of both, or a file of the other survey than
+    ``--survey``, is an InputError naming the file. The survey read off the
+    schemas is logged (one line).
+    """
+    found = [(path, schema_survey(schema)) for path, schema in zip(files, schemas)]
+    if survey is not None:
+        for path, of_file in found:
+            if of_file is not None and of_file != survey:
+                raise InputError(f"{path} holds {of_file} alerts, not {survey} ones (--survey {survey}): remove it "
+                                 f"from the input or pass --survey {of_file}")
+        return survey
+    surveys = {of_file for _, of_file in found if of_file is not None}
+    if len(surveys) > 1:
+        first = {of_file: path for path, of_file in reversed(found)}
+        named = ", ".join(f"{first[s]} holds {s} alerts" for s in sorted(surveys))
+        raise InputError(f"the inputs mix surveys ({named}): score each survey's files in its own job")
+    detected = surveys.pop() if surveys else "ztf"
+    LOGGER.info("inputs hold %s alerts (read off their columns): scoring them with the %s model "
+                "(--survey to say so)", detected, detected)
+    return detected
+
+
+def _read_table(path: Path) -> pa.Table:
+    """One input file as a Table (Avro or parquet); InputError naming it if its data cannot be read."""
+    if is_avro(path):
+        return read_avro(path)
+    try:
+        return pq.read_table(path)
+    except Exception as error:  # ArrowException, OSError: a damaged data page behind a valid footer
+        raise InputError(f"cannot read parquet file {path}: {one_line(error)} (corrupt: remove or replace "
+                         "it)") from error
 
 
 # --------------------------------------------------------------------------- progress
@@ -170,13 +286,16 @@ def _publish(tmp: Path, output: Path) -> None:
 
 
 def score_pandas(input_file: str | Path, output: str | Path | None, model_path=None, cuts: Cuts | None = None,
-                 overwrite: bool = False, progress: bool = True) -> pa.Table:
-    """Score one parquet file without Spark; write it with ``t2`` added to ``output`` (if given); return it.
+                 overwrite: bool = False, progress: bool = True, survey: str | None = None) -> pa.Table:
+    """Score one parquet or Avro file without Spark; write it (parquet) with ``t2`` added to ``output`` (if
+    given); return it.
 
-    The output is written under a temporary name and renamed when complete, so a
-    killed or failed write (full disk) leaves no file under the final name.
+    ``survey`` ("ztf", "rubin"; None: read off the file's columns) picks the
+    reader and the default model. The output is written under a temporary name
+    and renamed when complete, so a killed or failed write (full disk) leaves
+    no file under the final name.
     """
-    files = find_parquet([input_file])
+    files = find_alert_files([input_file])
     if len(files) != 1:
         raise InputError(f"the pandas engine scores one file; {input_file} holds {len(files)} "
                          "(use --engine spark)")
@@ -184,26 +303,23 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
     if output is not None:
         output = Path(output)
         check_separate([input_file], {"output": output})
-    schemas = read_alert_schemas(files)
+    schemas = read_input_schemas(files)
+    survey = input_survey(files, schemas, survey)
+    check_cuts_survey(cuts, survey)
     if output is not None:
         _check_output(output, overwrite)
     from fink_t2.scoring.preflight import check_score_job
-    from fink_t2.scoring.runtime import get_model
 
     check_score_job(files, schemas, output, cuts, "pandas",
                     _output_file(output) if output is not None else None)
 
-    get_model(model_path)  # a bad model file fails before anything is read
-    try:
-        table = pq.read_table(path)
-    except Exception as error:  # ArrowException, OSError: a damaged data page behind a valid footer
-        raise InputError(f"cannot read parquet file {path}: {one_line(error)} (corrupt: remove or replace "
-                         "it)") from error
+    model_path = survey_model(survey, model_path)  # a bad model file, or one of another survey, fails here
+    table = _read_table(path)
     parts = []
     with progress_bar(table.num_rows, progress) as bar:
         for start in range(0, table.num_rows, PANDAS_CHUNK):
             chunk = table.slice(start, PANDAS_CHUNK)
-            parts.append(t2_arrow(score_table(chunk, model_path, cuts)))
+            parts.append(t2_arrow(score_table(chunk, model_path, cuts, survey)))
             bar.update(chunk.num_rows)
     t2 = pa.concat_arrays(parts) if parts else t2_arrow(Scores.empty())
     if "t2" in table.column_names:
@@ -225,13 +341,38 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
     return table
 
 
+def survey_model(survey: str, model_path=None):
+    """``model_path`` (or ``survey``'s shipped model when None), loaded and checked to read ``survey``'s alerts.
+
+    Returns the path to score with. ModelFileError for a bad file; InputError
+    for a model of another survey (one line naming the model and the fix).
+    """
+    from fink_t2.scoring.classifier import model_for
+    from fink_t2.scoring.paths import default_model
+
+    path = model_path if model_path is not None else default_model(survey)
+    try:
+        model_for(survey, model_path=path)
+    except ValueError as error:
+        if type(error) is not ValueError:  # ModelFileError and the like: their own one line
+            raise
+        raise InputError(f"model {path}: {error}") from error
+    return path
+
+
 #: Spark's partition-column type inference turns ``day=01`` into the integer 1: off while reading inputs.
 _INFERENCE = "spark.sql.sources.partitionColumnTypeInference.enabled"
 
 
 def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, cuts: Cuts | None = None,
-                overwrite: bool = False, spark=None, master: str | None = None, progress: bool = True) -> Path:
-    """Score parquet files/directories/partitions with Spark; write a parquet directory; return the path.
+                overwrite: bool = False, spark=None, master: str | None = None, progress: bool = True,
+                survey: str | None = None) -> Path:
+    """Score parquet (or Avro) files/directories/partitions with Spark; write a parquet directory; return the path.
+
+    ``survey`` ("ztf", "rubin"; None: read off the files' columns) picks the
+    reader and the default model; one job scores one survey. Avro files are
+    converted to parquet in a hidden directory beside the output first (Spark
+    reads Avro only with the spark-avro package), removed when the job ends.
 
     Inputs, output and model are checked before a Spark session is started
     (``spark`` None: one is made with ``master`` once the checks pass). Paths
@@ -240,22 +381,28 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
     field name. The output is written to a hidden temporary directory and
     renamed when the job succeeded: a failed job leaves nothing behind.
     """
-    from fink_t2.scoring.runtime import get_model
     from fink_t2.spark.processor import apply_t2, spark_session
 
     output = Path(output)
     check_separate(inputs, {"output": output})
-    files_of = {str(item): find_parquet([item]) for item in inputs}
+    files_of = {str(item): find_alert_files([item]) for item in inputs}
     files = [f for found in files_of.values() for f in found]
     for path in files:
         check_spark_path(path)
-    schemas = read_alert_schemas(files)
-    schema_of = dict(zip(files, schemas))
+    schemas = read_input_schemas(files)
+    survey = input_survey(files, schemas, survey)
+    check_cuts_survey(cuts, survey)
     _check_output(output, overwrite, spark=True)
     from fink_t2.scoring.preflight import check_score_job
 
     check_score_job(files, schemas, output, cuts, "spark")  # unwritable output, cuts' columns: before Spark
-    get_model(model_path)  # a bad model file fails here, before Spark reads anything
+    model_path = survey_model(survey, model_path)  # a bad model file fails here, before Spark reads anything
+    converted = None
+    if any(is_avro(p) for p in files):
+        converted = _temporary_sibling(output.absolute(), "avro")
+        files_of, schemas = _avro_as_parquet(files_of, converted)
+        files = [f for found in files_of.values() for f in found]
+    schema_of = dict(zip(files, schemas))
     spark = spark or spark_session("fink-t2-score", master=master,
                                    conf={"spark.ui.showConsoleProgress": str(progress).lower()})
     previous = spark.conf.get(_INFERENCE, None)
@@ -279,7 +426,7 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
         file_columns = {name for schema in schemas for name in schema.names}
         df = unify_frames(frames, first_files, arrow_schemas)
         partition_columns = [c for c in df.columns if c not in file_columns and c != UNFIT_COLUMN]
-        result = decline_unfit(apply_t2(df, model_path=model_path,
+        result = decline_unfit(apply_t2(df, model_path=model_path, survey=survey,
                                             cuts=cuts if cuts is not None else Cuts()))  # None: no cuts
         writer = result.write.mode("errorifexists")
         if partition_columns:
@@ -300,7 +447,32 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
             spark.conf.unset(_INFERENCE)
         else:
             spark.conf.set(_INFERENCE, previous)
+        if converted is not None:
+            shutil.rmtree(converted, ignore_errors=True)
     return output
+
+
+def _avro_as_parquet(files_of: dict[str, list[Path]], folder: Path) -> tuple[dict[str, list[Path]], list[pa.Schema]]:
+    """Every Avro file of ``files_of`` written as parquet under ``folder``: the file lists (the converted files
+    under ``folder``'s own key: they have no partition directories) and their schemas, in that order."""
+    out: dict[str, list[Path]] = {}
+    converted: list[Path] = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for item, found in files_of.items():
+        kept = [path for path in found if not is_avro(path)]
+        for path in found:
+            if is_avro(path):
+                target = folder / f"part-{len(converted):05d}-{path.stem}.parquet"
+                try:
+                    pq.write_table(read_avro(path), target)
+                except OSError as error:
+                    raise _write_error(target, error) from error
+                converted.append(target)
+        if kept:
+            out[item] = kept
+    out[str(folder)] = converted
+    files = [f for found in out.values() for f in found]
+    return out, [pq.read_schema(path) for path in files]
 
 
 def spark_failure(error: Exception, files: list[Path]) -> str:
