@@ -3,7 +3,7 @@
 Generated once with the code of main 3ab7337 (before the survey generalisation of issue 13), so
 tests/test_ztf_unchanged.py can check that ZTF inputs and outputs did not move (to 1e-6):
 
-    git worktree add /tmp/main3ab 3ab7337 && cd /tmp/main3ab
+    mkdir /tmp/main3ab && git archive 3ab7337 | tar -x -C /tmp/main3ab && cd /tmp/main3ab
     PYTHONPATH=$PWD python /path/to/tests/data/make_ztf_reference.py --output /path/to/tests/data/ztf_reference.npz
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from fink_t2.scoring.classifier import classify_with_reasons
 from fink_t2.scoring.alerts import alert_columns, observations_from_columns
+from fink_t2.scoring.classifier import classify_with_reasons
 from fink_t2.scoring.lightcurves import PreparationConfig, prepare
 from fink_t2.scoring.runtime import load_model
 
@@ -41,9 +41,11 @@ def main() -> None:
     probabilities, reasons = classify_with_reasons(frame)
     np.savez_compressed(
         args.output,
-        shipped_values=shipped.values, shipped_ok=shipped.ok, shipped_reason=shipped.reason.astype(str),
+        shipped_values=shipped.values, shipped_ok=shipped.ok,
+        shipped_reason=np.asarray(shipped.reason.astype(str), dtype=str),
         linear_values=linear.values, plain_values=plain.values,
-        probabilities=probabilities.to_numpy(np.float32), reasons=reasons.astype(str).to_numpy(),
+        probabilities=probabilities.to_numpy(np.float32),
+        reasons=np.asarray(reasons.astype(str), dtype=str),
     )
     print(f"wrote {args.output}")
 
