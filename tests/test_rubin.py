@@ -8,6 +8,8 @@ is always there.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -15,10 +17,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from fink_t2.scoring.lightcurves import NJY_TO_FLUXCAL
 from fink_t2.scoring.paths import SAMPLE_RUBIN_ALERTS, SHARED_RUBIN_ALERTS
 from fink_t2.scoring.rubin_alerts import (
     HOST_Z_COLUMN,
-    NJY_TO_FLUXCAL,
     REASON_LENGTHS,
     REASON_NO_RUBIN_BAND,
     RUBIN_COLUMNS,
@@ -243,3 +245,292 @@ def test_avro_reader_without_fastavro_says_how_to_install(monkeypatch, tmp_path)
     monkeypatch.setattr(builtins, "__import__", no_fastavro)
     with pytest.raises(InputError, match=r"pip install 'fink-t2\[avro\]'"):
         read_avro(tmp_path / "x.avro")
+
+
+# --------------------------------------------------------------------------- scoring (a six-band model)
+
+
+@pytest.fixture(scope="module")
+def rubin_model(tmp_path_factory) -> Path:
+    """The shipped Rubin model if the package has it, else a tiny untrained six-band one written by the
+    compression code (TensorFlow needed; skipped without it). Scoring is checked for its contract, not skill."""
+    from fink_t2.scoring.paths import default_model
+
+    shipped = default_model("rubin")
+    if shipped.is_file():
+        return shipped
+    pytest.importorskip("tensorflow", reason="no shipped Rubin model and no TensorFlow to build a test one")
+    pytest.importorskip("tf_keras", reason="no shipped Rubin model and no tf_keras to build a test one")
+    from fink_t2.scoring.lightcurves import PreparationConfig
+    from fink_t2.training.compression import convert, save_tflite
+    from fink_t2.training.model import ModelConfig, build_model
+
+    preparation = PreparationConfig(survey="rubin", context_channels=True, host_redshift=True)
+    keras_model = build_model(preparation.n_steps, preparation.n_channels,
+                              ModelConfig(d_model=8, num_heads=2, ff_dim=16, num_blocks=1), seed=3)
+    data = convert(keras_model, "float32", preparation.n_steps)
+    return save_tflite(data, tmp_path_factory.mktemp("rubin_model") / "t2_rubin_test.tflite", preparation)
+
+
+def _check_scores(probs: pd.DataFrame, reasons: pd.Series) -> None:
+    classified = reasons.isna().to_numpy()
+    values = probs.to_numpy()
+    np.testing.assert_allclose(values[classified].sum(axis=1), 1.0, atol=1e-6)
+    assert np.isnan(values[~classified]).all()
+    assert all(isinstance(r, str) and r for r in reasons[~classified])
+
+
+def test_classify_rubin_sample_raw_and_c_columns_agree(rubin_model):
+    from fink_t2.scoring import classify_with_reasons
+
+    raw = pq.read_table(SAMPLE_RUBIN_ALERTS).to_pandas()
+    probs, reasons = classify_with_reasons(raw, rubin_model)  # survey read off the diaSource column
+    _check_scores(probs, reasons)
+    assert reasons.isna().sum() >= 10  # the alerts with histories are classified
+    columns = rubin_alert_columns(pq.read_table(SAMPLE_RUBIN_ALERTS))
+    lone = columns["cmidpointMjdTai"].map(len).to_numpy() == 1
+    assert (reasons[lone] == "fewer than 2 valid u/g/r/i/z/y detections: too little for the model").all()
+    again, again_reasons = classify_with_reasons(columns, rubin_model, survey="rubin")
+    np.testing.assert_allclose(again.to_numpy(), probs.to_numpy(), atol=1e-6, equal_nan=True)
+    assert again_reasons.equals(reasons)
+
+
+def test_negative_fluxes_reach_the_model(rubin_model):
+    """Flipping the sign of an alert's fluxes changes its input (and so its scores): negatives are not dropped."""
+    from fink_t2.scoring import classify
+
+    columns = rubin_alert_columns(pq.read_table(SAMPLE_RUBIN_ALERTS))
+    row = int(np.argmax(columns["cmidpointMjdTai"].map(len).to_numpy()))
+    one = columns.iloc[[row]].reset_index(drop=True)
+    flipped = one.copy()
+    flipped["cpsfFlux"] = [-np.asarray(one["cpsfFlux"].iloc[0])]
+    a, b = classify(one, rubin_model, survey="rubin"), classify(flipped, rubin_model, survey="rubin")
+    assert np.isfinite(a.to_numpy()).all() and np.isfinite(b.to_numpy()).all()
+    assert not np.allclose(a.to_numpy(), b.to_numpy(), atol=1e-7)
+
+
+def test_host_redshift_reaches_a_model_that_reads_it(rubin_model):
+    from fink_t2.scoring import classify
+    from fink_t2.scoring.runtime import get_model
+
+    if not get_model(rubin_model).preparation.host_redshift:
+        pytest.skip("this Rubin model has no host-redshift channels")
+    table = pq.read_table(shared("fink_science_elasticc_sample.parquet"))
+    columns = rubin_alert_columns(table)
+    known = columns[HOST_Z_COLUMN].notna()
+    unknown = columns.assign(**{HOST_Z_COLUMN: np.nan})
+    with_z, without_z = classify(columns, rubin_model, survey="rubin"), classify(unknown, rubin_model, survey="rubin")
+    both = known.to_numpy() & np.isfinite(with_z.to_numpy()).all(axis=1)
+    assert both.sum() > 10
+    assert not np.allclose(with_z.to_numpy()[both], without_z.to_numpy()[both], atol=1e-7)
+    np.testing.assert_allclose(with_z.to_numpy()[~known.to_numpy()], without_z.to_numpy()[~known.to_numpy()],
+                               atol=1e-6, equal_nan=True)
+
+
+def test_a_model_of_the_other_survey_is_refused_in_one_line(rubin_model):
+    from fink_t2.scoring import classify
+    from fink_t2.scoring.runtime import DEFAULT_MODEL
+
+    raw = pq.read_table(SAMPLE_RUBIN_ALERTS).to_pandas()
+    with pytest.raises(ValueError, match="the model reads ztf alerts .*these are rubin alerts"):
+        classify(raw, DEFAULT_MODEL)
+    with pytest.raises(ValueError, match="the model reads rubin alerts"):
+        from fink_t2.scoring.alerts import alert_columns
+        from fink_t2.scoring.paths import SAMPLE_ALERTS
+
+        classify(alert_columns(pq.read_table(SAMPLE_ALERTS)).head(3), rubin_model)
+
+
+def _all_rubin_inputs() -> list:
+    names = sorted(SHARED_FILES) + [AVRO_FILE]
+    return [pytest.param(name, id=name) for name in names] + [pytest.param(None, id="sample")]
+
+
+def _input_path(name):
+    if name is None:
+        return SAMPLE_RUBIN_ALERTS
+    if name.endswith(".avro"):
+        pytest.importorskip("fastavro", reason="fastavro not installed")
+    return shared(name)
+
+
+def _check_t2(values: list, n: int) -> dict:
+    from fink_t2.scoring import t2_probabilities
+
+    assert len(values) == n
+    outcome = {"classified": 0, "declined": 0}
+    for value in values:
+        probs = t2_probabilities(value)
+        if probs is None:
+            assert value["reason"], value
+            outcome["declined"] += 1
+        else:
+            assert value["reason"] is None and abs(sum(probs.values()) - 1) < 1e-5
+            outcome["classified"] += 1
+    return outcome
+
+
+@pytest.mark.parametrize("name", _all_rubin_inputs())
+def test_every_rubin_file_scored_by_the_pandas_engine(name, rubin_model, tmp_path, capsys):
+    from fink_t2.tools.cli import main as cli_main
+
+    path = _input_path(name)
+    out = tmp_path / "scored.parquet"
+    assert cli_main(["score", str(path), "--engine", "pandas", "--model", str(rubin_model), "--output", str(out),
+                     "--summary", "--no-progress"]) == 0
+    assert " alerts: " in capsys.readouterr().out
+    table = pq.read_table(out)
+    outcome = _check_t2(table.column("t2").to_pylist(), table.num_rows)
+    assert outcome["classified"] > 0
+    assert "diaSource" in table.column_names  # every input column kept
+
+
+def test_the_survey_is_detected_and_said_or_checked(rubin_model, tmp_path, caplog, capsys):
+    import logging
+
+    from fink_t2.scoring.paths import SAMPLE_ALERTS
+    from fink_t2.tools.cli import main as cli_main
+
+    caplog.set_level(logging.INFO, logger="fink_t2.tools.batch")
+    assert cli_main(["score", str(SAMPLE_RUBIN_ALERTS), "--engine", "pandas", "--model", str(rubin_model),
+                     "--output", str(tmp_path / "a.parquet"), "--no-progress"]) == 0
+    assert any("inputs hold rubin alerts" in r.getMessage() for r in caplog.records)
+    assert cli_main(["score", str(SAMPLE_RUBIN_ALERTS), "--engine", "pandas", "--survey", "ztf",
+                     "--output", str(tmp_path / "b.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "holds rubin alerts, not ztf ones (--survey ztf)" in err and err.count("\n") == 1
+    assert cli_main(["score", str(SAMPLE_RUBIN_ALERTS), "--engine", "pandas", "--cuts", "--model", str(rubin_model),
+                     "--output", str(tmp_path / "c.parquet")]) == 2
+    assert "score them without --cuts" in capsys.readouterr().err
+    # ZTF alerts with --survey rubin, and a ZTF model for Rubin alerts: refused in one line each
+    assert cli_main(["score", str(SAMPLE_ALERTS), "--engine", "pandas", "--survey", "rubin",
+                     "--output", str(tmp_path / "d.parquet")]) == 2
+    assert "holds ztf alerts, not rubin ones" in capsys.readouterr().err
+    from fink_t2.scoring.runtime import DEFAULT_MODEL
+
+    assert cli_main(["score", str(SAMPLE_RUBIN_ALERTS), "--engine", "pandas", "--model", str(DEFAULT_MODEL),
+                     "--output", str(tmp_path / "e.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "the model reads ztf alerts" in err and err.count("\n") == 1
+    assert not any((tmp_path / f"{x}.parquet").exists() for x in "bcde")
+
+
+def test_ztf_and_rubin_files_in_one_job_are_refused(tmp_path, rubin_model, sample_path):
+    from fink_t2.scoring.inputs import InputError
+    from fink_t2.tools.batch import score_spark
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "ztf.parquet").write_bytes(sample_path.read_bytes())
+    (mixed / "rubin.parquet").write_bytes(SAMPLE_RUBIN_ALERTS.read_bytes())
+    with pytest.raises(InputError, match="the inputs mix surveys .*rubin.parquet holds rubin alerts.*ztf.parquet "
+                                         "holds ztf alerts"):
+        score_spark([mixed], tmp_path / "out", model_path=rubin_model)
+
+
+# --------------------------------------------------------------------------- Spark: UDF, batch engine, stream
+
+
+@pytest.mark.spark
+def test_spark_udf_on_rubin_alerts_matches_pandas(spark, rubin_model):
+    from fink_t2.scoring import T2_FIELDS, classify_with_reasons
+    from fink_t2.spark.processor import apply_t2
+
+    for path in [SAMPLE_RUBIN_ALERTS] + ([SHARED_RUBIN_ALERTS / "fink_science_elasticc_sample.parquet"]
+                                         if (SHARED_RUBIN_ALERTS / "fink_science_elasticc_sample.parquet").is_file()
+                                         else []):
+        df = spark.read.parquet(str(path))
+        scored = apply_t2(df, model_path=rubin_model, survey="rubin")
+        assert scored.schema["t2"].dataType.simpleString() == apply_t2(
+            df, model_path=rubin_model).schema["t2"].dataType.simpleString()  # same struct type, survey read off
+        assert [f.name for f in scored.schema["t2"].dataType.fields] == list(T2_FIELDS)
+        rows = scored.select("diaSource.diaSourceId", "t2").collect()
+        table = pq.read_table(path)
+        probs, reasons = classify_with_reasons(table.to_pandas(), rubin_model)
+        order = {i: k for k, i in enumerate(pc.struct_field(table.column("diaSource").combine_chunks(),
+                                                             "diaSourceId").to_pylist())}
+        for row in rows:
+            k = order[row.diaSourceId]
+            assert row.t2["reason"] == reasons.iloc[k]
+            if reasons.iloc[k] is None:
+                got = [row.t2[f] for f in T2_FIELDS[: probs.shape[1]]]
+                np.testing.assert_allclose(got, probs.iloc[k].to_numpy(), atol=1e-5)
+
+
+@pytest.mark.spark
+def test_spark_refuses_cuts_and_a_ztf_model_for_rubin(spark, rubin_model):
+    from fink_t2.scoring import FINK_CUTS
+    from fink_t2.scoring.runtime import DEFAULT_MODEL
+    from fink_t2.spark.processor import apply_t2
+
+    df = spark.read.parquet(str(SAMPLE_RUBIN_ALERTS))
+    with pytest.raises(ValueError, match="selection cuts read ZTF columns"):
+        apply_t2(df, model_path=rubin_model, cuts=FINK_CUTS)
+    with pytest.raises(ValueError, match="the model reads ztf alerts"):
+        apply_t2(df, model_path=DEFAULT_MODEL)
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("name", _all_rubin_inputs())
+def test_every_rubin_file_scored_by_the_spark_engine(name, spark, rubin_model, tmp_path):
+    from fink_t2.tools.batch import score_spark
+
+    path = _input_path(name)
+    out = score_spark([path], tmp_path / "scored", model_path=rubin_model, spark=spark, progress=False)
+    result = spark.read.parquet(str(out))
+    n = (pq.read_metadata(path).num_rows if path.suffix == ".parquet" else 7)
+    values = [row.t2.asDict() for row in result.select("t2").collect()]
+    outcome = _check_t2(values, n)
+    assert outcome["classified"] > 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # converted Avro removed
+
+
+@pytest.mark.spark
+def test_cli_spark_engine_scores_the_rubin_sample(spark, rubin_model, tmp_path, capsys):
+    from fink_t2.tools.cli import main as cli_main
+
+    out = tmp_path / "scored"
+    assert cli_main(["score", str(SAMPLE_RUBIN_ALERTS), "--survey", "rubin", "--model", str(rubin_model),
+                     "--output", str(out), "--summary", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"{pq.read_metadata(SAMPLE_RUBIN_ALERTS).num_rows} alerts: ")
+
+
+@pytest.mark.spark
+def test_stream_restart_on_rubin_files(spark, stream_module, rubin_model, tmp_path):
+    from conftest import write_parts
+
+    table = pq.read_table(SAMPLE_RUBIN_ALERTS)
+    staging = write_parts(table, tmp_path / "staging", [12, 12, 12, table.num_rows - 36])
+    raw, out, ckpt = tmp_path / "raw", tmp_path / "science", tmp_path / "checkpoint"
+    raw.mkdir()
+    flags = ["--input", str(raw), "--output", str(out), "--checkpoint", str(ckpt), "--model", str(rubin_model),
+             "--max-files-per-trigger", "1", "--once", "--no-cuts"]
+    for path in staging[:2]:
+        path.rename(raw / path.name)
+    assert stream_module.main(flags, spark=spark) == 0  # survey read off the lake
+    first = spark.read.parquet(str(out)).select("diaSourceId", "t2").toPandas()
+    assert len(first) == 24 and first["diaSourceId"].is_unique
+    for path in staging[2:]:
+        path.rename(raw / path.name)
+    assert stream_module.main([*flags, "--survey", "rubin"], spark=spark) == 0
+    result = spark.read.parquet(str(out)).select("diaSourceId", "t2").toPandas()
+    assert sorted(result["diaSourceId"]) == sorted(table.column("diaSourceId").to_pylist())  # no loss, no duplicate
+    _check_t2([dict(v.asDict()) for v in result["t2"]], table.num_rows)
+
+
+def test_stream_refuses_a_lake_mixing_surveys(stream_module, tmp_path, sample_path, rubin_model, capsys):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.parquet").write_bytes(SAMPLE_RUBIN_ALERTS.read_bytes())
+    (raw / "b.parquet").write_bytes(sample_path.read_bytes())
+    flags = ["--input", str(raw), "--output", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "c"), "--once"]
+    assert stream_module.main(flags) == 2
+    err = capsys.readouterr().err
+    assert "input files mix surveys" in err and err.count("\n") == 1
+    (raw / "b.parquet").unlink()
+    assert stream_module.main([*flags, "--survey", "ztf"]) == 2
+    assert "holds rubin alerts, the configuration says survey ztf" in capsys.readouterr().err
+    assert stream_module.main([*flags, "--cuts", "--model", str(rubin_model)]) == 2
+    assert "pass --no-cuts" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

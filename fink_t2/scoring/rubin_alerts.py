@@ -34,10 +34,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fink_t2.scoring.alerts import _arrow_lists, _flatten_numeric, history_array, struct_of
-from fink_t2.scoring.lightcurves import FLUXCAL_ZEROPOINT, Observations
+from fink_t2.scoring.lightcurves import Observations, njy_to_fluxcal
+from fink_t2.scoring.surveys import RUBIN
 
-#: Fink-style concatenated Rubin columns the scorer needs (history first, current alert last).
-RUBIN_COLUMNS: tuple[str, ...] = ("cmidpointMjdTai", "cband", "cpsfFlux", "cpsfFluxErr")
+#: Fink-style concatenated Rubin columns the scorer needs (history first, current alert last): the survey
+#: description's, in its order (time, band, flux, flux error).
+RUBIN_COLUMNS: tuple[str, ...] = RUBIN.columns
 #: Per-alert host-galaxy redshift column (float, NaN when unknown).
 HOST_Z_COLUMN = "host_z"
 #: The current detection and the history, as Fink stores Rubin alerts.
@@ -55,14 +57,9 @@ COLUMN_OF: dict[str, str] = dict(zip(FIELD_NAMES, RUBIN_COLUMNS))
 #: Concatenated columns an ELAsTiCC-era Fink stage wrote, read as the same columns.
 ELASTICC_COLUMNS: dict[str, str] = {f"c{FIELD_NAMES[m][1]}": COLUMN_OF[m] for m in FIELD_NAMES}
 
-#: Rubin band name -> band index (u g r i z y = PLAsTiCC passbands 0-5). Names are compared trimmed and in
-#: lower case: ELAsTiCC writes ``Y``.
-RUBIN_BAND_INDEX: dict[str, int] = {name: index for index, name in enumerate("ugrizy")}
-
-#: AB zero point of a flux in nJy: m = 31.4 - 2.5 log10(f / nJy).
-NJY_ZEROPOINT: float = 31.4
-#: nJy -> SNANA FLUXCAL (zero point 27.5), the unit of the model's training fluxes.
-NJY_TO_FLUXCAL: float = 10.0 ** (-0.4 * (NJY_ZEROPOINT - FLUXCAL_ZEROPOINT))
+#: Rubin band name -> band index, the survey description's order (u g r i z y = PLAsTiCC passbands 0-5).
+#: Names are compared trimmed and in lower case: ELAsTiCC writes ``Y``.
+RUBIN_BAND_INDEX: dict[str, int] = RUBIN.band_index
 
 #: ``diaObject`` fields holding the host's photometric redshift (ELAsTiCC; real v10 alerts have none), in order
 #: of preference. Negative values (ELAsTiCC writes -9) mean unknown.
@@ -188,14 +185,6 @@ def _band_of(value) -> int:
     if isinstance(value, bytes):
         value = value.decode(errors="ignore")
     return RUBIN_BAND_INDEX.get(value.strip().lower(), -1) if isinstance(value, str) else -1
-
-
-def njy_to_fluxcal(flux, flux_err=None):
-    """Rubin fluxes in nJy -> SNANA FLUXCAL (a scale factor: the sign of a negative flux is kept)."""
-    flux = np.asarray(flux, dtype=np.float64) * NJY_TO_FLUXCAL
-    if flux_err is None:
-        return flux
-    return flux, np.asarray(flux_err, dtype=np.float64) * NJY_TO_FLUXCAL
 
 
 def observations_from_rubin(cmidpointMjdTai, cband, cpsfFlux, cpsfFluxErr) -> tuple[Observations, np.ndarray]:  # noqa: N803

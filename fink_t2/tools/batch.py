@@ -535,10 +535,26 @@ def summarize(pdf: pd.DataFrame, examples: int = 5) -> str:
     return "\n".join(lines)
 
 
+def summary_frame(table: pa.Table) -> pd.DataFrame:
+    """The columns :func:`summarize` reads from a scored table: ``objectId``, ``candid`` (ZTF; for Rubin the
+    ``diaObjectId`` and ``diaSourceId`` of ``diaSource``, under those names) and ``t2``."""
+    names = table.column_names
+    if "objectId" not in names and "diaSource" in names and pa.types.is_struct(table.schema.field("diaSource").type):
+        current = table.column("diaSource").combine_chunks()
+        fields = {f.name for f in current.type}
+        ids = {new: (pc.struct_field(current, old).to_pylist() if old in fields else [None] * table.num_rows)
+               for new, old in (("objectId", "diaObjectId"), ("candid", "diaSourceId"))}
+        return pd.DataFrame({**ids, "t2": table.column("t2").to_pylist()})
+    return table.select([c for c in ("objectId", "candid", "t2") if c in names]).to_pandas()
+
+
 def read_scored(output: str | Path, engine: str, spark=None) -> pd.DataFrame:
-    """objectId, candid and t2 of a scored output, as pandas (for the summary)."""
+    """objectId, candid and t2 of a scored output, as pandas (for the summary; Rubin: see :func:`summary_frame`)."""
     output = Path(output)
     if engine == "pandas":
-        table = pq.read_table(_output_file(output), columns=["objectId", "candid", "t2"])
-        return table.to_pandas()
-    return spark.read.parquet(spark_literal(output)).select("objectId", "candid", "t2.*").toPandas()
+        return summary_frame(pq.read_table(_output_file(output)))
+    df = spark.read.parquet(spark_literal(output))
+    if "objectId" not in df.columns and "diaSource" in df.columns:
+        df = df.select(df["diaSource.diaObjectId"].alias("objectId"), df["diaSource.diaSourceId"].alias("candid"),
+                       "t2")
+    return df.select("objectId", "candid", "t2.*").toPandas()

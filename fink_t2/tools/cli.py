@@ -131,14 +131,18 @@ def _run_bench(args) -> int:
 
 
 def _add_score(sub) -> None:
-    p = sub.add_parser("score", help="add the t2 column to archived alert parquet (files, directories, partitions)")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="parquet file(s) or directories (year=/month=/day= ok)")
+    p = sub.add_parser("score", help="add the t2 column to archived alerts, ZTF or Rubin (parquet or Avro files, "
+                       "directories, partitions)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="parquet or Avro file(s) or directories (year=/month=/day= ok)")
     p.add_argument("--output", default=None, help="output: a parquet directory (spark) or file/directory (pandas); "
                    "optional with --summary and the pandas engine")
     p.add_argument("--engine", choices=("spark", "pandas"), default="spark",
                    help="spark (default, any size) or pandas (one file, no Spark)")
-    p.add_argument("--model", default=None, help="TFLite model (default: the one shipped in the package)")
-    p.add_argument("--cuts", action="store_true", help="apply Fink's t2 selection cuts (default values)")
+    p.add_argument("--model", default=None, help="TFLite model (default: the survey's model shipped in the package)")
+    p.add_argument("--survey", choices=("ztf", "rubin"), default=None,
+                   help="whose alerts the inputs hold (default: read off their columns: candidate / diaSource)")
+    p.add_argument("--cuts", action="store_true", help="apply Fink's t2 selection cuts (default values; ZTF only)")
     p.add_argument("--cuts-config", default=None, metavar="YAML", help="cuts from a YAML file with a 'cuts:' "
                    "mapping (see conf/cuts.yaml); implies --cuts unless it says enabled: false")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -156,7 +160,7 @@ def _run_score(args) -> int:
     from fink_t2.scoring.cuts import Cuts, load_cuts
     from fink_t2.scoring.inputs import InputError
     from fink_t2.scoring.runtime import ModelFileError
-    from fink_t2.tools.batch import read_scored, score_pandas, score_spark, summarize
+    from fink_t2.tools.batch import read_scored, score_pandas, score_spark, summarize, summary_frame
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -170,16 +174,15 @@ def _run_score(args) -> int:
             if len(args.inputs) != 1:
                 raise InputError(f"--engine pandas scores one file, got {len(args.inputs)} inputs (use --engine spark)")
             table = score_pandas(args.inputs[0], args.output, model_path=args.model, cuts=cuts,
-                                 overwrite=args.overwrite, progress=not args.no_progress)
+                                 overwrite=args.overwrite, progress=not args.no_progress, survey=args.survey)
             if args.summary:
-                print(summarize(table.select([c for c in ("objectId", "candid", "t2")
-                                              if c in table.column_names]).to_pandas()))
+                print(summarize(summary_frame(table)))
         else:
             from fink_t2.spark.processor import spark_session
 
             # Inputs, output and model are checked before Spark starts.
             score_spark(args.inputs, args.output, model_path=args.model, cuts=cuts, overwrite=args.overwrite,
-                        master=args.master, progress=not args.no_progress)
+                        master=args.master, progress=not args.no_progress, survey=args.survey)
             if args.summary:
                 print(summarize(read_scored(args.output, "spark", spark_session("fink-t2-score", master=args.master))))
     except (InputError, ConfigError, ModelFileError) as error:
