@@ -362,6 +362,11 @@ def survey_model(survey: str, model_path=None):
 
 #: Spark's partition-column type inference turns ``day=01`` into the integer 1: off while reading inputs.
 _INFERENCE = "spark.sql.sources.partitionColumnTypeInference.enabled"
+#: Spark >= 3.4 refuses parquet nanosecond timestamps (pandas writes them: the ELAsTiCC files'
+#: ``brokerIngestTimestamp``) unless they are read as their int64 value: on while reading inputs.
+_NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
+#: Session settings while the job runs (restored after): partition values as written, nanosecond times readable.
+_READ_SETTINGS = {_INFERENCE: "false", _NANOS_AS_LONG: "true"}
 
 
 def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, cuts: Cuts | None = None,
@@ -405,8 +410,9 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
     schema_of = dict(zip(files, schemas))
     spark = spark or spark_session("fink-t2-score", master=master,
                                    conf={"spark.ui.showConsoleProgress": str(progress).lower()})
-    previous = spark.conf.get(_INFERENCE, None)
-    spark.conf.set(_INFERENCE, "false")
+    previous = {key: spark.conf.get(key, None) for key in _READ_SETTINGS}
+    for key, value in _READ_SETTINGS.items():
+        spark.conf.set(key, value)
     try:
         frames, first_files, arrow_schemas = [], [], []
         for item, found in files_of.items():
@@ -443,10 +449,11 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
-        if previous is None:
-            spark.conf.unset(_INFERENCE)
-        else:
-            spark.conf.set(_INFERENCE, previous)
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
         if converted is not None:
             shutil.rmtree(converted, ignore_errors=True)
     return output
