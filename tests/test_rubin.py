@@ -327,6 +327,17 @@ def test_host_redshift_reaches_a_model_that_reads_it(rubin_model):
                                atol=1e-6, equal_nan=True)
 
 
+def test_a_host_redshift_column_beside_raw_alerts_is_used():
+    """A cross-match's ``host_z`` next to raw alerts wins over diaObject (and is NaN-safe)."""
+    from fink_t2.scoring.readers import light_curve_columns
+
+    raw = pq.read_table(SAMPLE_RUBIN_ALERTS).to_pandas()
+    assert light_curve_columns(raw, "rubin")[HOST_Z_COLUMN].isna().all()
+    z = np.linspace(0.1, 0.9, len(raw))
+    built = light_curve_columns(raw.assign(host_z=z), "rubin")
+    np.testing.assert_allclose(built[HOST_Z_COLUMN], z)
+
+
 def test_a_model_of_the_other_survey_is_refused_in_one_line(rubin_model):
     from fink_t2.scoring import classify
     from fink_t2.scoring.runtime import DEFAULT_MODEL
@@ -459,6 +470,26 @@ def test_spark_udf_on_rubin_alerts_matches_pandas(spark, rubin_model):
 
 
 @pytest.mark.spark
+def test_rubin_udf_flavours_agree(spark, rubin_model):
+    """The pandas UDF (Spark 3.4-4.0) and the Arrow UDF (Spark >= 4.1) give the same Rubin column."""
+    from fink_t2.spark.processor import arrow_udfs_available, make_t2_udf, rubin_input_columns
+
+    df = spark.read.parquet(str(SAMPLE_RUBIN_ALERTS))
+    engines = ["pandas", "arrow"] if arrow_udfs_available() else ["pandas"]
+    results = []
+    for engine in engines:
+        udf = make_t2_udf(rubin_model, engine=engine, survey="rubin")
+        rows = df.select("diaSourceId", udf(*rubin_input_columns(df)).alias("t2")).orderBy("diaSourceId").collect()
+        results.append([r.t2.asDict() for r in rows])
+    _check_t2(results[0], df.count())
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert a["reason"] == b["reason"] and a["top_class"] == b["top_class"]
+            assert all(a[k] == pytest.approx(b[k], abs=1e-6) for k in a if k not in ("reason", "top_class")
+                       and a[k] is not None)
+
+
+@pytest.mark.spark
 def test_spark_refuses_cuts_and_a_ztf_model_for_rubin(spark, rubin_model):
     from fink_t2.scoring import FINK_CUTS
     from fink_t2.scoring.runtime import DEFAULT_MODEL
@@ -535,3 +566,14 @@ def test_stream_refuses_a_lake_mixing_surveys(stream_module, tmp_path, sample_pa
     assert stream_module.main([*flags, "--cuts", "--model", str(rubin_model)]) == 2
     assert "pass --no-cuts" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_folder_of_avro_files_is_named_file_by_file(tmp_path, capsys):
+    from fink_t2.tools.cli import main as cli_main
+
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "a.avro").write_bytes(b"Obj\x01")
+    assert cli_main(["score", str(folder), "--engine", "pandas", "--summary"]) == 2
+    err = capsys.readouterr().err
+    assert "no parquet file found under" in err and "name them one by one" in err and err.count("\n") == 1

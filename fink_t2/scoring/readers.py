@@ -92,7 +92,7 @@ def describe_surveys() -> str:
 
 def light_curve_columns(frame: pd.DataFrame, survey: str) -> pd.DataFrame:
     """The c* columns of ``survey`` (and its host redshift column) for ``frame``: its own when it has them all,
-    else built from its raw alerts."""
+    else built from its raw alerts. A host redshift column ``frame`` carries (a cross-match's) is kept."""
     reader = get_reader(survey)
     if survey == "rubin":
         frame = rubin_alerts.rename_elasticc_columns(frame)
@@ -104,4 +104,7 @@ def light_curve_columns(frame: pd.DataFrame, survey: str) -> pd.DataFrame:
     raw = [c for c in (reader.current_column, reader.history_column, "diaObject") if c in frame.columns]
     built = reader.columns_from_raw(pa.Table.from_pandas(frame[raw], preserve_index=False))
     built.index = frame.index
+    extra = reader.host_redshift_column
+    if extra is not None and extra in frame.columns:
+        built[extra] = frame[extra]
     return built

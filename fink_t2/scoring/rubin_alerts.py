@@ -22,8 +22,8 @@ read as an upper limit. Points in an unknown band, or with a non-finite time,
 flux or error, are dropped; an alert left without any usable point gets a
 reason. Forced photometry (``prvDiaForcedSources``) is not part of the
 columns: it repeats the diaSources' visits and mostly holds sub-threshold
-measurements, which the model's training views (PLAsTiCC detections and
-upper limits) do not contain. Pure numpy/pandas/pyarrow.
+measurements, and the six-band model is trained on detections only
+(``conf/train_rubin.yaml``). Pure numpy/pandas/pyarrow.
 """
 
 from __future__ import annotations

@@ -37,7 +37,6 @@ from fink_t2.scoring.classifier import Scores, score_alerts, score_columns
 from fink_t2.scoring.column import t2_arrow
 from fink_t2.scoring.cuts import Cuts, make_selector
 from fink_t2.scoring.inputs import (
-    IGNORE_PREFIXES,
     InputError,
     check_alert_schema,
     check_separate,
@@ -129,9 +128,11 @@ def check_cuts_survey(cuts: Cuts | None, survey: str) -> None:
 
 
 def find_alert_files(inputs: list[str | Path]) -> list[Path]:
-    """The alert files named by ``inputs``: parquet (as :func:`find_parquet`) and Avro (``*.avro``) files.
+    """The alert files named by ``inputs``: parquet as :func:`find_parquet` finds them, and Avro files.
 
-    A directory is searched for both; one holding neither is an error naming it.
+    An Avro file (``*.avro``) is read when it is named; directories are searched
+    for parquet only, as ever (a directory of Avro files is named file by file,
+    ``DIR/*.avro``: a stray ``.avro`` beside a lake's parquet is not read by accident).
     """
     files: list[Path] = []
     for item in inputs:
@@ -139,18 +140,13 @@ def find_alert_files(inputs: list[str | Path]) -> list[Path]:
         if path.is_file() and is_avro(path):
             files.append(path)
             continue
-        if path.is_dir():
-            avro = sorted(p for p in path.rglob("*.avro") if p.is_file()
-                          and not any(part.startswith(IGNORE_PREFIXES) for part in p.relative_to(path).parts))
-            try:
-                files.extend(find_parquet([path]))
-            except InputError:
-                if not avro:
-                    raise InputError(f"no parquet or Avro file found under {path} (expected *.parquet files, "
-                                     "possibly in year=/month=/day= sub-directories, or *.avro files)") from None
-            files.extend(avro)
-            continue
-        files.extend(find_parquet([path]))
+        try:
+            files.extend(find_parquet([path]))
+        except InputError as error:
+            avro = path.is_dir() and any(p.is_file() for p in path.rglob("*.avro"))
+            if not avro:
+                raise
+            raise InputError(f"{error}; it holds Avro files: name them one by one ({path}/*.avro)") from None
     return files
 
 
