@@ -61,6 +61,10 @@ def default_config(name: str) -> str:
 
 #: The 329 real alerts of ``data/alerts_sample.parquet``, shipped as package data (installed or not).
 SAMPLE_ALERTS = resource("alerts_sample.parquet")
+#: The 48 Rubin alerts of ``data/rubin_alerts_sample.parquet`` (lsst v10.0 and v7.1), shipped as package data.
+SAMPLE_RUBIN_ALERTS = resource("rubin_alerts_sample.parquet")
+#: The project's Rubin alerts (parquet and Avro, every schema version): ``data/rubin_alerts`` in the shared folder.
+SHARED_RUBIN_ALERTS = shared_path("data", "rubin_alerts")
 #: The project's real ZTF alerts: ``data/ztf_alerts`` in the shared-data folder (``$FINK_T2_SHARED``,
 #: else ``../shared`` beside a checkout). It may not exist (a user's clone).
 SHARED_ZTF_ALERTS = shared_path("data", "ztf_alerts")
