@@ -62,10 +62,21 @@ def _add_evaluate(sub) -> None:
                    help="also the real-sky report: the run's out-of-fold predictions on typed BTS light curves "
                         "(beside the --tflite models, scored on every object) and the SIMBAD-labelled alerts")
     p.add_argument("--bts", default=None, help="BTS light-curve parquet (default: ../shared/data/ztf_bts_dev)")
+    p.add_argument("--rubin", action="store_true",
+                   help="instead: the six-band Rubin model (--rubin-model) beside the g/r model (--ztf-model) on "
+                        "held-out PLAsTiCC objects and the labelled ELAsTiCC alerts (docs/evaluation_rubin.md)")
+    p.add_argument("--rubin-model", default=None, help="with --rubin: default fink_t2/data/t2_rubin.tflite")
+    p.add_argument("--ztf-model", default=None, help="with --rubin: default fink_t2/data/t2.tflite")
     p.set_defaults(handler=_run_evaluate)
 
 
 def _run_evaluate(args) -> int:
+    if args.rubin:
+        from fink_t2.training.rubin_evaluation import RUBIN_MODEL, ZTF_MODEL, evaluate_rubin
+
+        evaluate_rubin(args.rubin_model or RUBIN_MODEL, args.ztf_model or ZTF_MODEL,
+                       data_dir=plasticc_dir(args.data_dir), output=args.output, max_objects=args.max_objects)
+        return 0
     from fink_t2.training.report import evaluate_run
 
     tflite = dict(item.split("=", 1) for item in args.tflite)
