@@ -365,8 +365,9 @@ def load_model(model_path: str | Path | None = None, num_threads: int = 1, prior
     global LOAD_COUNT
     path = Path(model_path) if model_path is not None else DEFAULT_MODEL
     if not path.exists():
+        shipped = ", ".join(f"fink_t2/data/{p.name}" for p in sorted(MODELS.glob("*.tflite"))) or "no model"
         raise ModelFileError(f"model file not found: {path} (set 'model_path' in the configuration or pass "
-                             "--model; the package ships fink_t2/data/t2.tflite)")
+                             f"--model; the package ships {shipped})")
     meta = read_metadata(path)
     data = _read_bounded(path, meta["size_bytes"])
     verify_model_bytes(path, data, meta)
