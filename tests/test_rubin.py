@@ -389,8 +389,11 @@ def test_every_rubin_file_scored_by_the_pandas_engine(name, rubin_model, tmp_pat
     out = tmp_path / "scored.parquet"
     assert cli_main(["score", str(path), "--engine", "pandas", "--model", str(rubin_model), "--output", str(out),
                      "--summary", "--no-progress"]) == 0
-    assert " alerts: " in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert " alerts: " in text
     table = pq.read_table(out)
+    ids = pc.struct_field(table.column("diaSource").combine_chunks(), "diaObjectId").to_pylist()
+    assert any(f" {int(i)} " in text for i in ids)  # the examples name alerts by their diaObjectId
     outcome = _check_t2(table.column("t2").to_pylist(), table.num_rows)
     assert outcome["classified"] > 0
     assert "diaSource" in table.column_names  # every input column kept

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from fink_t2.scoring import alerts, rubin_alerts
 from fink_t2.scoring.lightcurves import Observations
-from fink_t2.scoring.surveys import SURVEYS, get_survey
+from fink_t2.scoring.surveys import get_survey
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ class AlertReader:
     columns_from_raw: Callable[[pa.Table], pd.DataFrame]
     #: Per-alert scalar columns read beside the light curve (the host redshift), None where there are none.
     host_redshift_column: str | None
-    #: The columns naming an alert in summaries: its object and its detection.
+    #: What names an alert in summaries, its object then its detection: top-level columns, or fields of
+    #: the current detection's struct.
     id_columns: tuple[str, str]
 
     @property
@@ -82,12 +83,6 @@ def survey_of_columns(names: Iterable[str]) -> str | None:
     if "rubin" not in found and set(rubin_alerts.ELASTICC_COLUMNS) <= names:
         found.append("rubin")
     return found[0] if len(found) == 1 else None
-
-
-def describe_surveys() -> str:
-    """One line listing what each survey's alerts look like (for error messages)."""
-    return "; ".join(f"{name}: a '{r.current_column}' column or Fink's {', '.join(r.columns)}"
-                     for name, r in READERS.items() if name in SURVEYS)
 
 
 def light_curve_columns(frame: pd.DataFrame, survey: str) -> pd.DataFrame:

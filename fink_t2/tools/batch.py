@@ -45,7 +45,7 @@ from fink_t2.scoring.inputs import (
     read_alert_schemas,
     schema_survey,
 )
-from fink_t2.scoring.readers import get_reader, light_curve_columns
+from fink_t2.scoring.readers import get_reader, light_curve_columns, survey_of_columns
 from fink_t2.spark.hadoop import check_spark_path, spark_literal
 from fink_t2.tools.avro_alerts import is_avro, read_avro, read_avro_schema
 from fink_t2.tools.unify import UNFIT_COLUMN, decline_unfit, unify_frames
@@ -539,25 +539,51 @@ def summarize(pdf: pd.DataFrame, examples: int = 5) -> str:
 
 
 def summary_frame(table: pa.Table) -> pd.DataFrame:
-    """The columns :func:`summarize` reads from a scored table: ``objectId``, ``candid`` (ZTF; for Rubin the
-    ``diaObjectId`` and ``diaSourceId`` of ``diaSource``, under those names) and ``t2``."""
+    """What :func:`summarize` reads from a scored table: the alert's two identifiers, as ``objectId`` and
+    ``candid``, and ``t2``.
+
+    The identifiers are the survey reader's ``id_columns`` (ZTF: ``objectId``,
+    ``candid``; Rubin: ``diaObjectId``, ``diaSourceId``), a top-level column or
+    a field of the current detection's struct (Rubin's ``diaSource``); null where absent.
+    """
+    reader = get_reader(schema_survey(table.schema) or "ztf")
     names = table.column_names
-    if "objectId" not in names and "diaSource" in names and pa.types.is_struct(table.schema.field("diaSource").type):
-        current = table.column("diaSource").combine_chunks()
-        fields = {f.name for f in current.type}
-        ids = {new: (pc.struct_field(current, old).to_pylist() if old in fields else [None] * table.num_rows)
-               for new, old in (("objectId", "diaObjectId"), ("candid", "diaSourceId"))}
-        return pd.DataFrame({**ids, "t2": table.column("t2").to_pylist()})
-    return table.select([c for c in ("objectId", "candid", "t2") if c in names]).to_pandas()
+    struct_type = table.schema.field(reader.current_column).type if reader.current_column in names else None
+    current = table.column(reader.current_column).combine_chunks() if pa.types.is_struct(struct_type) else None
+    columns = {}
+    for label, name in zip(("objectId", "candid"), reader.id_columns):
+        if name in names:
+            columns[label] = table.column(name).to_pylist()
+        elif current is not None and current.type.get_field_index(name) >= 0:
+            columns[label] = pc.struct_field(current, name).to_pylist()
+        else:
+            columns[label] = [None] * table.num_rows
+    return pd.DataFrame({**columns, "t2": table.column("t2").to_pylist()})
 
 
 def read_scored(output: str | Path, engine: str, spark=None) -> pd.DataFrame:
-    """objectId, candid and t2 of a scored output, as pandas (for the summary; Rubin: see :func:`summary_frame`)."""
+    """objectId, candid and t2 of a scored output, as pandas (for the summary; see :func:`summary_frame`)."""
     output = Path(output)
     if engine == "pandas":
-        return summary_frame(pq.read_table(_output_file(output)))
+        path = _output_file(output)
+        schema = pq.read_schema(path)
+        reader = get_reader(schema_survey(schema) or "ztf")
+        wanted = [c for c in (*reader.id_columns, "t2") if c in schema.names]
+        if len(wanted) < 3 and reader.current_column in schema.names:
+            wanted.append(reader.current_column)  # identifiers inside the current detection (Rubin)
+        return summary_frame(pq.read_table(path, columns=wanted))
+    from pyspark.sql import functions as F
+
     df = spark.read.parquet(spark_literal(output))
-    if "objectId" not in df.columns and "diaSource" in df.columns:
-        df = df.select(df["diaSource.diaObjectId"].alias("objectId"), df["diaSource.diaSourceId"].alias("candid"),
-                       "t2")
-    return df.select("objectId", "candid", "t2.*").toPandas()
+    reader = get_reader(survey_of_columns(df.columns) or "ztf")
+    current_type = df.schema[reader.current_column].dataType if reader.current_column in df.columns else None
+    current = set(current_type.fieldNames()) if hasattr(current_type, "fieldNames") else set()
+    picked = []
+    for label, name in zip(("objectId", "candid"), reader.id_columns):
+        if name in df.columns:
+            picked.append(df[name].alias(label))
+        elif name in current:
+            picked.append(df[f"{reader.current_column}.{name}"].alias(label))
+        else:
+            picked.append(F.lit(None).cast("string").alias(label))
+    return df.select(*picked, "t2.*").toPandas()
