@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fink_t2.scoring.alerts import NUMERIC_HISTORY, REQUIRED_COLUMNS, struct_of
+from fink_t2.scoring.readers import survey_of_columns
 from fink_t2.scoring.rubin_alerts import CURRENT, ELASTICC_COLUMNS, FIELD_NAMES, RUBIN_COLUMNS, missing_fields
 
 LOGGER = logging.getLogger(__name__)
@@ -139,10 +140,7 @@ def one_line(error: Exception, limit: int = 300) -> str:
 def schema_survey(schema: pa.Schema) -> str | None:
     """The survey whose alerts a file holds, from its schema: "ztf" (``candidate`` or Fink's ZTF c* columns),
     "rubin" (``diaSource`` or Fink-style Rubin c* columns), None if neither (or both)."""
-    names = set(schema.names)
-    ztf = "candidate" in names or set(REQUIRED_COLUMNS) <= names
-    rubin = CURRENT in names or set(RUBIN_COLUMNS) <= names or set(ELASTICC_COLUMNS) <= names
-    return "ztf" if ztf and not rubin else "rubin" if rubin and not ztf else None
+    return survey_of_columns(schema.names)
 
 
 def check_alert_schema(schema: pa.Schema, path: Path) -> None:

@@ -51,12 +51,8 @@ class AlertReader:
         return get_survey(self.survey).optional_columns
 
 
-def _ztf_columns(table: pa.Table) -> pd.DataFrame:
-    return alerts.alert_columns(table)
-
-
 READERS: dict[str, AlertReader] = {
-    "ztf": AlertReader("ztf", "candidate", "prv_candidates", alerts.observations_from_alerts, _ztf_columns,
+    "ztf": AlertReader("ztf", "candidate", "prv_candidates", alerts.observations_from_alerts, alerts.alert_columns,
                        None, ("objectId", "candid")),
     "rubin": AlertReader("rubin", rubin_alerts.CURRENT, rubin_alerts.HISTORY, rubin_alerts.observations_from_rubin,
                          rubin_alerts.rubin_alert_columns, rubin_alerts.HOST_Z_COLUMN, ("diaObjectId", "diaSourceId")),
