@@ -40,6 +40,13 @@ def test_training_config_parses():
     assert (config.seed, config.split) == (ztf.seed, ztf.split)
 
 
+@pytest.mark.skipif(not RUBIN_MODEL.exists(), reason="the Rubin model is not shipped in this checkout")
+def test_conf_is_the_shipped_models_training_configuration():
+    """`fink-t2 train --config conf/train_rubin.yaml` is how the shipped model was made (its card says so)."""
+    shipped = TrainConfig.from_yaml(RUBIN_MODEL.with_name("t2_rubin_train.yaml"))
+    assert TrainConfig.from_yaml(ROOT / "conf" / "train_rubin.yaml") == shipped
+
+
 def test_real_stage_is_refused_for_rubin(tmp_path):
     text = (ROOT / "conf" / "train_rubin.yaml").read_text().replace("real: null", "real: {epochs: 2}")
     path = tmp_path / "bad.yaml"
@@ -130,7 +137,7 @@ def test_elasticc_recall_counts(tmp_path):
     models = predictors(load_model(RUBIN_MODEL, prior="flat"), load_model(prior="flat"))
     out = elasticc_recall(models, tmp_path)
     assert list(out) == ["AGN"] and out["AGN"]["n_alerts"] == 100
-    for name, m in out["AGN"]["models"].items():
+    for m in out["AGN"]["models"].values():
         assert 0 < m["n_judged"] <= 100 and sum(m["top_class_counts"].values()) == m["n_judged"]
         assert 0.0 <= m["recall_of_all"] <= m["recall_of_judged"] <= 1.0
     assert out["AGN"]["models"][ZTF_GR]["n_judged"] <= out["AGN"]["models"][next(iter(models))]["n_judged"]

@@ -142,6 +142,9 @@ def evaluate_rubin(rubin_model_path: str | Path = RUBIN_MODEL, ztf_model_path: s
     rubin = load_model(rubin_model_path, prior="flat")
     ztf = load_model(ztf_model_path, prior="flat")
     config_path = rubin_model_path.with_name(f"{rubin_model_path.stem}_train.yaml")
+    if not config_path.is_file():
+        raise FileNotFoundError(f"training configuration not found: {config_path} (the split comes from it; copy "
+                                f"the run's config.yaml there, as 'fink-t2 compress --ship' does)")
     config = TrainConfig.from_yaml(config_path)
     if config.preparation != rubin.preparation:
         raise ValueError(f"{config_path} is not the training configuration of {rubin_model_path} "
