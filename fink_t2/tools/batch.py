@@ -45,7 +45,7 @@ from fink_t2.scoring.inputs import (
     read_alert_schemas,
     schema_survey,
 )
-from fink_t2.scoring.readers import get_reader, light_curve_columns, survey_of_columns
+from fink_t2.scoring.readers import READERS, get_reader, light_curve_columns, survey_of_columns
 from fink_t2.spark.hadoop import check_spark_path, spark_literal
 from fink_t2.tools.avro_alerts import is_avro, read_avro, read_avro_schema
 from fink_t2.tools.unify import UNFIT_COLUMN, decline_unfit, unify_frames
@@ -497,8 +497,10 @@ def spark_failure(error: Exception, files: list[Path]) -> str:
 def summarize(pdf: pd.DataFrame, examples: int = 5) -> str:
     """A readable summary of scored alerts: counts per top class, declines by reason, a few examples.
 
-    ``pdf`` has ``objectId``, ``candid`` and the ``t2`` struct as dicts (or its
-    fields as columns: one per class field of ``CLASS_FIELDS``, ``top_class``, ``reason``).
+    ``pdf`` has an alert's two identifiers (a survey reader's ``id_columns``:
+    ``objectId``, ``candid`` for ZTF, ``diaObjectId``, ``diaSourceId`` for Rubin) and the ``t2``
+    struct as dicts (or its fields as columns: one per class field of ``CLASS_FIELDS``,
+    ``top_class``, ``reason``).
     """
     if "t2" in pdf.columns:
         t2 = pdf["t2"]
@@ -522,25 +524,28 @@ def summarize(pdf: pd.DataFrame, examples: int = 5) -> str:
         lines += ["", "Declined (reason)     alerts"]
         for text, count in declined.most_common():
             lines.append(f"  {text:<40} {count:>6}")
-    ids = pdf["objectId"] if "objectId" in pdf.columns else pd.Series(["?"] * n, index=pdf.index)
-    candid = pdf["candid"] if "candid" in pdf.columns else pd.Series(["?"] * n, index=pdf.index)
+    names = next((r.id_columns for r in READERS.values() if set(r.id_columns) & set(pdf.columns)),
+                 READERS["ztf"].id_columns)
+    ids, candid = (pdf[c].astype(object) if c in pdf.columns else pd.Series(["?"] * n, index=pdf.index)
+                   for c in names)
+    wide = [max([14, len(names[0]) + 1, *(len(str(v)) + 1 for v in ids)]),
+            max([20, len(names[1]) + 1, *(len(str(v)) + 1 for v in candid)])]
     lines += ["", "Examples (the most confident alert of each frequent class)",
-              f"  {'objectId':<14} {'candid':<20} {'top class':<16} p(top)  runner-up"]
+              f"  {names[0]:<{wide[0]}} {names[1]:<{wide[1]}} {'top class':<16} p(top)  runner-up"]
     p_top = pd.Series([max(p.values()) if p else np.nan for p in probs], index=pdf.index)
     for name, _ in Counter(top[classified]).most_common(examples):
         i = int(np.nanargmax(np.where((top == name).to_numpy(), p_top.to_numpy(), np.nan)))
         ranked = sorted(probs.iloc[i].items(), key=lambda kv: -kv[1])
         (best, p_best), (second, p_second) = ranked[0], ranked[1]
-        lines.append(f"  {ids.iloc[i]!s:<14} {candid.iloc[i]!s:<20} {best:<16} {p_best:.3f}   "
+        lines.append(f"  {ids.iloc[i]!s:<{wide[0]}} {candid.iloc[i]!s:<{wide[1]}} {best:<16} {p_best:.3f}   "
                      f"{second} {p_second:.3f}")
     for i in np.flatnonzero(~classified.to_numpy())[:2]:
-        lines.append(f"  {ids.iloc[i]!s:<14} {candid.iloc[i]!s:<20} declined: {reason.iloc[i]}")
+        lines.append(f"  {ids.iloc[i]!s:<{wide[0]}} {candid.iloc[i]!s:<{wide[1]}} declined: {reason.iloc[i]}")
     return "\n".join(lines)
 
 
 def summary_frame(table: pa.Table) -> pd.DataFrame:
-    """What :func:`summarize` reads from a scored table: the alert's two identifiers, as ``objectId`` and
-    ``candid``, and ``t2``.
+    """What :func:`summarize` reads from a scored table: the alert's two identifiers and ``t2``.
 
     The identifiers are the survey reader's ``id_columns`` (ZTF: ``objectId``,
     ``candid``; Rubin: ``diaObjectId``, ``diaSourceId``), a top-level column or
@@ -551,18 +556,18 @@ def summary_frame(table: pa.Table) -> pd.DataFrame:
     struct_type = table.schema.field(reader.current_column).type if reader.current_column in names else None
     current = table.column(reader.current_column).combine_chunks() if pa.types.is_struct(struct_type) else None
     columns = {}
-    for label, name in zip(("objectId", "candid"), reader.id_columns):
+    for name in reader.id_columns:
         if name in names:
-            columns[label] = table.column(name).to_pylist()
+            columns[name] = table.column(name).to_pylist()
         elif current is not None and current.type.get_field_index(name) >= 0:
-            columns[label] = pc.struct_field(current, name).to_pylist()
+            columns[name] = pc.struct_field(current, name).to_pylist()
         else:
-            columns[label] = [None] * table.num_rows
+            columns[name] = [None] * table.num_rows
     return pd.DataFrame({**columns, "t2": table.column("t2").to_pylist()})
 
 
 def read_scored(output: str | Path, engine: str, spark=None) -> pd.DataFrame:
-    """objectId, candid and t2 of a scored output, as pandas (for the summary; see :func:`summary_frame`)."""
+    """The identifiers and t2 of a scored output, as pandas (for the summary; see :func:`summary_frame`)."""
     output = Path(output)
     if engine == "pandas":
         path = _output_file(output)
@@ -579,11 +584,11 @@ def read_scored(output: str | Path, engine: str, spark=None) -> pd.DataFrame:
     current_type = df.schema[reader.current_column].dataType if reader.current_column in df.columns else None
     current = set(current_type.fieldNames()) if hasattr(current_type, "fieldNames") else set()
     picked = []
-    for label, name in zip(("objectId", "candid"), reader.id_columns):
+    for name in reader.id_columns:
         if name in df.columns:
-            picked.append(df[name].alias(label))
+            picked.append(df[name])
         elif name in current:
-            picked.append(df[f"{reader.current_column}.{name}"].alias(label))
+            picked.append(df[f"{reader.current_column}.{name}"].alias(name))
         else:
-            picked.append(F.lit(None).cast("string").alias(label))
+            picked.append(F.lit(None).cast("string").alias(name))
     return df.select(*picked, "t2.*").toPandas()
