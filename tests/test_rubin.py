@@ -580,3 +580,18 @@ def test_a_folder_of_avro_files_is_named_file_by_file(tmp_path, capsys):
     assert cli_main(["score", str(folder), "--engine", "pandas", "--summary"]) == 2
     err = capsys.readouterr().err
     assert "no parquet file found under" in err and "name them one by one" in err and err.count("\n") == 1
+
+
+def test_a_null_diasource_or_history_row_is_declined_not_a_crash(rubin_model):
+    from fink_t2.scoring import classify_with_reasons
+
+    table = pq.read_table(SAMPLE_RUBIN_ALERTS).slice(0, 4)
+    current = table.column("diaSource").combine_chunks()
+    nulled = pa.array([None, *current.to_pylist()[1:]], type=current.type)
+    history = table.column("prvDiaSources").combine_chunks()
+    table = table.set_column(table.column_names.index("diaSource"), "diaSource", nulled)
+    table = table.set_column(table.column_names.index("prvDiaSources"), "prvDiaSources",
+                             pa.array([None] * 4, type=history.type))
+    probs, reasons = classify_with_reasons(table.to_pandas(), rubin_model)
+    assert reasons.iloc[0] == "no observations" and reasons.notna().all()  # one point at most: all declined
+    assert np.isnan(probs.to_numpy()).all()

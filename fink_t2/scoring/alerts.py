@@ -260,12 +260,13 @@ def history_array(table: pa.Table, field: str, dtype: pa.DataType, current_colum
     ``prvDiaSources``/``diaSource``. ``history_field`` names the field in the
     history when it differs (default: ``field``). A field the history lacks gives nulls there
     with the history's lengths (so the alert's arrays stay aligned); an absent
-    history column means no history.
+    history column, or one that is not a list (all null: pandas gives it the null type), means no history.
     """
     current = pc.struct_field(table.column(current_column).combine_chunks(), field).cast(dtype)
     n = len(current)
     history_field = field if history_field is None else history_field
-    if history_column in table.column_names:
+    history_type = table.schema.field(history_column).type if history_column in table.column_names else None
+    if history_type is not None and (pa.types.is_list(history_type) or pa.types.is_large_list(history_type)):
         prv = table.column(history_column).combine_chunks()
         lengths = prv.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         elements = prv.flatten()

@@ -213,12 +213,14 @@ def observations_from_rubin(cmidpointMjdTai, cband, cpsfFlux, cpsfFluxErr) -> tu
     object_index = np.repeat(np.arange(n_rows), np.where(consistent, len_time, 0))
     time, band = aligned(time, len_time), aligned(band, len_band)
     flux, err = njy_to_fluxcal(aligned(flux, len_flux), aligned(err, len_err))
-    in_band = band >= 0
-    has_point = np.bincount(object_index, minlength=n_rows) > 0
-    has_band = np.bincount(object_index[in_band], minlength=n_rows) > 0
-    reason[consistent & has_point & ~has_band] = REASON_NO_RUBIN_BAND
     with np.errstate(invalid="ignore"):
-        keep = in_band & np.isfinite(time) & np.isfinite(flux) & np.isfinite(err) & (err > 0)
+        measured = np.isfinite(time) & np.isfinite(flux) & np.isfinite(err) & (err > 0)
+    keep = measured & (band >= 0)
+    # Measurements, but none in a Rubin band: say so (an alert without any measurement is the preparation's
+    # "no observations").
+    has_point = np.bincount(object_index[measured], minlength=n_rows) > 0
+    has_band = np.bincount(object_index[keep], minlength=n_rows) > 0
+    reason[consistent & has_point & ~has_band] = REASON_NO_RUBIN_BAND
     obs = Observations(object_index[keep], time[keep], band[keep], flux[keep], err[keep],
                        np.ones(int(keep.sum()), dtype=bool), n_rows)
     return obs, reason
