@@ -595,3 +595,40 @@ def test_a_null_diasource_or_history_row_is_declined_not_a_crash(rubin_model):
     probs, reasons = classify_with_reasons(table.to_pandas(), rubin_model)
     assert reasons.iloc[0] == "no observations" and reasons.notna().all()  # one point at most: all declined
     assert np.isnan(probs.to_numpy()).all()
+
+
+@pytest.mark.spark
+def test_schema_versions_scored_in_one_spark_job_as_one_by_one(spark, rubin_model, tmp_path):
+    """lsst v7.1 and ELAsTiCC files in one job (their structs unified by field name: both names present, each
+    null where the other is set) score as each file alone does with the pandas engine."""
+    from fink_t2.tools.batch import score_pandas, score_spark
+
+    paths = [shared("fink_science_rubin_or4_v7_1.parquet"), shared("fink_science_elasticc_sample.parquet")]
+    out = score_spark(paths, tmp_path / "scored", model_path=rubin_model, spark=spark, progress=False)
+    rows = spark.read.parquet(str(out)).select("diaSource.diaSourceId", "t2").collect()
+    got = {r.diaSourceId: r.t2.asDict() for r in rows}
+    expected = {}
+    for path in paths:
+        table = score_pandas(path, None, model_path=rubin_model, progress=False)
+        ids = pc.struct_field(table.column("diaSource").combine_chunks(), "diaSourceId").to_pylist()
+        expected.update(zip(ids, table.column("t2").to_pylist()))
+    assert set(got) == set(expected) and len(rows) == len(expected)
+    for key, want in expected.items():
+        assert got[key]["reason"] == want["reason"]
+        if want["reason"] is None:
+            assert got[key]["SNIa"] == pytest.approx(want["SNIa"], abs=1e-5)
+
+
+@pytest.mark.spark
+def test_files_spark_cannot_unify_are_one_clear_error(spark, rubin_model, tmp_path):
+    """The ELAsTiCC SN Ia file stores a nanosecond timestamp (read as int64), the AGN file a timestamp: no cast
+    between them, so one job of both is refused naming both files (each alone is scored, test above)."""
+    from fink_t2.scoring.inputs import InputError
+    from fink_t2.tools.batch import score_spark
+
+    paths = [shared("fink_science_elasticc_agn.parquet"), shared("fink_science_elasticc_snia.parquet")]
+    with pytest.raises(InputError, match=r"elasticc_snia.parquet has a schema that cannot be unified with .*"
+                                         r"elasticc_agn.parquet .*score these files separately") as info:
+        score_spark(paths, tmp_path / "scored", model_path=rubin_model, spark=spark, progress=False)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "scored").exists()

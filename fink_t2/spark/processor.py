@@ -412,18 +412,23 @@ def _struct_fields(df: DataFrame, column: str) -> set[str]:
 
 def _rubin_history(df: DataFrame, meaning: str, dtype: str) -> Column:
     """``prvDiaSources.<field>`` + [``diaSource.<field>``] (history first, current last), under each struct's
-    name for ``meaning`` (:data:`fink_t2.scoring.rubin_alerts.FIELD_NAMES`); a field the history lacks is
-    null there, an alert without history (null ``prvDiaSources``) keeps its current value."""
+    name(s) for ``meaning`` (:data:`fink_t2.scoring.rubin_alerts.FIELD_NAMES`). Files of several schema
+    versions unified into one DataFrame carry both names (each null where the other is set): the first
+    non-null one is taken. A field the history lacks is null there; an alert without history (null
+    ``prvDiaSources``) keeps its current value."""
     current_fields, history_fields = _struct_fields(df, "diaSource"), _struct_fields(df, "prvDiaSources")
-    name = next((n for n in FIELD_NAMES[meaning] if n in current_fields), None)
-    if name is None:
+    names = [n for n in FIELD_NAMES[meaning] if n in current_fields]
+    if not names:
         raise ValueError(f"the Rubin alerts' 'diaSource' struct lacks {' or '.join(FIELD_NAMES[meaning])} "
                          f"(fields: {sorted(current_fields)[:12]})")
-    current = F.array(F.col(f"diaSource.{name}").cast(dtype))
+    current = F.array(F.coalesce(*[F.col(f"diaSource.{n}").cast(dtype) for n in names]))
     empty = F.array().cast(f"array<{dtype}>")
-    past_name = next((n for n in FIELD_NAMES[meaning] if n in history_fields), None)
-    if past_name is not None:
-        past = F.coalesce(F.col(f"prvDiaSources.{past_name}").cast(f"array<{dtype}>"), empty)
+    past_names = [n for n in FIELD_NAMES[meaning] if n in history_fields]
+    if len(past_names) == 1:  # the usual case: one schema version, a plain field extraction
+        past = F.coalesce(F.col(f"prvDiaSources.{past_names[0]}").cast(f"array<{dtype}>"), empty)
+    elif past_names:
+        past = F.coalesce(F.transform(F.col("prvDiaSources"),
+                                      lambda x: F.coalesce(*[x[n].cast(dtype) for n in past_names])), empty)
     elif history_fields:
         past = F.coalesce(F.transform(F.col("prvDiaSources"), lambda x: F.lit(None).cast(dtype)), empty)
     else:
