@@ -22,7 +22,10 @@ TRAIN = [
     "matplotlib>=3.7,<4",
 ]
 
-TEST = ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5", "fastavro>=1.9", *SPARK]
+# `fink-t2 score` on Avro alert files (Fink's distribution format; fink_t2.tools.avro_alerts).
+AVRO = ["fastavro>=1.9,<2"]
+
+TEST = ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5", *AVRO, *SPARK]
 
 # Benchmark / baseline only (never imported when scoring): the Fink-deployed t2 procedure (george,
 # the fink-science 7.4.0 model file) and Fink's own modules for `fink-t2 bench`. fink-science and
@@ -50,7 +53,7 @@ setup(
     package_data={"fink_t2": ["data/*.tflite", "data/*.yaml", "data/*.keras", "data/*.json",
                               "resources/*.parquet", "resources/conf/*.yaml"]},
     install_requires=RUNTIME,
-    extras_require={"spark": SPARK, "train": TRAIN, "test": TEST, "bench": BENCH,
+    extras_require={"spark": SPARK, "train": TRAIN, "test": TEST, "bench": BENCH, "avro": AVRO,
                     "tflite-runtime": ["tflite-runtime>=2.14"]},
     entry_points={"console_scripts": ["fink-t2=fink_t2.tools.cli:main"]},
 )

@@ -252,17 +252,27 @@ def struct_of(dtype: pa.DataType) -> pa.StructType | None:
     return dtype if pa.types.is_struct(dtype) else None
 
 
-def history_array(table: pa.Table, field: str, dtype: pa.DataType) -> pa.Array:
-    """``prv_candidates.<field>`` + [``candidate.<field>``] per alert, as a list array (vectorised)."""
-    current = pc.struct_field(table.column("candidate").combine_chunks(), field).cast(dtype)
+def history_array(table: pa.Table, field: str, dtype: pa.DataType, current_column: str = "candidate",
+                  history_column: str = "prv_candidates", history_field: str | None = None) -> pa.Array:
+    """``<history>.<field>`` + [``<current>.<field>``] per alert, as a list array (vectorised).
+
+    ZTF by default (``prv_candidates`` then ``candidate``); Rubin's readers pass
+    ``prvDiaSources``/``diaSource``. ``history_field`` names the field in the
+    history when it differs (default: ``field``). A field the history lacks gives nulls there
+    with the history's lengths (so the alert's arrays stay aligned); an absent
+    history column, or one that is not a list (all null: pandas gives it the null type), means no history.
+    """
+    current = pc.struct_field(table.column(current_column).combine_chunks(), field).cast(dtype)
     n = len(current)
-    if "prv_candidates" in table.column_names:
-        prv = table.column("prv_candidates").combine_chunks()
+    history_field = field if history_field is None else history_field
+    history_type = table.schema.field(history_column).type if history_column in table.column_names else None
+    if history_type is not None and (pa.types.is_list(history_type) or pa.types.is_large_list(history_type)):
+        prv = table.column(history_column).combine_chunks()
         lengths = prv.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         elements = prv.flatten()
         struct = struct_of(prv.type)
-        if struct is not None and struct.get_field_index(field) >= 0:
-            past = pc.struct_field(elements, field).cast(dtype)
+        if struct is not None and struct.get_field_index(history_field) >= 0:
+            past = pc.struct_field(elements, history_field).cast(dtype)
         else:  # an optional field the history lacks (e.g. isdiffpos): unknown there, same lengths
             past = pa.nulls(len(elements), dtype)
     else:

@@ -23,10 +23,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from fink_t2.scoring.alerts import REQUIRED_COLUMNS, observations_from_alerts
+from fink_t2.scoring.alerts import REQUIRED_COLUMNS
 from fink_t2.scoring.classes import CLASSES, N_CLASSES
 from fink_t2.scoring.cuts import Selector
 from fink_t2.scoring.lightcurves import prepare
+from fink_t2.scoring.paths import default_model
+from fink_t2.scoring.readers import get_reader, light_curve_columns, survey_of_columns
 from fink_t2.scoring.runtime import T2Model, get_model
 
 LOGGER = logging.getLogger(__name__)
@@ -114,14 +116,19 @@ def score_stages(model: T2Model, columns: Sequence, optional: dict, select: Sele
                  start: int = 0, lap: Callable[[str], None] | None = None) -> Scores:
     """Score one batch in one vectorised pass: alert arrays -> observations -> model input -> probabilities.
 
-    ``columns`` are cjd, cfid, cmagpsf, csigmapsf; ``optional`` the keyword
-    columns of :func:`observations_from_alerts`. ``lap(stage)``, if given, is
-    called as each stage ends ("observations", "preparation", "interpreter"):
-    the benchmark times this very path rather than a copy of it.
+    ``columns`` are the c* columns of the model's survey, in its order (ZTF: cjd,
+    cfid, cmagpsf, csigmapsf; Rubin: cmidpointMjdTai, cband, cpsfFlux,
+    cpsfFluxErr); ``optional`` the keyword columns of its reader
+    (:mod:`fink_t2.scoring.readers`) and, for a survey with one, the host
+    redshift column (one float per alert, NaN = unknown). ``lap(stage)``, if
+    given, is called as each stage ends ("observations", "preparation",
+    "interpreter"): the benchmark times this very path rather than a copy of it.
     """
-    cjd, cfid, cmagpsf, csigmapsf = columns
-    n = len(cjd)
-    obs, reason = observations_from_alerts(cjd, cfid, cmagpsf, csigmapsf, **optional)
+    reader = get_reader(model.survey.name)
+    n = len(columns[0])
+    optional = dict(optional)
+    host_z = optional.pop(reader.host_redshift_column, None) if reader.host_redshift_column else None
+    obs, reason = reader.observations(*columns, **optional)
     reason = np.array(reason, dtype=object)
     if select is not None:
         cut = np.asarray(select(obs, start, start + n), dtype=object)
@@ -132,12 +139,12 @@ def score_stages(model: T2Model, columns: Sequence, optional: dict, select: Sele
         n_det = np.bincount(obs.object_index[obs.detected], minlength=n)
         # Alerts with no detection at all keep the preparation's own reason ("no observations", ...).
         too_few = np.equal(reason, None) & (n_det > 0) & (n_det < minimum)
-        reason[too_few] = reason_too_few(minimum)
+        reason[too_few] = reason_too_few(minimum, model.survey.bands)
     keep = np.equal(reason, None)
     if lap is not None:
         lap("observations")
     obs = obs.subset(keep[obs.object_index])  # rejected alerts cost nothing below
-    batch = prepare(obs, model.preparation)
+    batch = prepare(obs, model.preparation, host_z=None if host_z is None else _floats(host_z, n))
     if lap is not None:
         lap("preparation")
     finite = np.isfinite(batch.values).all(axis=(1, 2))
@@ -164,9 +171,19 @@ def min_detections(model: T2Model) -> int:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else MIN_DETECTIONS
 
 
-def reason_too_few(minimum: int) -> str:
-    """The reason given to an alert with fewer than ``minimum`` valid detections."""
-    return f"fewer than {minimum} valid g/r detections: too little for the model"
+def reason_too_few(minimum: int, bands: Sequence[str] = ("g", "r")) -> str:
+    """The reason given to an alert with fewer than ``minimum`` valid detections in the model's ``bands``."""
+    return f"fewer than {minimum} valid {'/'.join(bands)} detections: too little for the model"
+
+
+def _floats(column, n: int) -> np.ndarray:
+    """A per-alert scalar column (the host redshift) as float64; anything not a number is NaN (unknown)."""
+    if isinstance(column, (pa.Array, pa.ChunkedArray)):
+        column = column.to_pylist()
+    values = pd.to_numeric(pd.Series(list(column), dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    if len(values) != n:
+        raise ValueError(f"host redshift column has {len(values)} rows, expected {n}")
+    return values
 
 
 def _score_isolating(model: T2Model, columns: list[list], optional: dict, select: Selector | None,
@@ -192,22 +209,56 @@ def _score_isolating(model: T2Model, columns: list[list], optional: dict, select
 def score_alerts(cjd, cfid, cmagpsf, csigmapsf, cisdiffpos=None, cdiffmaglim=None, *,
                  model: T2Model | None = None, model_path=None,
                  select: Selector | None = None) -> Scores:
-    """Score per-alert sequences (pandas Series or lists, one entry per alert).
+    """Score ZTF per-alert sequences (pandas Series or lists, one entry per alert).
 
     Batches larger than :data:`SCORING_CHUNK` are scored a chunk at a time.
     ``select`` (see :data:`Selector`) declines alerts before preparation; it
     sees each chunk's rows, and smaller sub-ranges when a chunk has to be
     bisected to isolate an alert that makes the vectorised path raise.
+    Any survey's columns: :func:`score_columns`.
     """
-    n = len(cjd)
-    for name, column in (("cfid", cfid), ("cmagpsf", cmagpsf), ("csigmapsf", csigmapsf)):
+    return score_columns([cjd, cfid, cmagpsf, csigmapsf], {"cisdiffpos": cisdiffpos, "cdiffmaglim": cdiffmaglim},
+                         survey="ztf", model=model, model_path=model_path, select=select)
+
+
+def model_for(survey: str | None, model: T2Model | None = None, model_path=None) -> T2Model:
+    """The model scoring ``survey``'s alerts: ``model``, else ``model_path``, else the survey's shipped model.
+
+    ValueError if the model was made for another survey (its bands are not these alerts' bands).
+    """
+    if model is None:
+        model = get_model(model_path if model_path is not None or survey is None else default_model(survey))
+    if survey is not None and model.survey.name != survey:
+        raise ValueError(f"the model reads {model.survey.name} alerts ({'/'.join(model.survey.bands)}), these are "
+                         f"{survey} alerts: use the {survey} model (the default for --survey {survey}) or one "
+                         f"trained for {survey}")
+    return model
+
+
+def score_columns(columns: Sequence, optional: dict | None = None, *, survey: str | None = None,
+                  model: T2Model | None = None, model_path=None, select: Selector | None = None) -> Scores:
+    """Score one survey's per-alert sequences: ``columns`` its c* columns in its order, ``optional`` by name.
+
+    ``survey`` None: the model's (the shipped ZTF model unless ``model``/``model_path`` say otherwise).
+    ``optional`` may hold the reader's optional c* columns and the survey's host
+    redshift column (:mod:`fink_t2.scoring.readers`); absent or None entries are unknown.
+    """
+    model = model_for(survey, model, model_path)
+    reader = get_reader(model.survey.name)
+    names = reader.columns
+    if len(columns) != len(names):
+        raise ValueError(f"{reader.survey} alerts need {len(names)} columns {list(names)}, got {len(columns)}")
+    n = len(columns[0])
+    for name, column in zip(names[1:], columns[1:]):
         if len(column) != n:
-            raise ValueError(f"column {name} has {len(column)} rows, cjd has {n}")
-    model = model if model is not None else get_model(model_path)
+            raise ValueError(f"column {name} has {len(column)} rows, {names[0]} has {n}")
     if n == 0:
         return Scores.empty()
-    columns = [cjd, cfid, cmagpsf, csigmapsf]
-    optional = {"cisdiffpos": _optional(cisdiffpos, cjd), "cdiffmaglim": _optional(cdiffmaglim, cjd)}
+    columns = list(columns)
+    given = optional or {}
+    optional = {name: _optional(given.get(name), columns[0]) for name in reader.optional_columns}
+    if reader.host_redshift_column is not None and given.get(reader.host_redshift_column) is not None:
+        optional[reader.host_redshift_column] = given[reader.host_redshift_column]
     if n <= SCORING_CHUNK:
         return _score_chunk(model, columns, optional, select, 0)
     return Scores.concatenate([
@@ -251,27 +302,49 @@ def _check_frame(pdf) -> None:
         )
 
 
-def classify_with_reasons(pdf: pd.DataFrame, model_path=None,
-                          prior: str | None = None) -> tuple[pd.DataFrame, pd.Series]:
+def classify_with_reasons(pdf: pd.DataFrame, model_path=None, prior: str | None = None,
+                          survey: str | None = None) -> tuple[pd.DataFrame, pd.Series]:
     """Probabilities (as :func:`classify`) and, per alert, why it was declined (None if classified)."""
-    _check_frame(pdf)
-    scores = score_alerts(
-        *(pdf[c] for c in REQUIRED_COLUMNS),
-        cisdiffpos=pdf["cisdiffpos"] if "cisdiffpos" in pdf.columns else None,
-        cdiffmaglim=pdf["cdiffmaglim"] if "cdiffmaglim" in pdf.columns else None,
-        model=get_model(model_path, prior=prior),
-    )
+    survey = survey if survey is not None else _frame_survey(pdf)
+    if survey == "ztf":
+        _check_frame(pdf)
+        scores = score_alerts(
+            *(pdf[c] for c in REQUIRED_COLUMNS),
+            cisdiffpos=pdf["cisdiffpos"] if "cisdiffpos" in pdf.columns else None,
+            cdiffmaglim=pdf["cdiffmaglim"] if "cdiffmaglim" in pdf.columns else None,
+            model=get_model(model_path, prior=prior),
+        )
+    else:
+        reader = get_reader(survey)
+        frame = light_curve_columns(pdf, survey)
+        extra = reader.host_redshift_column
+        optional = {name: frame[name] for name in (*reader.optional_columns, extra) if name and name in frame}
+        path = model_path if model_path is not None else default_model(survey)
+        scores = score_columns([frame[c] for c in reader.columns], optional, survey=survey,
+                               model=get_model(path, prior=prior))
     probabilities = pd.DataFrame(scores.probabilities, index=pdf.index, columns=list(CLASSES))
     reasons = pd.Series(scores.reason, index=pdf.index, name="reason", dtype=object)
     return probabilities, reasons
 
 
-def classify(pdf: pd.DataFrame, model_path=None, prior: str | None = None) -> pd.DataFrame:
+def _frame_survey(pdf) -> str:
+    """The survey of a frame's alerts: Rubin when it holds Rubin's columns (raw or c*), else ZTF (whose
+    missing columns :func:`_check_frame` then names)."""
+    if isinstance(pdf, pd.DataFrame) and survey_of_columns(pdf.columns) == "rubin":
+        return "rubin"
+    return "ztf"
+
+
+def classify(pdf: pd.DataFrame, model_path=None, prior: str | None = None, survey: str | None = None) -> pd.DataFrame:
     """Class probabilities of alerts: same index, one float column per class in ``CLASSES`` order.
 
     Rows sum to 1; a declined alert (too little data, bad values) gets a row
-    of NaN. ``model_path`` defaults to the model shipped in the package;
-    ``prior`` names the class prior of the probabilities (None: the model's
-    default, ``"flat"``: every class alike, as in training; see the model's YAML).
+    of NaN. ``survey`` ("ztf", "rubin"; None: read off the columns) says whose
+    alerts these are: ZTF's Fink columns (cjd, cfid, cmagpsf, csigmapsf), or
+    Rubin's (raw ``diaSource``/``prvDiaSources``, or cmidpointMjdTai, cband,
+    cpsfFlux, cpsfFluxErr and an optional ``host_z``). ``model_path`` defaults
+    to the survey's model shipped in the package; ``prior`` names the class
+    prior of the probabilities (None: the model's default, ``"flat"``: every
+    class alike, as in training; see the model's YAML).
     """
-    return classify_with_reasons(pdf, model_path, prior)[0]
+    return classify_with_reasons(pdf, model_path, prior, survey)[0]

@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fink_t2.scoring.alerts import NUMERIC_HISTORY, REQUIRED_COLUMNS, struct_of
+from fink_t2.scoring.readers import survey_of_columns
+from fink_t2.scoring.rubin_alerts import CURRENT, ELASTICC_COLUMNS, FIELD_NAMES, RUBIN_COLUMNS, missing_fields
 
 LOGGER = logging.getLogger(__name__)
 
@@ -135,19 +137,39 @@ def one_line(error: Exception, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_alert_schema(schema: pa.Schema, path: Path) -> None:
-    """InputError unless the file holds raw alerts (candidate struct) or Fink's c* columns.
+def schema_survey(schema: pa.Schema) -> str | None:
+    """The survey whose alerts a file holds, from its schema: "ztf" (``candidate`` or Fink's ZTF c* columns),
+    "rubin" (``diaSource`` or Fink-style Rubin c* columns), None if neither (or both)."""
+    return survey_of_columns(schema.names)
 
-    Raw alerts need ``jd, fid, magpsf, sigmapsf`` in ``candidate`` and, when
+
+def check_alert_schema(schema: pa.Schema, path: Path) -> None:
+    """InputError unless the file holds ZTF or Rubin alerts: raw (candidate / diaSource struct) or Fink's c* columns.
+
+    Raw ZTF alerts need ``jd, fid, magpsf, sigmapsf`` in ``candidate`` and, when
     ``prv_candidates`` is a list of structs, in its elements too (optional
     fields such as ``isdiffpos`` may be missing: they are scored as unknown).
+    Raw Rubin alerts need a time, band, flux and flux error in ``diaSource``
+    under one of the names of the schema versions read
+    (:data:`fink_t2.scoring.rubin_alerts.FIELD_NAMES`).
     """
     names = set(schema.names)
     if set(REQUIRED_COLUMNS) <= names:
         return
+    if schema_survey(schema) == "rubin":
+        if set(RUBIN_COLUMNS) <= names or set(ELASTICC_COLUMNS) <= names:
+            return
+        missing = missing_fields(schema)
+        if missing:
+            wanted = [" or ".join(FIELD_NAMES[m]) for m in missing]
+            raise InputError(f"{path}: the '{CURRENT}' column lacks {wanted}, which every Rubin alert needs (lsst "
+                             "v7.1, v10.0 and ELAsTiCC name them so); these are not Rubin alerts fink-t2 reads, "
+                             "remove the file from the input")
+        return
     if "candidate" not in names:
-        raise InputError(f"{path} does not hold ZTF alerts: it has neither a 'candidate' column nor Fink's "
-                         f"'cjd, cfid, cmagpsf, csigmapsf' columns (columns: {schema.names[:12]}...)")
+        raise InputError(f"{path} does not hold ZTF alerts nor Rubin alerts: it has neither a 'candidate' (ZTF) nor "
+                         f"a 'diaSource' (Rubin) column, nor Fink's 'cjd, cfid, cmagpsf, csigmapsf' columns "
+                         f"(columns: {schema.names[:12]}...)")
     for column in ("candidate", "prv_candidates"):
         if column not in names:
             continue

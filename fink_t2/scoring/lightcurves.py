@@ -3,8 +3,10 @@
 Observations of many objects (:class:`Observations`, made from ZTF alert
 columns by :mod:`fink_t2.scoring.alerts` and from PLAsTiCC rows by
 :mod:`fink_t2.training.plasticc`) become one
-float32 array ``(n_objects, n_steps, 2)`` with bands in the fixed order
-``[g, r]`` and time running forward: step ``n_steps - 1`` is the time of the
+float32 array ``(n_objects, n_steps, n_channels)``: one flux channel per band
+of the preparation's survey (:mod:`fink_t2.scoring.surveys`; ZTF ``[g, r]``,
+Rubin ``[u, g, r, i, z, y]``), then the optional context and host-redshift
+channels, with time running forward: step ``n_steps - 1`` is the time of the
 latest observation, step ``k`` lies ``(n_steps - 1 - k) * step_days`` days
 before it.
 
@@ -16,6 +18,9 @@ linear solve per group of objects of similar length. Per-object peak scaling
 (rather than a global flux scale) is used in training and inference alike, so
 that PLAsTiCC's LSST-depth fluxes and ZTF's brighter alerts look the same to
 the model.
+
+The survey enters only through its band list and wavelengths (the GP's band
+correlation, one gap channel per band): ZTF and Rubin share every line below.
 
 Upper limits (PLAsTiCC non-detections, ZTF ``diffmaglim`` entries) are treated
 identically in both sources: flux 0 with the 1-sigma noise of the limit.
@@ -30,18 +35,26 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from fink_t2.scoring.config import build
+from fink_t2.scoring.surveys import DEFAULT_SURVEY, ZTF, Survey, get_survey
 
-#: Band order of the model input, fixed forever (the original used a Python set).
-BANDS: tuple[str, str] = ("g", "r")
+#: Band order of a ZTF model's input, fixed forever (the original used a Python set); other surveys:
+#: ``PreparationConfig.bands``.
+BANDS: tuple[str, ...] = ZTF.bands
 #: Effective wavelengths in Angstrom of ZTF g and r, used as the GP's second axis.
-BAND_WAVELENGTHS: tuple[float, float] = (4804.79, 6436.92)
+BAND_WAVELENGTHS: tuple[float, ...] = ZTF.wavelengths
 
 #: SNANA FLUXCAL zero point used by PLAsTiCC.
 FLUXCAL_ZEROPOINT: float = 27.5
+#: AB zero point of fluxes in nJy (Rubin's difference fluxes): 2.5 log10(3631e9).
+NJY_ZEROPOINT: float = 31.4
 _LN10_OVER_2P5 = np.log(10.0) / 2.5
 
-#: The context channels, in input order after g and r (see :func:`_context_channels`).
+#: The context channels of a ZTF model, in input order after g and r (see :func:`_context_channels`;
+#: other surveys: ``PreparationConfig.channel_names``).
 CONTEXT_CHANNELS: tuple[str, ...] = ("age", "gap_g", "gap_r")
+#: The host-redshift channels (``PreparationConfig.host_redshift``), last: ``log(1 + z)`` (0 when
+#: unknown) and 1 where the redshift is known, 0 where not. Constant along time.
+REDSHIFT_CHANNELS: tuple[str, ...] = ("host_z", "host_z_known")
 #: Scale (days) of the age channel, ``asinh(age / AGE_SCALE_DAYS)``.
 AGE_SCALE_DAYS: float = 20.0
 #: The gap channels are clipped at this many GP time scales.
@@ -65,14 +78,42 @@ class PreparationConfig:
     use_upper_limits: bool = True
     limit_noise_factor: float = 2.0
     method: str = "gp"
-    #: Add the context channels (age since the first detection, distance to the nearest g and r
-    #: point) after the g, r fluxes. Off for models trained before they existed.
+    #: Add the context channels (age since the first detection, distance to the nearest point of
+    #: each band) after the band fluxes. Off for models trained before they existed.
     context_channels: bool = False
+    #: The survey whose bands are prepared (:mod:`fink_t2.scoring.surveys`).
+    survey: str = DEFAULT_SURVEY
+    #: Add the two host-redshift channels (:data:`REDSHIFT_CHANNELS`) last.
+    host_redshift: bool = False
+
+    @property
+    def survey_description(self) -> Survey:
+        return get_survey(self.survey)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """Band names in model-input order."""
+        return self.survey_description.bands
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """What each value of a time step is: band fluxes, then context, then host-redshift channels."""
+        names = self.bands
+        if self.context_channels:
+            names += ("age", *(f"gap_{band}" for band in self.bands))
+        if self.host_redshift:
+            names += REDSHIFT_CHANNELS
+        return names
 
     @property
     def n_channels(self) -> int:
-        """Values per time step of the model input: g, r, then the context channels if enabled."""
-        return len(BANDS) + (len(CONTEXT_CHANNELS) if self.context_channels else 0)
+        """Values per time step of the model input (ZTF: g, r, then the 3 context channels if enabled)."""
+        return len(self.channel_names)
+
+    @property
+    def reason_no_detection(self) -> str:
+        """Why an object with no usable detection is not prepared (ZTF: :data:`REASON_NO_DETECTION`)."""
+        return f"no valid {'/'.join(self.bands)} detection"
 
     @property
     def window_days(self) -> float:
@@ -85,7 +126,14 @@ class PreparationConfig:
         return self.window_days + 3.0 * self.time_scale_days
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The parameters as a model's YAML stores them. ``survey`` and ``host_redshift`` only when not
+        the default, so a ZTF preparation is written exactly as before they existed."""
+        values = asdict(self)
+        if self.survey == DEFAULT_SURVEY:
+            del values["survey"]
+        if not self.host_redshift:
+            del values["host_redshift"]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "preparation parameters") -> "PreparationConfig":
@@ -105,6 +153,7 @@ class PreparationConfig:
             raise ValueError("max_points must be >= 1")
         if self.method not in ("gp", "linear"):
             raise ValueError("method must be 'gp' or 'linear'")
+        get_survey(self.survey)  # an unknown survey names the known ones
 
 
 @dataclass
@@ -150,7 +199,7 @@ class PreparedBatch:
     values: np.ndarray  # float32 (n_objects, n_steps, n_channels); zeros where not ok
     ok: np.ndarray  # bool (n_objects,)
     reason: np.ndarray  # object (n_objects,): None where ok, else a short reason
-    n_detections: np.ndarray  # int (n_objects,): valid g/r detections used
+    n_detections: np.ndarray  # int (n_objects,): valid detections (in the survey's bands) used
 
 
 # --------------------------------------------------------------------------- units
@@ -172,6 +221,18 @@ def fluxcal_to_mag(flux, flux_err=None):
     if flux_err is None:
         return mag
     return mag, np.asarray(flux_err, dtype=np.float64) / (_LN10_OVER_2P5 * flux)
+
+
+#: nJy -> FLUXCAL: the same source in both units (zero points 31.4 and 27.5).
+NJY_TO_FLUXCAL: float = 10.0 ** (-0.4 * (NJY_ZEROPOINT - FLUXCAL_ZEROPOINT))
+
+
+def njy_to_fluxcal(flux, flux_err=None):
+    """Rubin fluxes in nJy -> SNANA FLUXCAL (negative fluxes stay negative: they are measurements)."""
+    flux = np.asarray(flux, dtype=np.float64) * NJY_TO_FLUXCAL
+    if flux_err is None:
+        return flux
+    return flux, np.asarray(flux_err, dtype=np.float64) * NJY_TO_FLUXCAL
 
 
 # --------------------------------------------------------------------------- preparation
@@ -199,7 +260,7 @@ def _select_points(obs: Observations, config: PreparationConfig
     """
     valid = (
         np.isfinite(obs.time) & np.isfinite(obs.flux) & np.isfinite(obs.flux_err) & (obs.flux_err > 0)
-        & (obs.band >= 0) & (obs.band < len(BANDS))
+        & (obs.band >= 0) & (obs.band < len(config.bands))
         & (obs.object_index >= 0) & (obs.object_index < obs.n_objects)
     )
     if not config.use_upper_limits:
@@ -242,8 +303,8 @@ def _matern32(d: np.ndarray) -> np.ndarray:
 
 
 def _band_correlation(config: PreparationConfig) -> np.ndarray:
-    """2x2 correlation between the g and r bands: Matern-3/2 of their wavelength distance."""
-    w = np.asarray(BAND_WAVELENGTHS) / config.wavelength_scale
+    """Correlation between the survey's bands (n_bands x n_bands): Matern-3/2 of their wavelength distance."""
+    w = np.asarray(config.survey_description.wavelengths, dtype=np.float64) / config.wavelength_scale
     return _matern32(w[:, None] - w[None, :])
 
 
@@ -281,8 +342,10 @@ def _gp_chunks(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.
             t = np.where(has, (obs.time[idx] - t_ref[group][:, None]) / time_scale, _PAD_TIME + _PAD_STEP * col)
             band = obs.band[idx]
             k = _matern32(np.subtract(t[:, :, None], t[:, None, :]))
-            # Cross-band pairs are scaled by the g/r correlation (band is 0 or 1: a pair differs when b_i != b_j).
-            k *= np.where(band[:, :, None] == band[:, None, :], 1.0, band_corr[0, 1])
+            if len(band_corr) == 2:  # two bands (ZTF): a pair differs when b_i != b_j, one correlation
+                k *= np.where(band[:, :, None] == band[:, None, :], 1.0, band_corr[0, 1])
+            else:
+                k *= band_corr[band[:, :, None], band[:, None, :]]
             k[:, col, col] += np.where(has, noise[idx] ** 2, 1.0)
             rhs = np.where(has, y[idx], 0.0)
             alpha = np.linalg.solve(k, rhs[:, :, None])[:, :, 0]
@@ -293,9 +356,9 @@ def _gp_grid(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.nd
              config: PreparationConfig, out: np.ndarray) -> None:
     """GP posterior mean on the grid for ``objects`` (all with >= 1 point), written into ``out``.
 
-    The kernel is Matern-3/2 in time times a fixed g/r correlation (the
+    The kernel is Matern-3/2 in time times a fixed band correlation (the
     Matern-3/2 of the bands' wavelength distance), so a band missing from an
-    alert is inferred from the other.
+    alert is inferred from the others.
     """
     band_corr = _band_correlation(config)
     grid_t = (-(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days
@@ -303,7 +366,7 @@ def _gp_grid(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.nd
     for group, t, band, alpha, _ in _gp_chunks(obs, objects, t_ref, y, noise, config.time_scale_days, band_corr):
         k_time = _matern32(np.subtract(grid_t[None, :, None], t.astype(np.float32)[:, None, :]))
         # mean[band b] = sum_p k_time * corr[b, band_p] * alpha_p
-        weighted = alpha[:, None, :] * band_corr[:, band].transpose(1, 0, 2)  # (m, 2, size)
+        weighted = alpha[:, None, :] * band_corr[:, band].transpose(1, 0, 2)  # (m, n_bands, size)
         out[group] = np.matmul(k_time, weighted.astype(np.float32).transpose(0, 2, 1))
 
 
@@ -312,8 +375,9 @@ def gp_mean_at(obs: Observations, y: np.ndarray, noise: np.ndarray, query_object
                config: PreparationConfig | None = None) -> np.ndarray:
     """GP posterior mean of ``y`` at arbitrary (object, time, band) queries.
 
-    Used to draw ZTF-like resampled training light curves from PLAsTiCC ones;
-    ``obs`` must be sorted by (object, time). Objects without points give 0.
+    Used to draw survey-like resampled training light curves from PLAsTiCC ones
+    (bands of ``config``'s survey); ``obs`` must be sorted by (object, time).
+    Objects without points give 0.
     """
     config = config or PreparationConfig()
     band_corr = _band_correlation(config)
@@ -347,7 +411,7 @@ def _linear_grid(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: n
     grid = -(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days
     wanted = np.zeros(obs.n_objects, dtype=bool)
     wanted[objects] = True
-    for band in range(len(BANDS)):
+    for band in range(len(config.bands)):
         sel = (obs.band == band) & wanted[obs.object_index]
         obj, t, v = obs.object_index[sel], obs.time[sel] - t_ref[obs.object_index[sel]], y[sel]
         if len(t) == 0:
@@ -375,19 +439,21 @@ def _linear_grid(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: n
 
 def _context_channels(kept: Observations, objects: np.ndarray, t_ref: np.ndarray, first_detection: np.ndarray,
                       config: PreparationConfig) -> np.ndarray:
-    """What the peak-scaled GP mean cannot say, per grid step: (len(objects), n_steps, 3).
+    """What the peak-scaled GP mean cannot say, per grid step: (len(objects), n_steps, 1 + n_bands).
 
     - age: ``asinh((t_step - first detection) / AGE_SCALE_DAYS)``, the time since the first
       detection in the history delivered (negative before it). Peak scaling and a fixed window
       hide how long an object has been bright; a light curve's duration separates SNe II from Ia.
-    - gap_g, gap_r: distance from the step to the nearest kept point of that band, in GP time
-      scales, clipped at MAX_GAP_SCALES: where the GP mean is data and where it is only the prior.
+    - gap_<band> for each band of the survey (ZTF: gap_g, gap_r): distance from the step to the
+      nearest kept point of that band, in GP time scales, clipped at MAX_GAP_SCALES: where the GP
+      mean is data and where it is only the prior.
 
     ``kept`` is sorted by (object, time) (as :func:`_select_points` returns it).
     """
     steps = -(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days
     grid_time = t_ref[objects][:, None] + steps[None, :]
-    out = np.empty((len(objects), config.n_steps, len(CONTEXT_CHANNELS)), dtype=np.float32)
+    n_bands = len(config.bands)
+    out = np.empty((len(objects), config.n_steps, 1 + n_bands), dtype=np.float32)
     out[:, :, 0] = np.arcsinh((grid_time - first_detection[objects][:, None]) / AGE_SCALE_DAYS)
     position = np.full(kept.n_objects, -1, dtype=np.int64)
     position[objects] = np.arange(len(objects))
@@ -395,7 +461,7 @@ def _context_channels(kept: Observations, objects: np.ndarray, t_ref: np.ndarray
     query = (np.arange(len(objects))[:, None] * span + (grid_time - t_ref[objects][:, None])).ravel()
     query_owner = np.repeat(np.arange(len(objects)), config.n_steps)  # the object of each query step
     kept_position = position[kept.object_index]
-    for band in range(len(BANDS)):
+    for band in range(n_bands):
         sel = (kept.band == band) & (kept_position >= 0)
         owner = kept_position[sel]
         key = owner * span + (kept.time[sel] - t_ref[kept.object_index[sel]])  # sorted: kept is (object, time)
@@ -409,36 +475,59 @@ def _context_channels(kept: Observations, objects: np.ndarray, t_ref: np.ndarray
     return out
 
 
-def prepare(obs: Observations, config: PreparationConfig | None = None) -> PreparedBatch:
-    """Observations of many objects -> model input ``(n_objects, n_steps, n_channels)``: [g, r]
-    fluxes, then the context channels if ``config.context_channels``.
+def redshift_channels(host_z: np.ndarray | None, n_objects: int) -> np.ndarray:
+    """(n_objects, 2) float32: ``log(1 + z)`` and a known flag; NaN, negative or absent redshifts are unknown
+    (0, 0): a host redshift is optional input, its absence must not read as z = 0."""
+    out = np.zeros((n_objects, len(REDSHIFT_CHANNELS)), dtype=np.float32)
+    if host_z is None:
+        return out
+    z = np.asarray(host_z, dtype=np.float64).reshape(-1)
+    if len(z) != n_objects:
+        raise ValueError(f"host_z has {len(z)} values, expected one per object ({n_objects})")
+    known = np.isfinite(z) & (z >= 0)
+    out[known, 0] = np.log1p(z[known])
+    out[known, 1] = 1.0
+    return out
 
-    An object with no usable g/r detection is not prepared (``ok`` False, with a
+
+def prepare(obs: Observations, config: PreparationConfig | None = None,
+            host_z: np.ndarray | None = None) -> PreparedBatch:
+    """Observations of many objects -> model input ``(n_objects, n_steps, n_channels)``: one flux channel
+    per band of ``config.survey``, then the context channels if ``config.context_channels``, then the
+    host-redshift channels if ``config.host_redshift`` (from ``host_z``, one per object, NaN = unknown;
+    ignored by a preparation without them).
+
+    An object with no usable detection is not prepared (``ok`` False, with a
     reason); its row of ``values`` is zeros and must not be scored.
     """
     config = config or PreparationConfig()
     n = obs.n_objects
+    n_bands = len(config.bands)
     values = np.zeros((n, config.n_steps, config.n_channels), dtype=np.float32)
     kept, t_ref, peak, first_detection = _select_points(obs, config)
     n_det = np.bincount(kept.object_index[kept.detected], minlength=n)
     ok = (n_det > 0) & (peak > 0) & np.isfinite(peak)
     reason = np.full(n, None, dtype=object)
     has_any = np.bincount(kept.object_index, minlength=n) > 0
-    reason[~ok] = REASON_NO_DETECTION
+    reason[~ok] = config.reason_no_detection
     reason[~has_any] = REASON_NO_DATA
     objects = np.flatnonzero(ok)
+    redshift = redshift_channels(host_z, n) if config.host_redshift else None
     if len(objects):
         kept = kept.subset(ok[kept.object_index])
         scale = peak[kept.object_index]
         y = kept.flux / scale
         error = np.where(kept.detected, kept.flux_err, kept.flux_err * config.limit_noise_factor)
         noise = np.hypot(error / scale, config.noise_floor)
-        grid = np.zeros((n, config.n_steps, len(BANDS)), dtype=np.float64)
+        grid = np.zeros((n, config.n_steps, n_bands), dtype=np.float64)
         if config.method == "gp":
             _gp_grid(kept, objects, t_ref, y, noise, config, grid)
         else:
             _linear_grid(kept, objects, t_ref, y, config, grid)
-        values[objects, :, :len(BANDS)] = grid[objects]
+        values[objects, :, :n_bands] = grid[objects]
         if config.context_channels:
-            values[objects, :, len(BANDS):] = _context_channels(kept, objects, t_ref, first_detection, config)
+            values[objects, :, n_bands:2 * n_bands + 1] = _context_channels(kept, objects, t_ref, first_detection,
+                                                                            config)
+        if redshift is not None:
+            values[objects, :, -len(REDSHIFT_CHANNELS):] = redshift[objects][:, None, :]
     return PreparedBatch(values=values, ok=ok, reason=reason, n_detections=n_det)

@@ -23,6 +23,11 @@ RESOURCES = PACKAGE / "resources"
 MODELS = PACKAGE / "data"
 
 
+def default_model(survey: str = "ztf") -> Path:
+    """The model shipped for ``survey``'s alerts: ``t2.tflite`` for ZTF (as ever), ``t2_<survey>.tflite`` otherwise."""
+    return MODELS / ("t2.tflite" if survey == "ztf" else f"t2_{survey}.tflite")
+
+
 def checkout_root() -> Path | None:
     """The repository root if the package runs from a checkout (editable install, PYTHONPATH), else None."""
     root = PACKAGE.parent
@@ -61,6 +66,10 @@ def default_config(name: str) -> str:
 
 #: The 329 real alerts of ``data/alerts_sample.parquet``, shipped as package data (installed or not).
 SAMPLE_ALERTS = resource("alerts_sample.parquet")
+#: The 48 Rubin alerts of ``data/rubin_alerts_sample.parquet`` (lsst v10.0 and v7.1), shipped as package data.
+SAMPLE_RUBIN_ALERTS = resource("rubin_alerts_sample.parquet")
+#: The project's Rubin alerts (parquet and Avro, every schema version): ``data/rubin_alerts`` in the shared folder.
+SHARED_RUBIN_ALERTS = shared_path("data", "rubin_alerts")
 #: The project's real ZTF alerts: ``data/ztf_alerts`` in the shared-data folder (``$FINK_T2_SHARED``,
 #: else ``../shared`` beside a checkout). It may not exist (a user's clone).
 SHARED_ZTF_ALERTS = shared_path("data", "ztf_alerts")

@@ -1,8 +1,9 @@
 """Serving the model: verified loading and batched LiteRT inference.
 
 A model is a TFLite flatbuffer plus a YAML metadata file beside it (same stem)
-recording its size, sha256, input shape, band and class order and the
-preparation parameters it was trained with. The bytes are checked against the
+recording its size, sha256, input shape, band and class order, the survey it
+was made for (key ``survey``, ZTF when absent: :mod:`fink_t2.scoring.surveys`)
+and the preparation parameters it was trained with. The bytes are checked against the
 metadata *before* the interpreter sees them, and the interpreter's tensor
 shapes against the metadata after. Loading happens once per process
 (:func:`get_model`); Spark workers reuse the interpreter across batches.
@@ -27,9 +28,10 @@ import yaml
 
 from fink_t2.scoring.calibration import FLAT, calibrate, prior_vector
 from fink_t2.scoring.classes import CLASSES
-from fink_t2.scoring.lightcurves import BANDS, PreparationConfig
+from fink_t2.scoring.lightcurves import PreparationConfig
 from fink_t2.scoring.paths import MODELS
 from fink_t2.scoring.safe_yaml import error_text, read_text, short, strict_load
+from fink_t2.scoring.surveys import DEFAULT_SURVEY, Survey, UnknownSurveyError, model_survey
 
 #: The model shipped inside the package (``fink_t2/data/t2.tflite``).
 DEFAULT_MODEL = MODELS / "t2.tflite"
@@ -81,10 +83,10 @@ def sha256_of(data: bytes) -> str:
 IDENTITY_KEYS = ("size_bytes", "sha256", "input_shape", "output_shape", "bands", "classes", "preparation")
 
 #: Optional keys that change outputs too: the class prior and temperature applied after the interpreter
-#: (``calibration``) and the fewest detections the model judges (``min_detections``). In the identity
-#: when present (adding, removing or editing one changes it); a model without them keeps the identity
-#: it was written with.
-OPTIONAL_IDENTITY_KEYS = ("calibration", "min_detections")
+#: (``calibration``), the fewest detections the model judges (``min_detections``) and the survey whose
+#: alerts it reads (``survey``; absent: ZTF). In the identity when present (adding, removing or editing
+#: one changes it); a model without them keeps the identity it was written with.
+OPTIONAL_IDENTITY_KEYS = ("calibration", "min_detections", "survey")
 
 
 def metadata_identity(meta: dict) -> str:
@@ -161,6 +163,8 @@ def _check_optional_types(path: Path, meta: dict) -> None:
         return ModelFileError(f"model metadata {path}: key {key!r} must be {expected}, got "
                               f"{type(value).__name__} {short(value)} ({_FIX})")
 
+    if "survey" in meta:
+        metadata_survey(path, meta)  # a known survey, described as this package describes it
     if "min_detections" in meta:
         value = meta["min_detections"]
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
@@ -229,11 +233,20 @@ def verify_model_bytes(model_path: str | Path, data: bytes, meta: dict) -> None:
     if digest != meta["sha256"]:
         raise ModelFileError(f"model file {model_path} has sha256 {digest}, its metadata says {meta['sha256']}: "
                              f"refusing to load it ({_FIX})")
-    if list(meta["bands"]) != list(BANDS):
+    survey = metadata_survey(model_path, meta)
+    if list(meta["bands"]) != list(survey.bands):
         raise ModelFileError(f"model {model_path} expects bands {meta['bands']}, this package prepares "
-                             f"{list(BANDS)} ({_FIX})")
+                             f"{list(survey.bands)} for survey {survey.name!r} ({_FIX})")
     if list(meta["classes"]) != list(CLASSES):
         raise ModelFileError(f"model {model_path} has classes {meta['classes']}, expected {CLASSES} ({_FIX})")
+
+
+def metadata_survey(model_path: str | Path, meta: dict) -> Survey:
+    """The survey of a model's metadata (ZTF without a ``survey`` key); ModelFileError if it is unknown."""
+    try:
+        return model_survey(meta, f"model metadata {metadata_path(model_path)}")
+    except UnknownSurveyError as error:
+        raise ModelFileError(f"{error} ({_FIX})") from error
 
 
 @dataclass
@@ -253,6 +266,11 @@ class T2Model:
         self._output = self.interpreter.get_output_details()[0]
         self._batch = int(self._input["shape"][0])
         self._lock = threading.Lock()
+
+    @property
+    def survey(self) -> Survey:
+        """The survey whose alerts this model reads (its preparation's)."""
+        return self.preparation.survey_description
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -347,8 +365,9 @@ def load_model(model_path: str | Path | None = None, num_threads: int = 1, prior
     global LOAD_COUNT
     path = Path(model_path) if model_path is not None else DEFAULT_MODEL
     if not path.exists():
+        shipped = ", ".join(f"fink_t2/data/{p.name}" for p in sorted(MODELS.glob("*.tflite"))) or "no model"
         raise ModelFileError(f"model file not found: {path} (set 'model_path' in the configuration or pass "
-                             "--model; the package ships fink_t2/data/t2.tflite)")
+                             f"--model; the package ships {shipped})")
     meta = read_metadata(path)
     data = _read_bounded(path, meta["size_bytes"])
     verify_model_bytes(path, data, meta)
@@ -356,6 +375,10 @@ def load_model(model_path: str | Path | None = None, num_threads: int = 1, prior
         preparation = PreparationConfig.from_dict(meta["preparation"])
     except (TypeError, ValueError) as error:
         raise ModelFileError(f"model metadata {metadata_path(path)}: bad preparation parameters: {error}") from error
+    survey = metadata_survey(path, meta)
+    if preparation.survey != survey.name:
+        raise ModelFileError(f"model metadata {metadata_path(path)}: its preparation is for survey "
+                             f"{preparation.survey!r}, its survey is {survey.name!r} ({_FIX})")
     try:
         interpreter = interpreter_class()(model_content=data, num_threads=num_threads)
         interpreter.allocate_tensors()
@@ -391,17 +414,24 @@ def get_model(model_path: str | Path | None = None, num_threads: int = 1, prior:
 
 def write_metadata(model_path: str | Path, data: bytes, preparation: PreparationConfig,
                    extra: dict | None = None) -> Path:
-    """Write the metadata YAML for the model bytes ``data`` saved at ``model_path``."""
+    """Write the metadata YAML for the model bytes ``data`` saved at ``model_path``.
+
+    The survey is the preparation's; it is recorded (key ``survey``) unless it is ZTF, whose
+    models have always been written without it.
+    """
+    survey = preparation.survey_description
     meta = {
         "model_file": Path(model_path).name,
         "size_bytes": len(data),
         "sha256": sha256_of(data),
         "input_shape": [None, int(preparation.n_steps), preparation.n_channels],
         "output_shape": [None, len(CLASSES)],
-        "bands": list(BANDS),
+        "bands": list(survey.bands),
         "classes": list(CLASSES),
         "preparation": preparation.to_dict(),
     }
+    if survey.name != DEFAULT_SURVEY:
+        meta["survey"] = survey.to_dict()
     meta.update(extra or {})
     meta.pop("identity_sha256", None)
     meta["identity_sha256"] = metadata_identity(meta)  # last: over the values actually written

@@ -10,6 +10,12 @@ Registration in Fink's science stage (raw alerts or ``concat_col``-ed columns)::
     from fink_t2.spark.processor import apply_t2
     df = apply_t2(df)                       # adds the column "t2" (Fink's selection cuts on)
 
+Rubin alerts (``diaSource`` / ``prvDiaSources`` of lsst v7.1, v10.0 or ELAsTiCC, or the
+Fink-style ``cmidpointMjdTai, cband, cpsfFlux, cpsfFluxErr`` columns and ``host_z``), with the
+shipped six-band model and the same ``t2`` column::
+
+    df = apply_t2(df, survey="rubin")       # Fink's selection cuts are ZTF's: none for Rubin
+
 or, on a DataFrame that already has Fink's ``c*`` columns::
 
     from fink_t2.spark.processor import t2
@@ -59,9 +65,12 @@ from pyspark.sql.types import FloatType, StringType, StructField, StructType
 
 from fink_t2.scoring import runtime
 from fink_t2.scoring.classes import CLASS_FIELDS
-from fink_t2.scoring.classifier import Scores, score_alerts
+from fink_t2.scoring.classifier import Scores, score_alerts, score_columns
 from fink_t2.scoring.column import T2_EXTRA_FIELDS, t2_arrow, t2_frame
 from fink_t2.scoring.cuts import FINK_CUTS, Cuts, make_selector
+from fink_t2.scoring.paths import default_model
+from fink_t2.scoring.readers import get_reader, survey_of_columns
+from fink_t2.scoring.rubin_alerts import ELASTICC_COLUMNS, FIELD_NAMES, HOST_Z_FIELDS
 
 #: Arguments of the UDF, in order (the first four are required).
 T2_INPUTS: tuple[str, ...] = (
@@ -86,20 +95,31 @@ BATCHES_SCORED = 0
 TEST_DELAY_ENV = "FINK_T2_TEST_UDF_DELAY"
 
 
-def score_batch(columns: tuple, model_path: str | None, cuts: Cuts) -> Scores:
+def score_batch(columns: tuple, model_path: str | None, cuts: Cuts, survey: str = "ztf") -> Scores:
     """Body of the UDF: one Arrow batch -> scores, model taken from the process cache.
 
-    ``columns`` are pandas Series (pandas UDF) or pyarrow arrays (Arrow UDF).
+    ``columns`` are pandas Series (pandas UDF) or pyarrow arrays (Arrow UDF):
+    :data:`T2_INPUTS` for ZTF, the survey's c* columns then its host redshift
+    column for another survey (Rubin: :func:`rubin_input_columns`).
     """
     global BATCHES_SCORED
+    if survey != "ztf":
+        reader = get_reader(survey)
+        n_columns = len(reader.columns)
+        if len(columns) != n_columns + 1:
+            raise TypeError(f"t2 for {survey} takes {n_columns + 1} columns "
+                            f"{[*reader.columns, reader.host_redshift_column]}, got {len(columns)}")
+        model = runtime.get_model(model_path)
+        _sleep_if_testing(len(columns[0]))
+        scores = score_columns(list(columns[:n_columns]), {reader.host_redshift_column: columns[n_columns]},
+                               survey=survey, model=model)
+        BATCHES_SCORED += 1
+        return scores
     if not _N_REQUIRED <= len(columns) <= len(T2_INPUTS):
         raise TypeError(f"t2 takes {_N_REQUIRED} to {len(T2_INPUTS)} columns {list(T2_INPUTS)}, got {len(columns)}")
     named = dict(zip(T2_INPUTS, columns))
     model = runtime.get_model(model_path)
-    delay = test_delay()
-    if delay:
-        print(f"{TEST_DELAY_ENV}: {len(columns[0])} alerts, sleeping {delay} s", file=sys.stderr, flush=True)
-        time.sleep(delay)
+    _sleep_if_testing(len(columns[0]))
     select = (make_selector(cuts, *(_as_pandas(named.get(name)) for name in ("jdstarthist", "roid", "cdsxmatch")))
               if cuts.enabled else None)
     scores = score_alerts(
@@ -109,6 +129,14 @@ def score_batch(columns: tuple, model_path: str | None, cuts: Cuts) -> Scores:
     )
     BATCHES_SCORED += 1
     return scores
+
+
+def _sleep_if_testing(n_alerts: int) -> None:
+    """The test hook :data:`TEST_DELAY_ENV`: sleep (announced on stderr) before scoring, if set."""
+    delay = test_delay()
+    if delay:
+        print(f"{TEST_DELAY_ENV}: {n_alerts} alerts, sleeping {delay} s", file=sys.stderr, flush=True)
+        time.sleep(delay)
 
 
 def test_delay() -> float:
@@ -152,8 +180,12 @@ def arrow_udfs_available() -> bool:
 
 
 def make_t2_udf(model_path: str | Path | None = None, cuts: Cuts | None = None,
-                engine: str = "auto") -> Callable[..., Column]:
+                engine: str = "auto", survey: str = "ztf") -> Callable[..., Column]:
     """A ``t2`` UDF for a given model file and selection cuts (default: shipped model, no cuts).
+
+    ``survey``: whose alerts the UDF reads ("ztf": :data:`T2_INPUTS`; "rubin":
+    the columns of :func:`rubin_input_columns`); the default model is that
+    survey's shipped one.
 
     ``engine``: ``"arrow"`` (Spark >= 4.1 ``arrow_udf``: the alert arrays reach
     the preparation as Arrow buffers and the column leaves as one), ``"pandas"``
@@ -161,9 +193,11 @@ def make_t2_udf(model_path: str | Path | None = None, cuts: Cuts | None = None,
     Both give the same column. A relative ``model_path`` is made absolute here,
     in the driver: workers may run elsewhere.
     """
+    if model_path is None and survey != "ztf":
+        model_path = default_model(survey)
     path = str(Path(model_path).resolve()) if model_path is not None else None
     cuts = cuts if cuts is not None else Cuts()
-    return t2_typed_udf(lambda columns: score_batch(columns, path, cuts), engine)
+    return t2_typed_udf(lambda columns: score_batch(columns, path, cuts, survey), engine)
 
 
 def t2_typed_udf(score: Callable[[tuple], Scores], engine: str = "auto") -> Callable[..., Column]:
@@ -309,30 +343,134 @@ def check_cut_columns(df: DataFrame, cuts: Cuts) -> None:
                          "(cuts.exclude_solar_system / cuts.extragalactic_xmatch / cuts.enabled)")
 
 
-def t2_column(df: DataFrame, model_path: str | Path | None = None, cuts: Cuts | None = None) -> Column:
+def dataframe_survey(df: DataFrame, survey: str | None = None) -> str:
+    """``survey`` if given, else the survey whose columns ``df`` holds (ZTF unless they are Rubin's)."""
+    if survey is not None:
+        get_reader(survey)  # an unknown name lists the known ones
+        return survey
+    return survey_of_columns(df.columns) or "ztf"
+
+
+def t2_column(df: DataFrame, model_path: str | Path | None = None, cuts: Cuts | None = None,
+              survey: str | None = None) -> Column:
     """The ``t2`` column for ``df`` (raw alerts or Fink's science DataFrame), cut columns only with cuts.
 
-    ``cuts`` None means Fink's selection (:data:`fink_t2.scoring.FINK_CUTS`);
-    ``Cuts(enabled=False)`` classifies every alert. Fails fast, in the driver
-    and before any data is read, on a bad model file or on cuts whose columns
-    are missing.
+    ``survey`` ("ztf", "rubin"; None: read off ``df``'s columns) picks the
+    reader and the default model. ``cuts`` None means Fink's selection for ZTF
+    (:data:`fink_t2.scoring.FINK_CUTS`) and none for Rubin (the cuts read ZTF
+    columns); ``Cuts(enabled=False)`` classifies every alert. Fails fast, in the
+    driver and before any data is read, on a bad model file, a model of another
+    survey, or cuts whose columns are missing.
     """
+    survey = dataframe_survey(df, survey)
+    if survey != "ztf":
+        from fink_t2.scoring.classifier import model_for
+
+        if cuts is not None and cuts.enabled:
+            raise ValueError(f"Fink's t2 selection cuts read ZTF columns (jdstarthist, roid, cdsxmatch); {survey} "
+                             "alerts have none: pass cuts=Cuts(enabled=False) (the default for them)")
+        model_for(survey, model_path=model_path if model_path is not None else default_model(survey))
+        udf = make_t2_udf(model_path, Cuts(), survey=survey)
+        return udf(*rubin_input_columns(df))
     cuts = cuts if cuts is not None else FINK_CUTS
-    runtime.get_model(model_path)  # verify the file now (sha256, shapes), not in a worker
+    from fink_t2.scoring.classifier import model_for
+
+    model_for("ztf", model_path=model_path)  # verify the file now (sha256, shapes, survey), not in a worker
     check_cut_columns(df, cuts)
     udf = make_t2_udf(model_path, cuts)
     return udf(*t2_input_columns(df, with_cut_columns=cuts.enabled))
 
 
 def apply_t2(df: DataFrame, model_path: str | Path | None = None, cuts: Cuts | None = None,
-             column: str = "t2") -> DataFrame:
+             column: str = "t2", survey: str | None = None) -> DataFrame:
     """``df`` with the ``t2`` column (:func:`t2_column`) added; any existing ``column`` is replaced.
 
-    By default with Fink's selection cuts (:data:`fink_t2.scoring.FINK_CUTS`, as Fink runs t2: the
-    alerts need ``roid`` and ``cdsxmatch``, which Fink's science stage adds); pass
+    ``survey`` ("ztf", "rubin"; None: read off the columns): Rubin alerts are
+    scored by the shipped six-band model (``model_path`` to choose another),
+    into the same ``t2`` column. For ZTF, by default with Fink's selection cuts
+    (:data:`fink_t2.scoring.FINK_CUTS`, as Fink runs t2: the alerts need
+    ``roid`` and ``cdsxmatch``, which Fink's science stage adds); pass
     ``cuts=Cuts(enabled=False)`` to classify every alert.
     """
-    return df.withColumn(column, t2_column(df, model_path, cuts))
+    return df.withColumn(column, t2_column(df, model_path, cuts, survey))
+
+
+# --------------------------------------------------------------------------- raw Rubin alerts -> c* columns
+
+
+def _struct_fields(df: DataFrame, column: str) -> set[str]:
+    """Field names of a struct column, or of the elements of an array-of-struct column (empty otherwise)."""
+    from pyspark.sql.types import ArrayType
+
+    if column not in df.columns:
+        return set()
+    dtype = df.schema[column].dataType
+    if isinstance(dtype, ArrayType):
+        dtype = dtype.elementType
+    return set(dtype.fieldNames()) if isinstance(dtype, StructType) else set()
+
+
+def _rubin_history(df: DataFrame, meaning: str, dtype: str) -> Column:
+    """``prvDiaSources.<field>`` + [``diaSource.<field>``] (history first, current last), under each struct's
+    name(s) for ``meaning`` (:data:`fink_t2.scoring.rubin_alerts.FIELD_NAMES`). Files of several schema
+    versions unified into one DataFrame carry both names (each null where the other is set): the first
+    non-null one is taken. A field the history lacks is null there; an alert without history (null
+    ``prvDiaSources``) keeps its current value."""
+    current_fields, history_fields = _struct_fields(df, "diaSource"), _struct_fields(df, "prvDiaSources")
+    names = [n for n in FIELD_NAMES[meaning] if n in current_fields]
+    if not names:
+        raise ValueError(f"the Rubin alerts' 'diaSource' struct lacks {' or '.join(FIELD_NAMES[meaning])} "
+                         f"(fields: {sorted(current_fields)[:12]})")
+    current = F.array(F.coalesce(*[F.col(f"diaSource.{n}").cast(dtype) for n in names]))
+    empty = F.array().cast(f"array<{dtype}>")
+    past_names = [n for n in FIELD_NAMES[meaning] if n in history_fields]
+    if len(past_names) == 1:  # the usual case: one schema version, a plain field extraction
+        past = F.coalesce(F.col(f"prvDiaSources.{past_names[0]}").cast(f"array<{dtype}>"), empty)
+    elif past_names:
+        past = F.coalesce(F.transform(F.col("prvDiaSources"),
+                                      lambda x: F.coalesce(*[x[n].cast(dtype) for n in past_names])), empty)
+    elif history_fields:
+        past = F.coalesce(F.transform(F.col("prvDiaSources"), lambda x: F.lit(None).cast(dtype)), empty)
+    else:
+        past = empty
+    return F.concat(past, current)
+
+
+def _rubin_host_z(df: DataFrame) -> Column:
+    """The host redshift from ``diaObject`` (as :func:`fink_t2.scoring.rubin_alerts.host_redshift`), null unknown."""
+    if "host_z" in df.columns:
+        return F.col("host_z").cast("double")
+    fields = _struct_fields(df, "diaObject") if "diaObject" in df.columns else set()
+    value = F.lit(None).cast("double")
+    for name in reversed(HOST_Z_FIELDS):  # the preferred field is applied last
+        if name in fields:
+            z = F.col(f"diaObject.{name}").cast("double")
+            value = F.when(z >= 0, z).otherwise(value)
+    return value
+
+
+def rubin_input_columns(df: DataFrame) -> list[Column]:
+    """The Rubin UDF's arguments for ``df``: cmidpointMjdTai, cband, cpsfFlux, cpsfFluxErr, host_z.
+
+    Fink-style c* columns when ``df`` has all four (ELAsTiCC-named ones too),
+    else built from the raw ``diaSource`` / ``prvDiaSources`` of any schema
+    version read (lsst v7.1, v10.0, ELAsTiCC); ``host_z`` from the column of
+    that name, else ``diaObject``, else null.
+    """
+    reader = get_reader("rubin")
+    names = set(df.columns)
+    aliases = {new: old for old, new in ELASTICC_COLUMNS.items()}
+    if set(reader.columns) <= names:
+        light_curve = [F.col(c) for c in reader.columns]
+    elif set(aliases.values()) <= names:
+        light_curve = [F.col(aliases[c]) for c in reader.columns]
+    elif "diaSource" in names:
+        light_curve = [_rubin_history(df, meaning, "string" if meaning == "band" else "double")
+                       for meaning in FIELD_NAMES]
+    else:
+        raise ValueError(f"the alerts have neither Fink's {list(reader.columns)} columns nor a raw 'diaSource' "
+                         f"column to build them from (columns: {sorted(names)[:12]})")
+    return [*light_curve, _rubin_host_z(df)]
 
 
 # --------------------------------------------------------------------------- session helper

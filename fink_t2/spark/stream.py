@@ -1,4 +1,4 @@
-"""Stream Fink's raw ZTF alert lake through t2 into a parquet sink (``fink-t2 stream``, ``run_t2_stream.py``).
+"""Stream Fink's raw alert lake (ZTF or Rubin) through t2 into a parquet sink (``fink-t2 stream``, run_t2_stream.py).
 
 Structured Streaming: a parquet file source over ``input`` (new files are
 picked up as they land), the ``t2`` column added by
@@ -7,6 +7,9 @@ directory. The file sink commits each micro-batch in ``<output>/_spark_metadata`
 together with the checkpoint, so a job stopped (or killed) at any point and
 restarted from the same checkpoint neither loses nor duplicates alerts; read
 the output with Spark (``spark.read.parquet(output)``), which honours that log.
+A lake holds one survey's alerts (``survey``, or read off the files' columns:
+ZTF's ``candidate`` or Rubin's ``diaSource``) and one schema: a lake mixing
+them is refused before the stream starts.
 
 Configuration comes from a YAML file (``--config``; default: ``conf/stream.yaml``
 in the working directory if there is one, else the copy shipped in the package),
@@ -17,6 +20,7 @@ entry point); ``run_t2_stream.py`` in the repository is a thin wrapper for
 ``spark-submit``. Examples::
 
     fink-t2 stream --input /lake/raw --output /lake/t2 --checkpoint /lake/t2_ckpt --once
+    fink-t2 stream --survey rubin --input /lake/rubin --output /lake/rubin_t2 --checkpoint /lake/rubin_ckpt --once
     spark-submit run_t2_stream.py --config conf/stream.yaml
 """
 
@@ -48,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", help="directory of raw alert parquet files")
     parser.add_argument("--output", help="parquet sink directory")
     parser.add_argument("--checkpoint", help="checkpoint directory")
-    parser.add_argument("--model", dest="model_path", help="TFLite model (default: the shipped one)")
+    parser.add_argument("--model", dest="model_path", help="TFLite model (default: the survey's shipped one)")
+    parser.add_argument("--survey", choices=("ztf", "rubin"), default=None,
+                        help="whose alerts the lake holds (default: read off the files' columns)")
     parser.add_argument("--trigger-seconds", type=float, help="micro-batch interval")
     parser.add_argument("--max-files-per-trigger", type=int, help="input files per micro-batch")
     parser.add_argument("--once", action="store_true", default=None,
@@ -66,7 +72,7 @@ def load_config(args: argparse.Namespace):
     overrides = {"input": args.input, "output": args.output, "checkpoint": args.checkpoint,
                  "model_path": args.model_path, "trigger_seconds": args.trigger_seconds,
                  "max_files_per_trigger": args.max_files_per_trigger, "once": args.once,
-                 "cuts.enabled": args.cuts}
+                 "cuts.enabled": args.cuts, "survey": getattr(args, "survey", None)}
     return load_stream_config(args.config if args.config is not None else default_config("stream.yaml"), overrides)
 
 
@@ -93,11 +99,12 @@ def check_stream_source(source: Path) -> None:
 
 def preflight(config) -> None:
     """Every check that can fail before the stream starts, each with one clear message."""
-    from fink_t2.scoring.inputs import check_separate, find_parquet, read_alert_schemas
+    from fink_t2.scoring.inputs import check_separate, find_parquet, read_alert_schemas, schema_survey
     from fink_t2.scoring.runtime import get_model
     from fink_t2.spark.hadoop import check_spark_path
 
-    get_model(config.model_path)
+    if config.model_path is not None:
+        get_model(config.model_path)  # a bad model file fails first; its survey is checked once the lake's is known
     source = Path(config.input)
     if not source.is_dir():
         raise FileNotFoundError(f"input directory not found: {source} (set 'input' in the configuration or "
@@ -112,15 +119,38 @@ def preflight(config) -> None:
     for path in files:
         check_spark_path(path)
     schemas = read_alert_schemas(files)
-    for schema, path in zip(schemas, files):
+    surveys = [schema_survey(schema) for schema in schemas]
+    for schema, survey, path in zip(schemas, surveys, files):
+        if survey != surveys[0]:
+            raise ValueError(f"input files mix surveys: {path} holds {survey} alerts, {files[0]} {surveys[0]} ones; "
+                             "a stream reads one survey's lake: move the other files to a lake of their own")
         if not schema.equals(schemas[0]):
             raise ValueError(f"input files have different schemas: {path} differs from {files[0]}; a stream "
                              "reads one schema (unify the files, e.g. as data/make_sample.py does)")
+    if config.survey is not None and surveys[0] is not None and surveys[0] != config.survey:
+        raise ValueError(f"{files[0]} holds {surveys[0]} alerts, the configuration says survey {config.survey}: "
+                         f"pass --survey {surveys[0]} (or set 'survey') or point the stream at a {config.survey} lake")
+    config.survey = config.survey or surveys[0] or "ztf"
+    LOGGER.info("the lake holds %s alerts: scoring them with the %s model", config.survey,
+                config.survey if config.model_path is None else config.model_path)
+    _check_model(config)
+    if config.survey != "ztf" and config.cuts.enabled:
+        raise ValueError(f"Fink's t2 selection cuts read ZTF columns (jdstarthist, roid, cdsxmatch); {config.survey} "
+                         "alerts have none: pass --no-cuts (or set cuts.enabled: false)")
     from fink_t2.scoring.preflight import check_cut_columns
 
     check_cut_columns(schemas[0], config.cuts, files[0], flag="--cuts / cuts.enabled")
     _writable_dir(Path(config.output), "output")
     _writable_dir(Path(config.checkpoint), "checkpoint")
+
+
+def _check_model(config) -> None:
+    """The model file (or the survey's shipped one) is valid and reads the lake's survey: ValueError otherwise."""
+    from fink_t2.scoring.classifier import model_for
+    from fink_t2.scoring.paths import default_model
+
+    path = config.model_path if config.model_path is not None else default_model(config.survey or "ztf")
+    model_for(config.survey or "ztf", model_path=path)
 
 
 def start_query(spark, config):
@@ -142,7 +172,7 @@ def start_query(spark, config):
               .option("pathGlobFilter", "*.parquet")
               .option("basePath", base)
               .parquet(source))
-    scored = apply_t2(alerts, model_path=config.model_path, cuts=config.cuts)
+    scored = apply_t2(alerts, model_path=config.model_path, cuts=config.cuts, survey=config.survey)
     scored = scored.observe(
         METRICS,
         F.count(F.lit(1)).alias("alerts"),

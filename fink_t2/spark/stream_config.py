@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fink_t2.scoring.config import ConfigError, build, load_yaml
 from fink_t2.scoring.cuts import Cuts
+from fink_t2.scoring.surveys import SURVEYS
 
 
 @dataclass
@@ -30,6 +31,7 @@ class StreamConfig:
     once: bool = False  # process what is there (available-now), then stop
     query_name: str = "fink_t2"
     cuts: Cuts = field(default_factory=Cuts)
+    survey: str | None = None  # whose alerts the lake holds: ztf, rubin; null: read off the files' columns
 
     def validate(self, source: str) -> None:
         for key in ("input", "output", "checkpoint"):
@@ -39,6 +41,8 @@ class StreamConfig:
             raise ConfigError(f"{source}: key 'trigger_seconds' must be > 0, got {self.trigger_seconds}")
         if not isinstance(self.max_files_per_trigger, int) or self.max_files_per_trigger < 1:
             raise ConfigError(f"{source}: key 'max_files_per_trigger' must be >= 1, got {self.max_files_per_trigger}")
+        if self.survey is not None and self.survey not in SURVEYS:
+            raise ConfigError(f"{source}: key 'survey' must be one of {sorted(SURVEYS)} or null, got {self.survey!r}")
 
 
 def load_stream_config(path: str | Path | None, overrides: dict | None = None) -> StreamConfig:

@@ -33,11 +33,21 @@ import pyarrow.parquet as pq
 
 from fink_t2.scoring.alerts import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, alert_columns, candidate_fields
 from fink_t2.scoring.classes import CLASS_FIELDS, CLASSES
-from fink_t2.scoring.classifier import Scores, score_alerts
+from fink_t2.scoring.classifier import Scores, score_alerts, score_columns
 from fink_t2.scoring.column import t2_arrow
 from fink_t2.scoring.cuts import Cuts, make_selector
-from fink_t2.scoring.inputs import InputError, check_separate, find_parquet, one_line, read_alert_schemas
+from fink_t2.scoring.inputs import (
+    InputError,
+    check_alert_schema,
+    check_separate,
+    find_parquet,
+    one_line,
+    read_alert_schemas,
+    schema_survey,
+)
+from fink_t2.scoring.readers import READERS, get_reader, light_curve_columns, survey_of_columns
 from fink_t2.spark.hadoop import check_spark_path, spark_literal
+from fink_t2.tools.avro_alerts import is_avro, read_avro, read_avro_schema
 from fink_t2.tools.unify import UNFIT_COLUMN, decline_unfit, unify_frames
 
 LOGGER = logging.getLogger(__name__)
@@ -71,9 +81,15 @@ def _extra(table: pa.Table, name: str):
     return table.column(name).to_pandas() if name in table.column_names else None
 
 
-def score_table(table: pa.Table, model_path=None, cuts: Cuts | None = None) -> Scores:
-    """Scores of the alerts in a pyarrow Table (raw alerts or with Fink's c* columns)."""
+def score_table(table: pa.Table, model_path=None, cuts: Cuts | None = None, survey: str | None = None) -> Scores:
+    """Scores of the alerts in a pyarrow Table (raw alerts or with Fink's c* columns).
+
+    ``survey`` None: read off the schema (ZTF unless the table holds Rubin alerts).
+    """
     cuts = cuts if cuts is not None else Cuts()
+    survey = survey if survey is not None else (schema_survey(table.schema) or "ztf")
+    if survey != "ztf":
+        return _score_survey_table(table, survey, model_path, cuts)
     if set(REQUIRED_COLUMNS) <= set(table.column_names):
         cols = {name: table.column(name).to_pandas() for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS
                 if name in table.column_names}
@@ -87,6 +103,102 @@ def score_table(table: pa.Table, model_path=None, cuts: Cuts | None = None) -> S
     return score_alerts(cols["cjd"], cols["cfid"], cols["cmagpsf"], cols["csigmapsf"],
                         cisdiffpos=cols.get("cisdiffpos"), cdiffmaglim=cols.get("cdiffmaglim"),
                         model_path=model_path, select=select)
+
+
+def _score_survey_table(table: pa.Table, survey: str, model_path, cuts: Cuts) -> Scores:
+    """Scores of a non-ZTF survey's alerts (Rubin): its c* columns, from the table or built from raw alerts."""
+    check_cuts_survey(cuts, survey)
+    reader = get_reader(survey)
+    wanted = [c for c in table.column_names if c.startswith("c") or c in
+              (reader.current_column, reader.history_column, "diaObject", reader.host_redshift_column)]
+    frame = light_curve_columns(table.select(wanted).to_pandas(), survey)
+    optional = {name: frame[name] for name in (*reader.optional_columns, reader.host_redshift_column)
+                if name and name in frame}
+    return score_columns([frame[c] for c in reader.columns], optional, survey=survey, model_path=model_path)
+
+
+def check_cuts_survey(cuts: Cuts | None, survey: str) -> None:
+    """InputError if Fink's selection cuts are asked for on another survey's alerts: they read ZTF columns."""
+    if cuts is not None and cuts.enabled and survey != "ztf":
+        raise InputError(f"Fink's t2 selection cuts (--cuts / --cuts-config) read ZTF columns (jdstarthist, roid, "
+                         f"cdsxmatch); {survey} alerts have none: score them without --cuts")
+
+
+# --------------------------------------------------------------------------- inputs of either survey, either format
+
+
+def find_alert_files(inputs: list[str | Path]) -> list[Path]:
+    """The alert files named by ``inputs``: parquet as :func:`find_parquet` finds them, and Avro files.
+
+    An Avro file (``*.avro``) is read when it is named; directories are searched
+    for parquet only, as ever (a directory of Avro files is named file by file,
+    ``DIR/*.avro``: a stray ``.avro`` beside a lake's parquet is not read by accident).
+    """
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_file() and is_avro(path):
+            files.append(path)
+            continue
+        try:
+            files.extend(find_parquet([path]))
+        except InputError as error:
+            avro = path.is_dir() and any(p.is_file() for p in path.rglob("*.avro"))
+            if not avro:
+                raise
+            raise InputError(f"{error}; it holds Avro files: name them one by one ({path}/*.avro)") from None
+    return files
+
+
+def read_input_schemas(files: list[Path]) -> list[pa.Schema]:
+    """Each input file's schema (parquet footer, Avro header), checked to hold ZTF or Rubin alerts."""
+    parquet = [p for p in files if not is_avro(p)]
+    of_parquet = dict(zip(parquet, read_alert_schemas(parquet))) if parquet else {}
+    schemas = []
+    for path in files:
+        if is_avro(path):
+            schema = read_avro_schema(path)
+            check_alert_schema(schema, path)
+            schemas.append(schema)
+        else:
+            schemas.append(of_parquet[path])
+    return schemas
+
+
+def input_survey(files: list[Path], schemas: list[pa.Schema], survey: str | None) -> str:
+    """The survey of the inputs: ``survey`` if given (checked against every file), else read off the schemas.
+
+    One survey per job: files of both, or a file of the other survey than
+    ``--survey``, is an InputError naming the file. The survey read off the
+    schemas is logged (one line).
+    """
+    found = [(path, schema_survey(schema)) for path, schema in zip(files, schemas)]
+    if survey is not None:
+        for path, of_file in found:
+            if of_file is not None and of_file != survey:
+                raise InputError(f"{path} holds {of_file} alerts, not {survey} ones (--survey {survey}): remove it "
+                                 f"from the input or pass --survey {of_file}")
+        return survey
+    surveys = {of_file for _, of_file in found if of_file is not None}
+    if len(surveys) > 1:
+        first = {of_file: path for path, of_file in reversed(found)}
+        named = ", ".join(f"{first[s]} holds {s} alerts" for s in sorted(surveys))
+        raise InputError(f"the inputs mix surveys ({named}): score each survey's files in its own job")
+    detected = surveys.pop() if surveys else "ztf"
+    LOGGER.info("inputs hold %s alerts (read off their columns): scoring them with the %s model "
+                "(--survey to say so)", detected, detected)
+    return detected
+
+
+def _read_table(path: Path) -> pa.Table:
+    """One input file as a Table (Avro or parquet); InputError naming it if its data cannot be read."""
+    if is_avro(path):
+        return read_avro(path)
+    try:
+        return pq.read_table(path)
+    except Exception as error:  # ArrowException, OSError: a damaged data page behind a valid footer
+        raise InputError(f"cannot read parquet file {path}: {one_line(error)} (corrupt: remove or replace "
+                         "it)") from error
 
 
 # --------------------------------------------------------------------------- progress
@@ -170,13 +282,16 @@ def _publish(tmp: Path, output: Path) -> None:
 
 
 def score_pandas(input_file: str | Path, output: str | Path | None, model_path=None, cuts: Cuts | None = None,
-                 overwrite: bool = False, progress: bool = True) -> pa.Table:
-    """Score one parquet file without Spark; write it with ``t2`` added to ``output`` (if given); return it.
+                 overwrite: bool = False, progress: bool = True, survey: str | None = None) -> pa.Table:
+    """Score one parquet or Avro file without Spark; write it (parquet) with ``t2`` added to ``output`` (if
+    given); return it.
 
-    The output is written under a temporary name and renamed when complete, so a
-    killed or failed write (full disk) leaves no file under the final name.
+    ``survey`` ("ztf", "rubin"; None: read off the file's columns) picks the
+    reader and the default model. The output is written under a temporary name
+    and renamed when complete, so a killed or failed write (full disk) leaves
+    no file under the final name.
     """
-    files = find_parquet([input_file])
+    files = find_alert_files([input_file])
     if len(files) != 1:
         raise InputError(f"the pandas engine scores one file; {input_file} holds {len(files)} "
                          "(use --engine spark)")
@@ -184,26 +299,23 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
     if output is not None:
         output = Path(output)
         check_separate([input_file], {"output": output})
-    schemas = read_alert_schemas(files)
+    schemas = read_input_schemas(files)
+    survey = input_survey(files, schemas, survey)
+    check_cuts_survey(cuts, survey)
     if output is not None:
         _check_output(output, overwrite)
     from fink_t2.scoring.preflight import check_score_job
-    from fink_t2.scoring.runtime import get_model
 
     check_score_job(files, schemas, output, cuts, "pandas",
                     _output_file(output) if output is not None else None)
 
-    get_model(model_path)  # a bad model file fails before anything is read
-    try:
-        table = pq.read_table(path)
-    except Exception as error:  # ArrowException, OSError: a damaged data page behind a valid footer
-        raise InputError(f"cannot read parquet file {path}: {one_line(error)} (corrupt: remove or replace "
-                         "it)") from error
+    model_path = survey_model(survey, model_path)  # a bad model file, or one of another survey, fails here
+    table = _read_table(path)
     parts = []
     with progress_bar(table.num_rows, progress) as bar:
         for start in range(0, table.num_rows, PANDAS_CHUNK):
             chunk = table.slice(start, PANDAS_CHUNK)
-            parts.append(t2_arrow(score_table(chunk, model_path, cuts)))
+            parts.append(t2_arrow(score_table(chunk, model_path, cuts, survey)))
             bar.update(chunk.num_rows)
     t2 = pa.concat_arrays(parts) if parts else t2_arrow(Scores.empty())
     if "t2" in table.column_names:
@@ -225,13 +337,43 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
     return table
 
 
+def survey_model(survey: str, model_path=None):
+    """``model_path`` (or ``survey``'s shipped model when None), loaded and checked to read ``survey``'s alerts.
+
+    Returns the path to score with. ModelFileError for a bad file; InputError
+    for a model of another survey (one line naming the model and the fix).
+    """
+    from fink_t2.scoring.classifier import model_for
+    from fink_t2.scoring.paths import default_model
+
+    path = model_path if model_path is not None else default_model(survey)
+    try:
+        model_for(survey, model_path=path)
+    except ValueError as error:
+        if type(error) is not ValueError:  # ModelFileError and the like: their own one line
+            raise
+        raise InputError(f"model {path}: {error}") from error
+    return path
+
+
 #: Spark's partition-column type inference turns ``day=01`` into the integer 1: off while reading inputs.
 _INFERENCE = "spark.sql.sources.partitionColumnTypeInference.enabled"
+#: Spark >= 3.4 refuses parquet nanosecond timestamps (pandas writes them: the ELAsTiCC files'
+#: ``brokerIngestTimestamp``) unless they are read as their int64 value: on while reading inputs.
+_NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
+#: Session settings while the job runs (restored after): partition values as written, nanosecond times readable.
+_READ_SETTINGS = {_INFERENCE: "false", _NANOS_AS_LONG: "true"}
 
 
 def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, cuts: Cuts | None = None,
-                overwrite: bool = False, spark=None, master: str | None = None, progress: bool = True) -> Path:
-    """Score parquet files/directories/partitions with Spark; write a parquet directory; return the path.
+                overwrite: bool = False, spark=None, master: str | None = None, progress: bool = True,
+                survey: str | None = None) -> Path:
+    """Score parquet (or Avro) files/directories/partitions with Spark; write a parquet directory; return the path.
+
+    ``survey`` ("ztf", "rubin"; None: read off the files' columns) picks the
+    reader and the default model; one job scores one survey. Avro files are
+    converted to parquet in a hidden directory beside the output first (Spark
+    reads Avro only with the spark-avro package), removed when the job ends.
 
     Inputs, output and model are checked before a Spark session is started
     (``spark`` None: one is made with ``master`` once the checks pass). Paths
@@ -240,26 +382,33 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
     field name. The output is written to a hidden temporary directory and
     renamed when the job succeeded: a failed job leaves nothing behind.
     """
-    from fink_t2.scoring.runtime import get_model
     from fink_t2.spark.processor import apply_t2, spark_session
 
     output = Path(output)
     check_separate(inputs, {"output": output})
-    files_of = {str(item): find_parquet([item]) for item in inputs}
+    files_of = {str(item): find_alert_files([item]) for item in inputs}
     files = [f for found in files_of.values() for f in found]
     for path in files:
         check_spark_path(path)
-    schemas = read_alert_schemas(files)
-    schema_of = dict(zip(files, schemas))
+    schemas = read_input_schemas(files)
+    survey = input_survey(files, schemas, survey)
+    check_cuts_survey(cuts, survey)
     _check_output(output, overwrite, spark=True)
     from fink_t2.scoring.preflight import check_score_job
 
     check_score_job(files, schemas, output, cuts, "spark")  # unwritable output, cuts' columns: before Spark
-    get_model(model_path)  # a bad model file fails here, before Spark reads anything
+    model_path = survey_model(survey, model_path)  # a bad model file fails here, before Spark reads anything
+    converted = None
+    if any(is_avro(p) for p in files):
+        converted = _temporary_sibling(output.absolute(), "avro")
+        files_of, schemas = _avro_as_parquet(files_of, converted)
+        files = [f for found in files_of.values() for f in found]
+    schema_of = dict(zip(files, schemas))
     spark = spark or spark_session("fink-t2-score", master=master,
                                    conf={"spark.ui.showConsoleProgress": str(progress).lower()})
-    previous = spark.conf.get(_INFERENCE, None)
-    spark.conf.set(_INFERENCE, "false")
+    previous = {key: spark.conf.get(key, None) for key in _READ_SETTINGS}
+    for key, value in _READ_SETTINGS.items():
+        spark.conf.set(key, value)
     try:
         frames, first_files, arrow_schemas = [], [], []
         for item, found in files_of.items():
@@ -279,7 +428,7 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
         file_columns = {name for schema in schemas for name in schema.names}
         df = unify_frames(frames, first_files, arrow_schemas)
         partition_columns = [c for c in df.columns if c not in file_columns and c != UNFIT_COLUMN]
-        result = decline_unfit(apply_t2(df, model_path=model_path,
+        result = decline_unfit(apply_t2(df, model_path=model_path, survey=survey,
                                             cuts=cuts if cuts is not None else Cuts()))  # None: no cuts
         writer = result.write.mode("errorifexists")
         if partition_columns:
@@ -296,11 +445,37 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
-        if previous is None:
-            spark.conf.unset(_INFERENCE)
-        else:
-            spark.conf.set(_INFERENCE, previous)
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+        if converted is not None:
+            shutil.rmtree(converted, ignore_errors=True)
     return output
+
+
+def _avro_as_parquet(files_of: dict[str, list[Path]], folder: Path) -> tuple[dict[str, list[Path]], list[pa.Schema]]:
+    """Every Avro file of ``files_of`` written as parquet under ``folder``: the file lists (the converted files
+    under ``folder``'s own key: they have no partition directories) and their schemas, in that order."""
+    out: dict[str, list[Path]] = {}
+    converted: list[Path] = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for item, found in files_of.items():
+        kept = [path for path in found if not is_avro(path)]
+        for path in found:
+            if is_avro(path):
+                target = folder / f"part-{len(converted):05d}-{path.stem}.parquet"
+                try:
+                    pq.write_table(read_avro(path), target)
+                except OSError as error:
+                    raise _write_error(target, error) from error
+                converted.append(target)
+        if kept:
+            out[item] = kept
+    out[str(folder)] = converted
+    files = [f for found in out.values() for f in found]
+    return out, [pq.read_schema(path) for path in files]
 
 
 def spark_failure(error: Exception, files: list[Path]) -> str:
@@ -322,8 +497,10 @@ def spark_failure(error: Exception, files: list[Path]) -> str:
 def summarize(pdf: pd.DataFrame, examples: int = 5) -> str:
     """A readable summary of scored alerts: counts per top class, declines by reason, a few examples.
 
-    ``pdf`` has ``objectId``, ``candid`` and the ``t2`` struct as dicts (or its
-    fields as columns: one per class field of ``CLASS_FIELDS``, ``top_class``, ``reason``).
+    ``pdf`` has an alert's two identifiers (a survey reader's ``id_columns``:
+    ``objectId``, ``candid`` for ZTF, ``diaObjectId``, ``diaSourceId`` for Rubin) and the ``t2``
+    struct as dicts (or its fields as columns: one per class field of ``CLASS_FIELDS``,
+    ``top_class``, ``reason``).
     """
     if "t2" in pdf.columns:
         t2 = pdf["t2"]
@@ -347,26 +524,71 @@ def summarize(pdf: pd.DataFrame, examples: int = 5) -> str:
         lines += ["", "Declined (reason)     alerts"]
         for text, count in declined.most_common():
             lines.append(f"  {text:<40} {count:>6}")
-    ids = pdf["objectId"] if "objectId" in pdf.columns else pd.Series(["?"] * n, index=pdf.index)
-    candid = pdf["candid"] if "candid" in pdf.columns else pd.Series(["?"] * n, index=pdf.index)
+    names = next((r.id_columns for r in READERS.values() if set(r.id_columns) & set(pdf.columns)),
+                 READERS["ztf"].id_columns)
+    ids, candid = (pdf[c].astype(object) if c in pdf.columns else pd.Series(["?"] * n, index=pdf.index)
+                   for c in names)
+    wide = [max([14, len(names[0]) + 1, *(len(str(v)) + 1 for v in ids)]),
+            max([20, len(names[1]) + 1, *(len(str(v)) + 1 for v in candid)])]
     lines += ["", "Examples (the most confident alert of each frequent class)",
-              f"  {'objectId':<14} {'candid':<20} {'top class':<16} p(top)  runner-up"]
+              f"  {names[0]:<{wide[0]}} {names[1]:<{wide[1]}} {'top class':<16} p(top)  runner-up"]
     p_top = pd.Series([max(p.values()) if p else np.nan for p in probs], index=pdf.index)
     for name, _ in Counter(top[classified]).most_common(examples):
         i = int(np.nanargmax(np.where((top == name).to_numpy(), p_top.to_numpy(), np.nan)))
         ranked = sorted(probs.iloc[i].items(), key=lambda kv: -kv[1])
         (best, p_best), (second, p_second) = ranked[0], ranked[1]
-        lines.append(f"  {ids.iloc[i]!s:<14} {candid.iloc[i]!s:<20} {best:<16} {p_best:.3f}   "
+        lines.append(f"  {ids.iloc[i]!s:<{wide[0]}} {candid.iloc[i]!s:<{wide[1]}} {best:<16} {p_best:.3f}   "
                      f"{second} {p_second:.3f}")
     for i in np.flatnonzero(~classified.to_numpy())[:2]:
-        lines.append(f"  {ids.iloc[i]!s:<14} {candid.iloc[i]!s:<20} declined: {reason.iloc[i]}")
+        lines.append(f"  {ids.iloc[i]!s:<{wide[0]}} {candid.iloc[i]!s:<{wide[1]}} declined: {reason.iloc[i]}")
     return "\n".join(lines)
 
 
+def summary_frame(table: pa.Table) -> pd.DataFrame:
+    """What :func:`summarize` reads from a scored table: the alert's two identifiers and ``t2``.
+
+    The identifiers are the survey reader's ``id_columns`` (ZTF: ``objectId``,
+    ``candid``; Rubin: ``diaObjectId``, ``diaSourceId``), a top-level column or
+    a field of the current detection's struct (Rubin's ``diaSource``); null where absent.
+    """
+    reader = get_reader(schema_survey(table.schema) or "ztf")
+    names = table.column_names
+    struct_type = table.schema.field(reader.current_column).type if reader.current_column in names else None
+    current = table.column(reader.current_column).combine_chunks() if pa.types.is_struct(struct_type) else None
+    columns = {}
+    for name in reader.id_columns:
+        if name in names:
+            columns[name] = table.column(name).to_pylist()
+        elif current is not None and current.type.get_field_index(name) >= 0:
+            columns[name] = pc.struct_field(current, name).to_pylist()
+        else:
+            columns[name] = [None] * table.num_rows
+    return pd.DataFrame({**columns, "t2": table.column("t2").to_pylist()})
+
+
 def read_scored(output: str | Path, engine: str, spark=None) -> pd.DataFrame:
-    """objectId, candid and t2 of a scored output, as pandas (for the summary)."""
+    """The identifiers and t2 of a scored output, as pandas (for the summary; see :func:`summary_frame`)."""
     output = Path(output)
     if engine == "pandas":
-        table = pq.read_table(_output_file(output), columns=["objectId", "candid", "t2"])
-        return table.to_pandas()
-    return spark.read.parquet(spark_literal(output)).select("objectId", "candid", "t2.*").toPandas()
+        path = _output_file(output)
+        schema = pq.read_schema(path)
+        reader = get_reader(schema_survey(schema) or "ztf")
+        wanted = [c for c in (*reader.id_columns, "t2") if c in schema.names]
+        if len(wanted) < 3 and reader.current_column in schema.names:
+            wanted.append(reader.current_column)  # identifiers inside the current detection (Rubin)
+        return summary_frame(pq.read_table(path, columns=wanted))
+    from pyspark.sql import functions as F
+
+    df = spark.read.parquet(spark_literal(output))
+    reader = get_reader(survey_of_columns(df.columns) or "ztf")
+    current_type = df.schema[reader.current_column].dataType if reader.current_column in df.columns else None
+    current = set(current_type.fieldNames()) if hasattr(current_type, "fieldNames") else set()
+    picked = []
+    for name in reader.id_columns:
+        if name in df.columns:
+            picked.append(df[name])
+        elif name in current:
+            picked.append(df[f"{reader.current_column}.{name}"].alias(name))
+        else:
+            picked.append(F.lit(None).cast("string").alias(name))
+    return df.select(*picked, "t2.*").toPandas()

@@ -62,10 +62,21 @@ def _add_evaluate(sub) -> None:
                    help="also the real-sky report: the run's out-of-fold predictions on typed BTS light curves "
                         "(beside the --tflite models, scored on every object) and the SIMBAD-labelled alerts")
     p.add_argument("--bts", default=None, help="BTS light-curve parquet (default: ../shared/data/ztf_bts_dev)")
+    p.add_argument("--rubin", action="store_true",
+                   help="instead: the six-band Rubin model (--rubin-model) beside the g/r model (--ztf-model) on "
+                        "held-out PLAsTiCC objects and the labelled ELAsTiCC alerts (docs/evaluation_rubin.md)")
+    p.add_argument("--rubin-model", default=None, help="with --rubin: default fink_t2/data/t2_rubin.tflite")
+    p.add_argument("--ztf-model", default=None, help="with --rubin: default fink_t2/data/t2.tflite")
     p.set_defaults(handler=_run_evaluate)
 
 
 def _run_evaluate(args) -> int:
+    if args.rubin:
+        from fink_t2.training.rubin_evaluation import RUBIN_MODEL, ZTF_MODEL, evaluate_rubin
+
+        evaluate_rubin(args.rubin_model or RUBIN_MODEL, args.ztf_model or ZTF_MODEL,
+                       data_dir=plasticc_dir(args.data_dir), output=args.output, max_objects=args.max_objects)
+        return 0
     from fink_t2.training.report import evaluate_run
 
     tflite = dict(item.split("=", 1) for item in args.tflite)
@@ -140,14 +151,18 @@ def _run_bench(args) -> int:
 
 
 def _add_score(sub) -> None:
-    p = sub.add_parser("score", help="add the t2 column to archived alert parquet (files, directories, partitions)")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="parquet file(s) or directories (year=/month=/day= ok)")
+    p = sub.add_parser("score", help="add the t2 column to archived alerts, ZTF or Rubin (parquet or Avro files, "
+                       "directories, partitions)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="parquet or Avro file(s) or directories (year=/month=/day= ok)")
     p.add_argument("--output", default=None, help="output: a parquet directory (spark) or file/directory (pandas); "
                    "optional with --summary and the pandas engine")
     p.add_argument("--engine", choices=("spark", "pandas"), default="spark",
                    help="spark (default, any size) or pandas (one file, no Spark)")
-    p.add_argument("--model", default=None, help="TFLite model (default: the one shipped in the package)")
-    p.add_argument("--cuts", action="store_true", help="apply Fink's t2 selection cuts (default values)")
+    p.add_argument("--model", default=None, help="TFLite model (default: the survey's model shipped in the package)")
+    p.add_argument("--survey", choices=("ztf", "rubin"), default=None,
+                   help="whose alerts the inputs hold (default: read off their columns: candidate / diaSource)")
+    p.add_argument("--cuts", action="store_true", help="apply Fink's t2 selection cuts (default values; ZTF only)")
     p.add_argument("--cuts-config", default=None, metavar="YAML", help="cuts from a YAML file with a 'cuts:' "
                    "mapping (see conf/cuts.yaml); implies --cuts unless it says enabled: false")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -165,7 +180,7 @@ def _run_score(args) -> int:
     from fink_t2.scoring.cuts import Cuts, load_cuts
     from fink_t2.scoring.inputs import InputError
     from fink_t2.scoring.runtime import ModelFileError
-    from fink_t2.tools.batch import read_scored, score_pandas, score_spark, summarize
+    from fink_t2.tools.batch import read_scored, score_pandas, score_spark, summarize, summary_frame
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -179,16 +194,15 @@ def _run_score(args) -> int:
             if len(args.inputs) != 1:
                 raise InputError(f"--engine pandas scores one file, got {len(args.inputs)} inputs (use --engine spark)")
             table = score_pandas(args.inputs[0], args.output, model_path=args.model, cuts=cuts,
-                                 overwrite=args.overwrite, progress=not args.no_progress)
+                                 overwrite=args.overwrite, progress=not args.no_progress, survey=args.survey)
             if args.summary:
-                print(summarize(table.select([c for c in ("objectId", "candid", "t2")
-                                              if c in table.column_names]).to_pandas()))
+                print(summarize(summary_frame(table)))
         else:
             from fink_t2.spark.processor import spark_session
 
             # Inputs, output and model are checked before Spark starts.
             score_spark(args.inputs, args.output, model_path=args.model, cuts=cuts, overwrite=args.overwrite,
-                        master=args.master, progress=not args.no_progress)
+                        master=args.master, progress=not args.no_progress, survey=args.survey)
             if args.summary:
                 print(summarize(read_scored(args.output, "spark", spark_session("fink-t2-score", master=args.master))))
     except (InputError, ConfigError, ModelFileError) as error:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from fink_t2.scoring.inputs import InputError
+from fink_t2.scoring.inputs import InputError, one_line
 
 #: Internal column: why an alert's values do not fit the unified schema (null if they all do).
 UNFIT_COLUMN = "__fink_t2_unfit"
@@ -111,10 +111,12 @@ def _align(expr: str, src, dst, depth: int = 0) -> str:
     there (never an exception, never a wrapped integer), and :func:`_unfit`
     reports it so that the alert is declined.
     """
-    from pyspark.sql.types import ArrayType, StructType
+    from pyspark.sql.types import ArrayType, NullType, StructType
 
     if src == dst:
         return expr
+    if isinstance(src, NullType):  # all null in this file (Spark read it as int): null of the unified type
+        return f"CAST(NULL AS {_sql_type(dst)})"
     if isinstance(dst, StructType):
         have = {f.name: f.dataType for f in src.fields}
         parts = [f"{_sql_string(f.name)}, " + (_align(f"{expr}.{_quote(f.name)}", have[f.name], f.dataType, depth)
@@ -129,9 +131,9 @@ def _align(expr: str, src, dst, depth: int = 0) -> str:
 
 def _unfit(expr: str, src, dst, label: str, depth: int = 0) -> list[tuple[str, str]]:
     """(field, SQL condition) for every leaf whose values may not fit: true where one does not."""
-    from pyspark.sql.types import ArrayType, DoubleType, FloatType, StructType
+    from pyspark.sql.types import ArrayType, DoubleType, FloatType, NullType, StructType
 
-    if src == dst:
+    if src == dst or isinstance(src, NullType):
         return []
     if isinstance(dst, StructType):
         have = {f.name: f.dataType for f in src.fields}
@@ -182,8 +184,8 @@ def unify_frames(frames: list, first_files: list[str], arrow_schemas: list[pa.Sc
     target = _denulled(target, frames[0].schema)
     target = StructType([StructField(f.name, f.dataType, True) for f in target.fields])
     aligned = []
-    for frame in frames:
-        have = {f.name: f.dataType for f in frame.schema.fields}
+    for i, frame in enumerate(frames):
+        have = {f.name: f.dataType for f in nulled(i).fields}  # all-null columns as NullType: cast as a whole
         columns, problems = [], []
         for f in target.fields:
             if f.name in have:
@@ -196,7 +198,11 @@ def unify_frames(frames: list, first_files: list[str], arrow_schemas: list[pa.Sc
             reason = F.expr(f"nullif(concat_ws(', ', {cases}), '')")
         else:
             reason = F.lit(None).cast("string")
-        aligned.append(frame.select(*columns, reason.alias(UNFIT_COLUMN)))
+        try:
+            aligned.append(frame.select(*columns, reason.alias(UNFIT_COLUMN)))
+        except Exception as error:  # AnalysisException: a leaf Spark cannot cast (a timestamp against a number)
+            raise InputError(f"{first_files[i]} has a schema that cannot be unified with {first_files[0]} "
+                             f"({one_line(error, 200)}); score these files separately") from error
     df = aligned[0]
     for frame in aligned[1:]:
         df = df.unionByName(frame)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fink_t2.scoring.lightcurves import PreparationConfig
-from fink_t2.scoring.paths import SAMPLE_ALERTS
+from fink_t2.scoring.paths import MODELS, SAMPLE_ALERTS, SAMPLE_RUBIN_ALERTS
 from fink_t2.scoring.runtime import write_metadata
 
 #: Converted from the Keras graph as it is.
@@ -331,6 +331,29 @@ def ztf_alert_inputs(preparation: PreparationConfig, path: str | Path = SAMPLE_A
     return batch.values[batch.ok]
 
 
+def rubin_alert_inputs(preparation: PreparationConfig, path: str | Path = SAMPLE_RUBIN_ALERTS) -> np.ndarray:
+    """Prepared model inputs of the Rubin alerts in ``path`` (the package's sample) that the preparation accepts."""
+    import pyarrow.parquet as pq
+
+    from fink_t2.scoring.lightcurves import prepare
+    from fink_t2.scoring.rubin_alerts import HOST_Z_COLUMN, RUBIN_COLUMNS, observations_from_rubin, rubin_alert_columns
+
+    columns = rubin_alert_columns(pq.read_table(path))
+    obs, _ = observations_from_rubin(*(columns[c] for c in RUBIN_COLUMNS))
+    batch = prepare(obs, preparation, host_z=columns[HOST_Z_COLUMN].to_numpy(np.float64))
+    return batch.values[batch.ok]
+
+
+#: Per survey: real alerts every variant is also checked on (the package's sample of that survey).
+REAL_ALERT_INPUTS = {"ztf": ztf_alert_inputs, "rubin": rubin_alert_inputs}
+
+
+def shipped_model_path(survey: str) -> Path:
+    """Where ``fink-t2 compress --ship`` puts a survey's model: ``t2.tflite`` for ZTF, ``t2_<survey>.tflite``
+    for the others (the Keras file and the training config beside it, same stem)."""
+    return MODELS / ("t2.tflite" if survey == "ztf" else f"t2_{survey}.tflite")
+
+
 def graph_size(data: bytes) -> tuple[int, int]:
     """(operators, tensors) of a flatbuffer: the bookkeeping that dominates a file this small."""
     from fink_t2.scoring.runtime import interpreter_class
@@ -372,10 +395,11 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
 
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-    from fink_t2.scoring.runtime import DEFAULT_MODEL, load_model, sha256_of
+    from fink_t2.scoring.runtime import load_model, sha256_of
     from fink_t2.training.evaluation import balanced_accuracy, flat_log_loss
     from fink_t2.training.plasticc import (
         EVALUATION_EPOCHS,
+        alert_views,
         evaluation_views,
         load_plasticc,
         sample_training_views,
@@ -406,11 +430,12 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
     keras_bytes = (run_dir / KERAS_FILE).stat().st_size
     log(f"SavedModel directory: {saved_model_bytes} B; .keras file: {keras_bytes} B")
 
-    data = load_plasticc(data_dir, seed=config.seed)
+    data = load_plasticc(data_dir, seed=config.seed, survey=prep.survey)
     split = split_objects(data.labels, config.split, config.seed)
     rng = np.random.default_rng(config.seed + 2)
-    spec = sample_training_views(data.observations, split["train"], 4, rng, config.long_history_fraction)
-    x_train, y_train, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction)
+    spec = sample_training_views(data.observations, split["train"], 4, rng, config.long_history_fraction,
+                                 history_days=alert_views(prep.survey).history_days)
+    x_train, y_train, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction, config.redshift_dropout)
     calibration = x_train[rng.permutation(len(x_train))[:2000]]
     held_out = {}
     for epoch in EVALUATION_EPOCHS:
@@ -418,8 +443,8 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
         held_out[epoch] = prepared_views(data, espec, prep)[:2]
     x_test = np.concatenate([x for x, _ in held_out.values()])
     y_test = np.concatenate([y for _, y in held_out.values()])
-    x_ztf = ztf_alert_inputs(prep)
-    log(f"held-out views: {len(x_test)}; real ZTF alerts prepared: {len(x_ztf)}")
+    x_ztf = REAL_ALERT_INPUTS[prep.survey](prep)  # the survey's sample alerts (named _ztf for ZTF's report)
+    log(f"held-out views: {len(x_test)}; sample {prep.survey} alerts prepared: {len(x_ztf)}")
 
     reference_test = keras_model.predict(x_test, batch_size=4096, verbose=0)
     reference_ztf = keras_model.predict(x_ztf, batch_size=4096, verbose=0)
@@ -493,22 +518,24 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
         if ship not in flatbuffers:
             raise ValueError(f"unknown variant {ship!r}; made: {list(flatbuffers)}")
         chosen = ship
-    summary = {"run": str(run_dir), "saved_model_bytes": saved_model_bytes, "n_test_views": int(len(x_test)),
+    summary = {"run": str(run_dir), "survey": prep.survey, "saved_model_bytes": saved_model_bytes,
+               "n_test_views": int(len(x_test)),
                "n_ztf_alerts": int(len(x_ztf)), "rows": rows, "shipped": chosen,
                "criteria": {"max_log_loss_increase": MAX_LOG_LOSS_INCREASE,
                             "min_argmax_agreement": MIN_ARGMAX_AGREEMENT, "min_size_ratio": MIN_SIZE_RATIO}}
     if chosen:
         row = next(r for r in rows if r["variant"] == chosen)
-        shutil.copyfile(run_dir / KERAS_FILE, DEFAULT_MODEL.with_suffix(".keras"))
-        shutil.copyfile(run_dir / CONFIG_FILE, DEFAULT_MODEL.with_name("t2_train.yaml"))
-        save_tflite(flatbuffers[chosen], DEFAULT_MODEL, prep, {
+        shipped = shipped_model_path(prep.survey)
+        shutil.copyfile(run_dir / KERAS_FILE, shipped.with_suffix(".keras"))
+        shutil.copyfile(run_dir / CONFIG_FILE, shipped.with_name(f"{shipped.stem}_train.yaml"))
+        save_tflite(flatbuffers[chosen], shipped, prep, {
             "variant": chosen, "trained_on": _trained_on(config),
             **run_calibration(run_dir),
             "keras_sha256": sha256_of((run_dir / KERAS_FILE).read_bytes()),
             "held_out_flat_log_loss": round(row["flat_log_loss"], 4),
             "held_out_balanced_accuracy": round(row["balanced_accuracy"], 4),
             "model": config.model.to_dict(), "saved_model_bytes": saved_model_bytes})
-        log(f"shipped {chosen} -> {DEFAULT_MODEL} ({row['bytes']} B, sha256 {row['sha256']})")
+        log(f"shipped {chosen} -> {shipped} ({row['bytes']} B, sha256 {row['sha256']})")
     (output_dir / "compression.json").write_text(json.dumps(summary, indent=1))
     if report:
         write_compression_report(summary, Path(report))
@@ -516,6 +543,11 @@ def compress_run(run_dir: str | Path, output_dir: str | Path, ship: str | None =
 
 
 def _trained_on(config) -> str:
+    if config.preparation.survey != "ztf":
+        return (f"PLAsTiCC training set in the {config.preparation.survey} bands "
+                f"({', '.join(config.preparation.bands)})"
+                + (" with host photo-z" if config.preparation.host_redshift else "")
+                + f", alert-like views (see docs/model_card_{config.preparation.survey}.md)")
     if config.real is None:
         return "PLAsTiCC training set, alert-like views (see docs/model_card.md)"
     return ("PLAsTiCC training set (pretraining), then typed real ZTF BTS light curves mixed with PLAsTiCC "
@@ -547,8 +579,10 @@ def write_compression_report(summary: dict, path: Path) -> None:
         "# Compression of t2: measured variants", "",
         f"Generated by `fink-t2 compress --run {summary['run']}`. SavedModel directory of the same model: "
         f"**{summary['saved_model_bytes']:,} B**. Held-out: {summary['n_test_views']} views of the PLAsTiCC test "
-        f"objects (all four evaluation epochs); real alerts: {summary['n_ztf_alerts']} ZTF alerts of "
-        "`data/alerts_sample.parquet`. Agreement and max |dp| are against the float Keras model. Latency: one "
+        f"objects (all four evaluation epochs); real alerts: {summary['n_ztf_alerts']} "
+        + ("ZTF alerts of `data/alerts_sample.parquet`" if summary.get("survey", "ztf") == "ztf" else
+           f"{summary['survey']} alerts of `data/{summary['survey']}_alerts_sample.parquet` (columns 'ZTF' below)")
+        + ". Agreement and max |dp| are against the float Keras model. Latency: one "
         "LiteRT thread, per light curve, at batch 1 and batch 1024.", "",
         "The first variants are TFLite's conversion of the Keras graph as it is. The `lean_` variants are the same "
         "weights in `fink_t2.training.compression.lean_function`'s graph: one fused Q/K/V projection with the "

@@ -1,10 +1,12 @@
 """PLAsTiCC training data: loading, the object split, and alert-like views.
 
-PLAsTiCC's training set holds whole, well-sampled light curves; Fink sees
-alerts: at most 30 days of history, often only a few detections. A *view* is
-what an alert of a PLAsTiCC object would have looked like at some epoch: the
-g/r observations in a history window ending at a detection, optionally
-thinned and made noisier. Views are built for many objects at once and go
+PLAsTiCC's training set holds whole, well-sampled light curves in LSST's six
+bands; Fink sees alerts: a limited history (ZTF: 30 days), often only a few
+detections. A *view* is what an alert of a PLAsTiCC object would have looked
+like at some epoch: the observations in the survey's bands (ZTF: g/r, Rubin:
+u-y; :mod:`fink_t2.scoring.surveys`) in a history window ending at a
+detection, optionally thinned, made noisier, or re-observed at the survey's
+cadence (:class:`AlertViews` says how, per survey). Views are built for many objects at once and go
 through the same :func:`fink_t2.scoring.lightcurves.prepare` as real alerts
 (PLAsTiCC rows become observations as ZTF alerts do in
 :func:`fink_t2.scoring.alerts.observations_from_alerts`: FLUXCAL, upper limits
@@ -24,41 +26,61 @@ import pandas as pd
 
 from fink_t2.scoring.classes import CLASS_CODES, class_indices
 from fink_t2.scoring.lightcurves import Observations
+from fink_t2.scoring.surveys import ZTF, Survey, get_survey
 
-#: ZTF alerts carry this many days of previous history.
+#: ZTF alerts carry this many days of previous history (the evaluation epochs use it for every survey).
 ALERT_HISTORY_DAYS = 30.0
 #: Detection threshold (signal-to-noise) of ZTF and PLAsTiCC difference imaging.
 DETECTION_SNR = 5.0
 
 LIGHTCURVES_FILE = "plasticc_train_lightcurves.csv.gz"
 METADATA_FILE = "plasticc_train_metadata.csv.gz"
+#: PLAsTiCC's passbands 0-5 by name (LSST's bands).
+PLASTICC_PASSBANDS: tuple[str, ...] = ("u", "g", "r", "i", "z", "y")
+#: Column of the PLAsTiCC metadata holding the host galaxy's photometric redshift.
+HOST_REDSHIFT_COLUMN = "hostgal_photoz"
+
+
+def passband_to_band(survey: Survey) -> dict[int, int]:
+    """PLAsTiCC passband -> band index of ``survey``'s model input, matched by band name (ZTF: {1: 0, 2: 1})."""
+    return {PLASTICC_PASSBANDS.index(band): i for i, band in enumerate(survey.bands) if band in PLASTICC_PASSBANDS}
+
+
 #: PLAsTiCC passband -> band index in :data:`fink_t2.scoring.lightcurves.BANDS` (1 = g, 2 = r).
-PLASTICC_PASSBAND_TO_BAND: dict[int, int] = {1: 0, 2: 1}
+PLASTICC_PASSBAND_TO_BAND: dict[int, int] = passband_to_band(ZTF)
 
 
 @dataclass
 class PlasticcData:
-    """All g/r observations of the labelled objects, with labels in model-output order."""
+    """All observations (in the survey's bands) of the labelled objects, with labels in model-output order."""
 
     observations: Observations
     forced: Observations  # same points, non-detections keeping their measured flux
     object_ids: np.ndarray
     labels: np.ndarray  # class index per object (see fink_t2.scoring.classes)
     metadata: pd.DataFrame
+    survey: Survey = ZTF
+
+    @property
+    def host_z(self) -> np.ndarray:
+        """Host photometric redshift per object (NaN where the metadata has none)."""
+        if HOST_REDSHIFT_COLUMN not in self.metadata:
+            return np.full(len(self.labels), np.nan)
+        return pd.to_numeric(self.metadata[HOST_REDSHIFT_COLUMN], errors="coerce").to_numpy(np.float64)
 
 
-def observations_from_plasticc(lightcurves, object_ids=None,
-                               keep_nondetection_flux: bool = False) -> tuple[Observations, np.ndarray]:
+def observations_from_plasticc(lightcurves, object_ids=None, keep_nondetection_flux: bool = False,
+                               survey: Survey = ZTF) -> tuple[Observations, np.ndarray]:
     """PLAsTiCC light-curve rows (object_id, mjd, passband, flux, flux_err, detected_bool).
 
-    Only g and r are kept. Non-detections become upper limits (flux 0, noise
-    ``flux_err``), as ZTF delivers them, unless ``keep_nondetection_flux``
-    (the forced photometry, used only to draw resampled training curves).
-    Returns the observations and the object ids in object-index order
-    (``object_ids`` fixes that order if given).
+    Only the survey's bands are kept (ZTF: g and r). Non-detections become
+    upper limits (flux 0, noise ``flux_err``), as ZTF delivers them, unless
+    ``keep_nondetection_flux`` (the forced photometry, used only to draw
+    resampled training curves). Returns the observations and the object ids
+    in object-index order (``object_ids`` fixes that order if given).
     """
     band_of = np.full(8, -1, dtype=np.int8)
-    for passband, band in PLASTICC_PASSBAND_TO_BAND.items():
+    for passband, band in passband_to_band(survey).items():
         band_of[passband] = band
     passband = np.asarray(lightcurves["passband"], dtype=np.int64)
     keep = band_of[np.clip(passband, 0, 7)] >= 0
@@ -93,11 +115,14 @@ def default_data_dir() -> Path:
     return shared_path("data", "plasticc")
 
 
-def load_plasticc(data_dir: str | Path | None = None, max_objects: int | None = None, seed: int = 0) -> PlasticcData:
-    """Read the PLAsTiCC training set (gzipped CSV) and keep objects of the 14 modelled classes.
+def load_plasticc(data_dir: str | Path | None = None, max_objects: int | None = None, seed: int = 0,
+                  survey: Survey | str = ZTF) -> PlasticcData:
+    """Read the PLAsTiCC training set (gzipped CSV) and keep objects of the 14 modelled classes,
+    observed in ``survey``'s bands.
 
     ``max_objects`` takes a stratified random subset (for tests and quick runs).
     """
+    survey = get_survey(survey) if isinstance(survey, str) else survey
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     lc_path, meta_path = data_dir / LIGHTCURVES_FILE, data_dir / METADATA_FILE
     for path in (lc_path, meta_path):
@@ -117,11 +142,12 @@ def load_plasticc(data_dir: str | Path | None = None, max_objects: int | None = 
     lightcurves = pd.read_csv(lc_path)
     lightcurves = lightcurves[lightcurves["object_id"].isin(meta["object_id"])]
     object_ids = meta["object_id"].to_numpy()
-    forced, _ = observations_from_plasticc(lightcurves, object_ids=object_ids, keep_nondetection_flux=True)
+    forced, _ = observations_from_plasticc(lightcurves, object_ids=object_ids, keep_nondetection_flux=True,
+                                           survey=survey)
     # What ZTF would deliver: the same points, non-detections as upper limits (flux 0).
     observations = replace(forced, flux=np.where(forced.detected, forced.flux, 0.0))
     labels = np.asarray(class_indices(meta["target"]), dtype=np.int64)
-    return PlasticcData(observations, forced, object_ids, labels, meta)
+    return PlasticcData(observations, forced, object_ids, labels, meta, survey)
 
 
 def split_objects(labels: np.ndarray, fractions=(0.7, 0.15, 0.15), seed: int = 42) -> dict[str, np.ndarray]:
@@ -198,7 +224,7 @@ def make_views(obs: Observations, spec: ViewSpec, rng: np.random.Generator | Non
 
 
 def detection_epochs(obs: Observations) -> tuple[np.ndarray, np.ndarray]:
-    """Times of g/r detections sorted by (object, time), and their object indices."""
+    """Times of detections (in the survey's bands) sorted by (object, time), and their object indices."""
     det = obs.detected
     order = np.lexsort((obs.time[det], obs.object_index[det]))
     return obs.time[det][order], obs.object_index[det][order]
@@ -206,14 +232,16 @@ def detection_epochs(obs: Observations) -> tuple[np.ndarray, np.ndarray]:
 
 def sample_training_views(obs: Observations, objects: np.ndarray, views_per_object: int,
                           rng: np.random.Generator, long_history_fraction: float = 0.25,
-                          early_fraction: float = 0.6, early_days: float = 60.0) -> ViewSpec:
-    """Random alert-like views of ``objects`` (only those with a g/r detection).
+                          early_fraction: float = 0.6, early_days: float = 60.0,
+                          history_days: float = ALERT_HISTORY_DAYS) -> ViewSpec:
+    """Random alert-like views of ``objects`` (only those with a detection).
 
     The alert epoch is a detection: with probability ``early_fraction`` one of
     the first ``early_days`` days after the first detection (where Fink
     classifies most), otherwise any.
-    History is 30 days (ZTF alerts) or, for ``long_history_fraction`` of views,
-    unlimited. Thinning keeps 30-100 % of points; noise grows by 1-3x.
+    History is ``history_days`` (the survey's alerts: ZTF 30 days) or, for
+    ``long_history_fraction`` of views, unlimited. Thinning keeps 30-100 % of
+    points; noise grows by 1-3x.
     """
     times, owner = detection_epochs(obs)
     wanted = np.isin(owner, objects)
@@ -231,7 +259,7 @@ def sample_training_views(obs: Observations, objects: np.ndarray, views_per_obje
     upper = np.where(early, n_early, counts[source])
     pick = (rng.random(n) * upper).astype(np.int64)
     alert_time = times[starts[source] + np.minimum(pick, counts[source] - 1)]
-    history = np.where(rng.random(n) < long_history_fraction, 1e5, ALERT_HISTORY_DAYS)
+    history = np.where(rng.random(n) < long_history_fraction, 1e5, history_days)
     keep_fraction = rng.uniform(0.3, 1.0, n)
     keep_fraction[rng.random(n) < 0.3] = 1.0
     noise_factor = np.where(rng.random(n) < 0.5, 1.0, rng.uniform(1.0, 3.0, n))
@@ -241,7 +269,7 @@ def sample_training_views(obs: Observations, objects: np.ndarray, views_per_obje
 #: Evaluation epochs: name -> description (see :func:`evaluation_views`).
 EVALUATION_EPOCHS: dict[str, str] = {
     "full": "all observations up to the last detection",
-    "det3": "3rd g/r detection, 30-day history",
+    "det3": "3rd detection, 30-day history",
     "first+10d": "last detection within 10 d of the first, 30-day history",
     "first+30d": "last detection within 30 d of the first, 30-day history",
 }
@@ -282,7 +310,7 @@ def evaluation_views(obs: Observations, objects: np.ndarray, epoch: str) -> tupl
     return spec, positions
 
 
-# --------------------------------------------------------------------------- ZTF-like resampling
+# --------------------------------------------------------------------------- survey-like resampling
 
 #: Gaps in days between successive ZTF visits of a field, and their frequencies.
 ZTF_NIGHT_GAPS = np.array([1.0, 2.0, 3.0, 4.0, 6.0])
@@ -291,26 +319,68 @@ ZTF_NIGHT_GAP_WEIGHTS = np.array([0.3, 0.3, 0.2, 0.1, 0.1])
 ZTF_BAND_PROBABILITY = 0.7
 
 
+@dataclass(frozen=True)
+class AlertViews:
+    """How a survey's alerts see a light curve: what training views imitate (one per survey).
+
+    ``history_days`` is the history an alert carries; the rest is the cadence and depth of
+    :func:`resample_views`: gaps between the visit nights of a field, the probability that a
+    visit night has an exposure in each band (a night with none gets one band, drawn in
+    proportion), and the range of the peak signal-to-noise (drawn log-uniformly).
+    """
+
+    history_days: float
+    night_gaps: tuple[float, ...]
+    night_gap_weights: tuple[float, ...]
+    band_probability: tuple[float, ...]
+    peak_snr: tuple[float, float] = (5.0, 100.0)
+
+
+#: Per survey name. ZTF: 30 days of history, a field every 1-6 nights, g and r each on 70 % of them.
+#: Rubin: prvDiaSources reach back 12 months; the wide-fast-deep survey revisits a field every few
+#: nights, mostly in two bands per night, r and i most often and u least (PLAsTiCC's own cadence is
+#: LSST's: most Rubin views keep it, see ``resampled_fraction``).
+ALERT_VIEWS: dict[str, AlertViews] = {
+    "ztf": AlertViews(ALERT_HISTORY_DAYS, tuple(ZTF_NIGHT_GAPS), tuple(ZTF_NIGHT_GAP_WEIGHTS),
+                      (ZTF_BAND_PROBABILITY, ZTF_BAND_PROBABILITY)),
+    "rubin": AlertViews(365.0, (1.0, 2.0, 3.0, 4.0, 6.0, 10.0), (0.2, 0.25, 0.2, 0.15, 0.1, 0.1),
+                        (0.1, 0.25, 0.45, 0.45, 0.4, 0.35)),
+}
+
+
+def alert_views(survey: Survey | str) -> AlertViews:
+    """The :class:`AlertViews` of a survey (by name or description)."""
+    name = survey if isinstance(survey, str) else survey.name
+    if name not in ALERT_VIEWS:
+        raise ValueError(f"no training views are defined for survey {name!r} (known: {sorted(ALERT_VIEWS)})")
+    return ALERT_VIEWS[name]
+
+
 def _subset_views(spec: ViewSpec, which: np.ndarray) -> ViewSpec:
     return ViewSpec(spec.source[which], spec.alert_time[which], spec.history_days[which],
                     spec.keep_fraction[which], spec.noise_factor[which])
 
 
 def resample_views(forced: Observations, spec: ViewSpec, rng: np.random.Generator, max_history: float = 90.0,
-                   truth_time_scale: float = 15.0, max_truth_points: int = 64) -> Observations:
-    """ZTF-like light curves of the views: the source's curve re-observed at ZTF's cadence.
+                   truth_time_scale: float = 15.0, max_truth_points: int = 64,
+                   survey: Survey | str = ZTF) -> Observations:
+    """Survey-like light curves of the views: the source's curve re-observed at the survey's cadence.
 
     PLAsTiCC's LSST cadence gives a median of 1-3 g/r points in a 30-day
-    window; a ZTF alert has about 15. Each view gets visit nights every 1-6
-    days back from its alert time, g and/or r on each; the "true" flux there
-    is a GP through the source's forced photometry around that epoch (fixed
-    hyper-parameters, time scale ``truth_time_scale`` days); the noise follows
-    a peak signal-to-noise drawn log-uniformly in 5-100; points under 5 sigma
-    become upper limits, as in ZTF. Flux units are arbitrary (the
-    preparation normalises per object).
+    window; a ZTF alert has about 15. Each view gets visit nights back from
+    its alert time (gaps and bands per night from the survey's
+    :class:`AlertViews`; the alert's own night has one band); the "true" flux
+    there is a GP through the source's forced photometry around that epoch
+    (fixed hyper-parameters, time scale ``truth_time_scale`` days, the
+    survey's band correlation); the noise follows a peak signal-to-noise drawn
+    log-uniformly in the survey's range; points under 5 sigma become upper
+    limits, as in ZTF. Flux units are arbitrary (the preparation normalises
+    per object). ``forced`` is in the survey's bands.
     """
-    from fink_t2.scoring.lightcurves import gp_mean_at
+    from fink_t2.scoring.lightcurves import PreparationConfig, gp_mean_at
 
+    survey = get_survey(survey) if isinstance(survey, str) else survey
+    views = alert_views(survey)
     n = len(spec)
     history = np.minimum(spec.history_days, max_history)
     # Truth: forced photometry within 20 d of the window, at most max_truth_points per view.
@@ -330,25 +400,32 @@ def resample_views(forced: Observations, spec: ViewSpec, rng: np.random.Generato
 
     # Visit nights back from the alert time; the first is the alert itself.
     n_nights = int(np.ceil(max_history)) + 1
-    gaps = rng.choice(ZTF_NIGHT_GAPS, p=ZTF_NIGHT_GAP_WEIGHTS, size=(n, n_nights))
+    weights = np.asarray(views.night_gap_weights) / np.sum(views.night_gap_weights)
+    gaps = rng.choice(np.asarray(views.night_gaps), p=weights, size=(n, n_nights))
     gaps[:, 0] = 0.0
     night = spec.alert_time[:, None] - np.cumsum(gaps, axis=1)
     night[:, 1:] += rng.uniform(-0.1, 0.1, size=(n, n_nights - 1))
     in_window = (night >= (spec.alert_time - history)[:, None]) & usable[:, None]
-    has_g = rng.random((n, n_nights)) < ZTF_BAND_PROBABILITY
-    has_r = rng.random((n, n_nights)) < ZTF_BAND_PROBABILITY
-    neither = ~has_g & ~has_r
-    coin = rng.random((n, n_nights)) < 0.5
-    has_g |= neither & coin
-    has_r |= neither & ~coin
-    alert_is_g = coin[:, 0]
-    has_g[:, 0], has_r[:, 0] = alert_is_g, ~alert_is_g
-    view = np.concatenate([np.nonzero(in_window & has_g)[0], np.nonzero(in_window & has_r)[0]])
-    time = np.concatenate([night[in_window & has_g], night[in_window & has_r]])
-    band = np.concatenate([np.zeros((in_window & has_g).sum(), np.int8), np.ones((in_window & has_r).sum(), np.int8)])
-    truth = gp_mean_at(truth_obs, y, noise, view, time, band, truth_time_scale)
+    probability = np.asarray(views.band_probability, dtype=np.float64)
+    n_bands = len(probability)
+    has = rng.random((n_bands, n, n_nights)) < probability[:, None, None]
+    # A night with no band gets one, drawn in proportion to the bands' probabilities; so does the alert.
+    coin = rng.random((n, n_nights))
+    fallback = np.minimum(np.searchsorted(np.cumsum(probability) / probability.sum(), coin, side="right"),
+                          n_bands - 1)
+    neither = ~has.any(axis=0)
+    for b in range(n_bands):
+        has[b] |= neither & (fallback == b)
+        has[b, :, 0] = fallback[:, 0] == b
+    chosen = [in_window & has[b] for b in range(n_bands)]
+    view = np.concatenate([np.nonzero(c)[0] for c in chosen])
+    time = np.concatenate([night[c] for c in chosen])
+    band = np.concatenate([np.full(c.sum(), b, np.int8) for b, c in enumerate(chosen)])
+    truth = gp_mean_at(truth_obs, y, noise, view, time, band, truth_time_scale,
+                       PreparationConfig(survey=survey.name))
 
-    peak_snr = np.exp(rng.uniform(np.log(5.0), np.log(100.0), n))
+    low, high = views.peak_snr
+    peak_snr = np.exp(rng.uniform(np.log(low), np.log(high), n))
     sigma = rng.uniform(0.7, 1.4, len(time)) / peak_snr[view]
     flux = truth + rng.normal(size=len(time)) * sigma
     detected = np.abs(flux) >= DETECTION_SNR * sigma
@@ -368,7 +445,7 @@ def concatenate_observations(parts: list[Observations]) -> Observations:
 
 def training_view_observations(data: PlasticcData, spec: ViewSpec, rng: np.random.Generator,
                                resampled_fraction: float) -> tuple[Observations, np.ndarray]:
-    """Observations of training views, ``resampled_fraction`` of them at ZTF-like cadence.
+    """Observations of training views, ``resampled_fraction`` of them at the data's survey's cadence.
 
     Returns the observations and, per view in that output order, its position in ``spec``.
     """
@@ -376,5 +453,5 @@ def training_view_observations(data: PlasticcData, spec: ViewSpec, rng: np.rando
     original_idx, resampled_idx = np.flatnonzero(~resampled), np.flatnonzero(resampled)
     parts = [make_views(data.observations, _subset_views(spec, original_idx), rng)]
     if len(resampled_idx):
-        parts.append(resample_views(data.forced, _subset_views(spec, resampled_idx), rng))
+        parts.append(resample_views(data.forced, _subset_views(spec, resampled_idx), rng, survey=data.survey))
     return concatenate_observations(parts), np.concatenate([original_idx, resampled_idx])

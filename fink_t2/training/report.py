@@ -251,6 +251,9 @@ def evaluate_run(run_dir: str | Path, output_dir: str | Path = "docs", data_dir:
     run_dir, output_dir = Path(run_dir), Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     config = TrainConfig.from_yaml(run_dir / CONFIG_FILE)
+    if config.preparation.survey != "ztf":  # this report compares ZTF models and reads real ZTF alerts
+        raise ValueError(f"{run_dir} trained a {config.preparation.survey!r} model: evaluate it with 'fink-t2 "
+                         "evaluate --rubin --rubin-model <its compressed .tflite>' (fink_t2.training.rubin_evaluation)")
     data = load_plasticc(data_dir, max_objects=max_objects, seed=config.seed)
     split = split_objects(data.labels, config.split, config.seed)
     predictors = _predictors(run_dir, config, tflite or {}, fink_deployed)

@@ -27,6 +27,7 @@ from fink_t2.training.plasticc import (
     EVALUATION_EPOCHS,
     PlasticcData,
     ViewSpec,
+    alert_views,
     evaluation_views,
     load_plasticc,
     make_views,
@@ -98,9 +99,20 @@ class TrainConfig:
     min_learning_rate: float = 1e-4
     long_history_fraction: float = 0.25
     resampled_fraction: float = 0.5
+    #: Share of the training views whose host redshift is withheld (with ``preparation.host_redshift``),
+    #: so the model also judges alerts that carry none.
+    redshift_dropout: float = 0.0
     preparation: PreparationConfig = field(default_factory=PreparationConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     real: RealStageConfig | None = None  # null: PLAsTiCC only
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.redshift_dropout <= 1.0:
+            raise ValueError("redshift_dropout must be in [0, 1]")
+        if self.real is not None and self.preparation.survey != "ztf":
+            raise ValueError(f"the real-data stage fine-tunes on ZTF light curves; preparation.survey is "
+                             f"{self.preparation.survey!r}: set 'real: null'")
+        alert_views(self.preparation.survey)  # training views are defined for the survey
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
@@ -110,6 +122,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         values = asdict(self)
         values["split"] = list(self.split)
+        values["preparation"] = self.preparation.to_dict()  # a ZTF preparation as it was always written
         return values
 
 
@@ -143,20 +156,36 @@ def mixed_class_weights(y_real: np.ndarray, real_objects_per_class: np.ndarray, 
     return (w_real / mean).astype(np.float32), (w_sim / mean).astype(np.float32)
 
 
+def view_host_z(data: PlasticcData, spec: ViewSpec, position: np.ndarray, prep: PreparationConfig,
+                rng: np.random.Generator | None = None, dropout: float = 0.0) -> np.ndarray | None:
+    """Host redshift of each view (its source's), ``dropout`` of them withheld (NaN) when ``rng`` is given;
+    None for a preparation without the redshift channels."""
+    if not prep.host_redshift:
+        return None
+    host_z = data.host_z[spec.source[position]]
+    if rng is not None and dropout > 0:
+        host_z = np.where(rng.random(len(host_z)) < dropout, np.nan, host_z)
+    return host_z
+
+
 def prepared_views(data: PlasticcData, spec: ViewSpec, prep: PreparationConfig,
-                   rng: np.random.Generator | None = None,
-                   resampled_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   rng: np.random.Generator | None = None, resampled_fraction: float = 0.0,
+                   redshift_dropout: float = 0.0, with_host_z: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model inputs and labels of views; views that cannot be prepared are dropped.
 
     Without ``rng`` the views are exact (evaluation); with it they are
-    augmented, ``resampled_fraction`` of them re-observed at ZTF-like cadence.
-    Returns (inputs, labels, positions of the kept views in ``spec``).
+    augmented, ``resampled_fraction`` of them re-observed at the survey's
+    cadence and ``redshift_dropout`` of them without their host redshift
+    (``with_host_z`` False withholds it from all). Returns (inputs, labels,
+    positions of the kept views in ``spec``).
     """
     if rng is None:
         views, position = make_views(data.observations, spec), np.arange(len(spec))
     else:
         views, position = training_view_observations(data, spec, rng, resampled_fraction)
-    batch = prepare(views, prep)
+    host_z = view_host_z(data, spec, position, prep, rng, redshift_dropout) if with_host_z else None
+    batch = prepare(views, prep, host_z=host_z)
     kept = np.flatnonzero(batch.ok)
     return batch.values[kept], data.labels[spec.source[position[kept]]], position[kept]
 
@@ -172,8 +201,8 @@ def validation_set(data: PlasticcData, objects: np.ndarray, config: TrainConfig,
         ys.append(y)
     rng = np.random.default_rng(config.seed + 1)
     spec = sample_training_views(data.observations, objects, config.validation_views_per_object, rng,
-                                 config.long_history_fraction)
-    x, y, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction)
+                                 config.long_history_fraction, history_days=alert_views(prep.survey).history_days)
+    x, y, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction, config.redshift_dropout)
     xs.append(x)
     ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
@@ -210,7 +239,10 @@ def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | No
     started = time.time()
     if data is None:
         _log("loading PLAsTiCC ...", progress)
-        data = load_plasticc(data_dir, max_objects=max_objects, seed=config.seed)
+        data = load_plasticc(data_dir, max_objects=max_objects, seed=config.seed, survey=prep.survey)
+    if data.survey.name != prep.survey:
+        raise ValueError(f"the PLAsTiCC data are in survey {data.survey.name!r}'s bands, the preparation is for "
+                         f"{prep.survey!r}")
     split = split_objects(data.labels, config.split, config.seed)
     _log(f"objects: {len(data.labels)} (train {len(split['train'])}, validation {len(split['validation'])}, "
          f"test {len(split['test'])}); {time.time() - started:.1f}s", progress)
@@ -266,8 +298,10 @@ def _pretrain(model, config: TrainConfig, data: PlasticcData, split: dict, x_val
     for epoch in range(config.epochs):
         t0 = time.time()
         spec = sample_training_views(data.observations, split["train"], config.views_per_object, rng,
-                                     config.long_history_fraction)
-        x_train, y_train, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction)
+                                     config.long_history_fraction,
+                                     history_days=alert_views(prep.survey).history_days)
+        x_train, y_train, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction,
+                                             config.redshift_dropout)
         t_prep = time.time() - t0
         fit = model.fit(x_train, y_train, sample_weight=class_weights(y_train), batch_size=config.batch_size,
                         epochs=1, shuffle=True, verbose=0)

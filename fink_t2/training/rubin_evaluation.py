@@ -1,0 +1,225 @@
+"""``fink-t2 evaluate --rubin``: the six-band Rubin t2 on held-out PLAsTiCC objects and ELAsTiCC alerts.
+
+PLAsTiCC: the test objects of the Rubin model's own training split (seed and
+fractions from the training configuration shipped beside it; the split
+depends only on the labels, so the ZTF model, trained with the same seed and
+fractions, never saw them either), at the evaluation epochs of
+:data:`fink_t2.training.plasticc.EVALUATION_EPOCHS` (whole light curves, the
+3rd detection, first+10 d and first+30 d with 30 days of history). Three
+predictors see the same views: the Rubin model with the host redshift, the
+Rubin model without it, and the shipped g/r ZTF model on the same views
+restricted to g and r (what four more bands, and the redshift, buy). Metrics
+are those of :func:`fink_t2.training.evaluation.classification_metrics`, on
+the views all three judge.
+
+ELAsTiCC: the 556 SN Ia alerts and the 100 AGN alerts of the shared
+``rubin_alerts`` folder, read by :mod:`fink_t2.scoring.rubin_alerts`: SN Ia and
+AGN recall (top class), with and without the host redshift the alerts carry.
+
+The TFLite files are scored, with the flat class prior: PLAsTiCC's metrics are
+defined for it. Training side: never imported by the serving core.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fink_t2.scoring.classes import CLASSES
+from fink_t2.scoring.lightcurves import Observations, prepare
+from fink_t2.scoring.paths import MODELS, shared_path
+from fink_t2.scoring.surveys import Survey
+from fink_t2.training.evaluation import classification_metrics
+from fink_t2.training.plasticc import EVALUATION_EPOCHS, evaluation_views, load_plasticc, make_views, split_objects
+
+RUBIN_MODEL = MODELS / "t2_rubin.tflite"
+ZTF_MODEL = MODELS / "t2.tflite"
+WITH_Z = "Rubin t2, 6 bands + host z"
+WITHOUT_Z = "Rubin t2, 6 bands, no host z"
+ZTF_GR = "ZTF t2 (shipped), g/r only"
+#: ELAsTiCC alert files (shared ``data/rubin_alerts``) and the class every alert in them has.
+ELASTICC_FILES: dict[str, str] = {"fink_science_elasticc_snia.parquet": "SNIa",
+                                  "fink_science_elasticc_agn.parquet": "AGN"}
+
+
+def restrict_to_survey(obs: Observations, source: Survey, target: Survey) -> Observations:
+    """``obs`` (band indices of ``source``) keeping only the bands ``target`` has, re-indexed by name."""
+    mapping = np.full(source.n_bands, -1, dtype=np.int64)
+    for i, band in enumerate(source.bands):
+        mapping[i] = target.band_index.get(band, -1)
+    band = mapping[obs.band.astype(np.int64)]
+    kept = obs.subset(band >= 0)
+    kept.band = band[band >= 0].astype(np.int8)
+    return kept
+
+
+def _predict(model, obs: Observations, host_z: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities (n, 14), NaN where not judged; mask of the judged) of a TFLite model on ``obs``."""
+    batch = prepare(obs, model.preparation, host_z=host_z)
+    probabilities = np.full((obs.n_objects, len(CLASSES)), np.nan)
+    if batch.ok.any():
+        probabilities[batch.ok] = model.predict(batch.values[batch.ok])
+    return probabilities, batch.ok
+
+
+def predictors(rubin_model, ztf_model) -> dict:
+    """name -> function(observations in Rubin bands, host z per object) -> (probabilities, judged)."""
+    return {
+        WITH_Z: lambda obs, z: _predict(rubin_model, obs, z),
+        WITHOUT_Z: lambda obs, z: _predict(rubin_model, obs, None),
+        ZTF_GR: lambda obs, z: _predict(ztf_model, restrict_to_survey(obs, rubin_model.survey, ztf_model.survey),
+                                        None),
+    }
+
+
+def plasticc_held_out(data, objects: np.ndarray, models: dict, progress: bool = True) -> dict:
+    """Metrics of every predictor at every evaluation epoch, on the held-out views all of them judge."""
+    results: dict = {}
+    for epoch in EVALUATION_EPOCHS:
+        spec, _ = evaluation_views(data.observations, objects, epoch)
+        obs = make_views(data.observations, spec)
+        labels, host_z = data.labels[spec.source], data.host_z[spec.source]
+        outputs = {name: predict(obs, host_z) for name, predict in models.items()}
+        common = np.logical_and.reduce([ok for _, ok in outputs.values()])
+        entry = {"description": EVALUATION_EPOCHS[epoch], "n_objects_with_view": int(len(labels)),
+                 "n_judged_by_all": int(common.sum()), "models": {}, "alone": {}}
+        for name, (p, ok) in outputs.items():
+            entry["models"][name] = {**classification_metrics(labels[common], p[common]),
+                                     "coverage": float(np.mean(ok))}
+            entry["alone"][name] = {**classification_metrics(labels[ok], p[ok]), "coverage": float(np.mean(ok))}
+        results[epoch] = entry
+        if progress:
+            print(f"  {epoch:10s} " + "  ".join(f"{name}: {m['flat_log_loss']:.3f}"
+                                               for name, m in entry["models"].items()), flush=True)
+    return results
+
+
+def elasticc_recall(models: dict, alerts_dir: Path) -> dict:
+    """Per labelled ELAsTiCC file: alerts, judged, and the recall of its class (top class) per predictor."""
+    import pyarrow.parquet as pq
+
+    from fink_t2.scoring.rubin_alerts import HOST_Z_COLUMN, RUBIN_COLUMNS, observations_from_rubin, rubin_alert_columns
+
+    out: dict = {}
+    for filename, label in ELASTICC_FILES.items():
+        path = alerts_dir / filename
+        if not path.is_file():
+            continue
+        columns = rubin_alert_columns(pq.read_table(path))
+        obs, reason = observations_from_rubin(*(columns[c] for c in RUBIN_COLUMNS))
+        host_z = columns[HOST_Z_COLUMN].to_numpy(np.float64)
+        readable = np.equal(reason, None)
+        entry = {"file": filename, "class": label, "n_alerts": int(len(columns)),
+                 "n_with_host_z": int(np.isfinite(host_z).sum()), "models": {}}
+        target = CLASSES.index(label)
+        for name, predict in models.items():
+            p, ok = predict(obs, host_z)
+            ok &= readable
+            top = np.where(ok, np.nan_to_num(p, nan=-1.0).argmax(axis=1), -1)
+            counts = {CLASSES[c]: int((top == c).sum()) for c in np.unique(top[ok])}
+            entry["models"][name] = {
+                "n_judged": int(ok.sum()),
+                "recall_of_judged": float(np.mean(top[ok] == target)) if ok.any() else float("nan"),
+                "recall_of_all": float(np.mean(top == target)),
+                "mean_probability": float(np.nanmean(p[ok, target])) if ok.any() else float("nan"),
+                "top_class_counts": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+            }
+        out[label] = entry
+    return out
+
+
+def evaluate_rubin(rubin_model_path: str | Path = RUBIN_MODEL, ztf_model_path: str | Path = ZTF_MODEL,
+                   data_dir: str | Path | None = None, output: str | Path = "docs",
+                   max_objects: int | None = None, alerts_dir: str | Path | None = None,
+                   progress: bool = True) -> dict:
+    """The whole report: PLAsTiCC held-out tables and ELAsTiCC recalls, as JSON and markdown in ``output``."""
+    from fink_t2.scoring.runtime import load_model
+    from fink_t2.training.train import TrainConfig
+
+    rubin_model_path, ztf_model_path = Path(rubin_model_path), Path(ztf_model_path)
+    rubin = load_model(rubin_model_path, prior="flat")
+    ztf = load_model(ztf_model_path, prior="flat")
+    config_path = rubin_model_path.with_name(f"{rubin_model_path.stem}_train.yaml")
+    if not config_path.is_file():
+        raise FileNotFoundError(f"training configuration not found: {config_path} (the split comes from it; copy "
+                                f"the run's config.yaml there, as 'fink-t2 compress --ship' does)")
+    config = TrainConfig.from_yaml(config_path)
+    if config.preparation != rubin.preparation:
+        raise ValueError(f"{config_path} is not the training configuration of {rubin_model_path} "
+                         "(their preparations differ)")
+    data = load_plasticc(data_dir, max_objects=max_objects, seed=config.seed, survey=rubin.survey)
+    split = split_objects(data.labels, config.split, config.seed)
+    models = predictors(rubin, ztf)
+    if progress:
+        print(f"PLAsTiCC test objects: {len(split['test'])} (seed {config.seed}, split {list(config.split)})")
+    report = {
+        "rubin_model": {"path": rubin_model_path.name, "sha256": rubin.metadata["sha256"],
+                        "size_bytes": rubin.metadata["size_bytes"]},
+        "ztf_model": {"path": ztf_model_path.name, "sha256": ztf.metadata["sha256"],
+                      "size_bytes": ztf.metadata["size_bytes"]},
+        "split": {"seed": config.seed, "fractions": list(config.split),
+                  **{name: int(len(idx)) for name, idx in split.items()}},
+        "max_objects": max_objects,
+        "plasticc": plasticc_held_out(data, split["test"], models, progress),
+    }
+    alerts_dir = Path(alerts_dir) if alerts_dir is not None else shared_path("data", "rubin_alerts")
+    report["elasticc"] = elasticc_recall(models, alerts_dir)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "evaluation_rubin.json").write_text(json.dumps(report, indent=1, default=float))
+    (output / "evaluation_rubin.md").write_text(markdown_report(report))
+    if progress:
+        print(f"wrote {output / 'evaluation_rubin.md'} and {output / 'evaluation_rubin.json'}")
+    return report
+
+
+def _f(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
+
+
+def markdown_report(report: dict) -> str:
+    """The tables of the report (the model card copies them)."""
+    lines = ["# Rubin t2: evaluation", "",
+             f"Generated by `fink-t2 evaluate --rubin`. Rubin model `{report['rubin_model']['path']}` "
+             f"(sha256 `{report['rubin_model']['sha256'][:16]}...`), g/r model `{report['ztf_model']['path']}`. "
+             f"PLAsTiCC test objects: {report['split']['test']} (split seed {report['split']['seed']}, fractions "
+             f"{report['split']['fractions']}); never seen in training or validation by either model.", "",
+             *([f"**--max-objects {report['max_objects']}: a subset, whose split is not the training split; "
+                "these objects are NOT held out. Quick checks only.**", ""] if report.get("max_objects") else []),
+             "## PLAsTiCC held-out objects, on the views all three judge", "",
+             "| epoch | model | n | coverage | flat log-loss | accuracy | balanced acc. | SN Ia AUC |",
+             "|---|---|---|---|---|---|---|---|"]
+    for epoch, entry in report["plasticc"].items():
+        for name, m in entry["models"].items():
+            lines.append(f"| {epoch} | {name} | {m['n']} | {m['coverage']:.3f} | {m['flat_log_loss']:.3f} | "
+                         f"{m['accuracy']:.3f} | {m['balanced_accuracy']:.3f} | {_f(m['snia_vs_rest_auc'])} |")
+    lines += ["", "Each model alone, on every view it judges:", "",
+              "| epoch | model | n | flat log-loss | accuracy | balanced acc. | SN Ia AUC |",
+              "|---|---|---|---|---|---|---|"]
+    for epoch, entry in report["plasticc"].items():
+        for name, m in entry["alone"].items():
+            lines.append(f"| {epoch} | {name} | {m['n']} | {m['flat_log_loss']:.3f} | {m['accuracy']:.3f} | "
+                         f"{m['balanced_accuracy']:.3f} | {_f(m['snia_vs_rest_auc'])} |")
+    for name in next(iter(report["plasticc"].values()))["models"]:
+        lines += ["", f"Per-class recall, {name} (views all three judge):", "",
+                  "| class | " + " | ".join(report["plasticc"]) + " |", "|---|" + "---|" * len(report["plasticc"])]
+        for cls in CLASSES:
+            lines.append(f"| {cls} | " + " | ".join(_f(e["models"][name]["per_class_recall"][cls])
+                                                   for e in report["plasticc"].values()) + " |")
+    lines += ["", "## ELAsTiCC alerts (simulated LSST alerts, shared `rubin_alerts`)", "",
+              "| alerts | class | model | judged | recall (of judged) | recall (of all) | mean p(class) "
+              "| top classes |",
+              "|---|---|---|---|---|---|---|---|"]
+    for label, entry in report["elasticc"].items():
+        for name, m in entry["models"].items():
+            top = ", ".join(f"{k} {v}" for k, v in list(m["top_class_counts"].items())[:4])
+            lines.append(f"| {entry['n_alerts']} ({entry['n_with_host_z']} with host z) | {label} | {name} | "
+                         f"{m['n_judged']} | {_f(m['recall_of_judged'])} | {_f(m['recall_of_all'])} | "
+                         f"{_f(m['mean_probability'])} | {top} |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["evaluate_rubin", "elasticc_recall", "markdown_report", "plasticc_held_out", "predictors",
+           "restrict_to_survey"]
