@@ -469,7 +469,9 @@ def test_random_hostile_batches(data, alerts, sample_scores, hypothesis_counts):
         want, want_reasons = classify_with_reasons(frame([expected[i] for i in checked]))
         for j, i in enumerate(checked):
             assert reasons.iloc[i] == want_reasons.iloc[j], kinds[i]
-            np.testing.assert_allclose(probs.iloc[i].to_numpy(), want.iloc[j].to_numpy(), atol=1e-5, rtol=0,
+            # An equivalent alert (e.g. its points permuted) reaches the GP solve in another point order
+            # and batch: float32 round-off moves probabilities by up to ~2e-5 (seen: 1.5e-5), not more.
+            np.testing.assert_allclose(probs.iloc[i].to_numpy(), want.iloc[j].to_numpy(), atol=5e-5, rtol=0,
                                        equal_nan=True, err_msg=kinds[i])
 
 
