@@ -25,6 +25,13 @@ The input is built by replicating the real ZTF alerts of ``data/`` and
 ``../shared/data/ztf_alerts`` (a fresh ``candid`` per copy) and cached as one
 parquet file under ``--workdir``. Modules whose packages are missing are
 skipped with the reason, so the same command runs in the plain environment.
+
+``--survey rubin`` runs the same harness on replicated real Rubin alerts
+(``data/rubin_alerts_sample.parquet``, a new ``diaSourceId`` per copy): the
+no-op over Rubin's four ``c*`` columns, ``t2_io_only`` with t2's Rubin inputs,
+``t2`` as ``apply_t2(df, survey="rubin")`` with the six-band model, and Fink's
+Rubin SuperNNova (:data:`fink_t2.bench.modules.RUBIN_MODULES`), each warmed once
+untimed; its report is ``docs/performance_rubin.md``.
 Never imported by the scoring path.
 """
 

@@ -212,6 +212,9 @@ def load_real_alerts(inputs: Sequence[str | Path] | None = None, survey: str = "
     if spec.fill is not None:
         table, facts["roid_source"] = spec.fill(table)
         facts["cdsxmatch_source"] = f"alert files where present, else Fink's test value '{XMATCH_TEST_VALUE}'"
+    host = get_reader(survey).host_redshift_column
+    if host is not None and host in table.column_names:
+        facts["host_z_known"] = int(table.num_rows - table.column(host).null_count)
     history = pc.list_value_length(table.column(get_survey(survey).columns[0])).to_numpy(zero_copy_only=False)
     facts["entries_per_alert"] = {"mean": float(np.mean(history)), "median": float(np.median(history)),
                                   "max": int(np.max(history))}
