@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fink_t2.bench.modules import CEILING_MODULE, FAST_TRANSIENT_SAMPLES, IO_CEILING_MODULE, MODULES, REFERENCE_MODULE
-from fink_t2.bench.targets import FINK_ZTF_RATE
+from fink_t2.bench.targets import FINK_ZTF_RATE, TARGET_VS_IO_CEILING, TARGET_VS_SNN
 
 
 def _fmt(value, spec: str = ",.0f", empty: str = "-") -> str:
@@ -532,12 +532,12 @@ def _arithmetic(report: dict, archive: dict | None) -> list[str]:
 # --------------------------------------------------------------------------- a survey's own report (Rubin)
 
 #: Ratios a survey's report gives per measure: (label, module, reference).
-SURVEY_RATIOS: tuple[tuple[str, str, str], ...] = (
-    ("t2 / t2_io_only (same I/O, no work)", "t2", IO_CEILING_MODULE),
-    ("t2 / SuperNNova", "t2", "snn"),
-    ("t2 / no-op (4 columns in, 1 double out)", "t2", CEILING_MODULE),
-    ("t2_io_only / no-op", IO_CEILING_MODULE, CEILING_MODULE),
-    ("SuperNNova / no-op", "snn", CEILING_MODULE),
+SURVEY_RATIOS: tuple[tuple[str, str, str, float | None], ...] = (
+    ("t2 / t2_io_only (same I/O, no work)", "t2", IO_CEILING_MODULE, TARGET_VS_IO_CEILING),
+    ("t2 / SuperNNova", "t2", "snn", TARGET_VS_SNN),
+    ("t2 / no-op (4 columns in, 1 double out)", "t2", CEILING_MODULE, None),
+    ("t2_io_only / no-op", IO_CEILING_MODULE, CEILING_MODULE, None),
+    ("SuperNNova / no-op", "snn", CEILING_MODULE, None),
 )
 
 
@@ -545,16 +545,18 @@ def survey_ratios_table(report: dict, markdown: bool = False) -> str:
     """Each ratio of :data:`SURVEY_RATIOS` under each measure of the run, wall (alerts/s/core) and CPU
     (alerts per CPU-second), both modules from the same run and the same measure."""
     measures = report["config"].get("measures") or []
-    header = ["ratio"] + [f"{m} {kind}" for m in measures for kind in ("wall", "CPU")]
+    header = ["ratio", "target (issue 14)"] + [f"{m} {kind}" for m in measures for kind in ("wall", "CPU")]
     rows = []
-    for label, a, b in SURVEY_RATIOS:
+    for label, a, b, threshold in SURVEY_RATIOS:
         ratios = ((report["modules"].get(a) or {}).get("measures") or {})
         if b not in report["modules"]:
             continue
-        row = [label]
+        row = [label, "-" if threshold is None else f">= {threshold:g}"]
         for m in measures:
             item = (ratios.get(m) or {}).get("ratio_to", {})
-            row += [_fmt(item.get(b), ".3f"), _fmt(item.get(b + "_cpu"), ".3f")]
+            wall = item.get(b)
+            mark = "" if threshold is None or wall is None else (" (met)" if wall >= threshold else " (not met)")
+            row += [_fmt(wall, ".3f") + mark, _fmt(item.get(b + "_cpu"), ".3f")]
         rows.append(row)
     return _table(header, rows, markdown)
 
@@ -595,8 +597,14 @@ def _classified_line(report: dict) -> str:
             parts.append(f"`{name}` {module['scored_finite']:,} of {module['alerts']:,} scored")
     if not parts:
         return ""
-    return ("Output (last `toPandas` repeat): " + "; ".join(parts) + ". t2 declines, with a reason, the alerts "
-            "it cannot judge (too few detections); t2_io_only returns its constant struct for every alert.")
+    text = ("Output (last `toPandas` repeat): " + "; ".join(parts) + ". t2 declines, with a reason, the alerts "
+            "it cannot judge (too few detections) and runs its network only on the others; t2_io_only returns "
+            "its constant struct for every alert")
+    t2, snn = report["modules"].get("t2", {}), report["modules"].get("snn", {})
+    if "classified" in t2 and "scored_finite" in snn:
+        text += (f"; so t2's network ran on {t2['classified'] / t2['alerts']:.0%} of the alerts, SuperNNova's on "
+                 f"{snn['scored_finite'] / snn['alerts']:.0%}")
+    return text + "."
 
 
 def write_survey_report(report: dict, path: str | Path, json_path: str | Path | None = None) -> Path:
