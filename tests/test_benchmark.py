@@ -324,6 +324,10 @@ def test_rubin_input_has_unique_diasourceid_and_fink_rubin_columns(tmp_path: Pat
     assert built["survey"] == "rubin" and built["alerts"] == 100
     assert path != build_input(100, tmp_path)[0]  # the ZTF input of the same size is another file
     assert build_input(100, tmp_path, None, "rubin")[0] == path
+    from fink_t2.scoring.paths import SAMPLE_ALERTS
+
+    with pytest.raises(ValueError, match="not Rubin alerts"):  # ZTF files under --survey rubin: one clear line
+        load_real_alerts([SAMPLE_ALERTS], survey="rubin")
 
 
 def test_cli_lists_rubin_modules(capsys) -> None:

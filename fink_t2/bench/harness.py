@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from fink_t2.bench.inputs import DEFAULT_INPUTS, DEFAULT_WORKDIR, build_input
+from fink_t2.bench.inputs import DEFAULT_WORKDIR, build_input
 from fink_t2.bench.measures import MEASURES, parse_measures, time_measure
 from fink_t2.bench.modules import (
     CEILING_MODULE,
@@ -383,7 +383,7 @@ def _check_modules(modules: Sequence[str], survey: str = "ztf") -> list[str]:
 def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int = 3,
                   modules: Sequence[str] = DEFAULT_MODULES, cores: int | None = None,
                   arrow_batch: int = ARROW_BATCH_FINK_PERF, partitions: int | None = None,
-                  workdir: str | Path = DEFAULT_WORKDIR, inputs: Sequence[str | Path] | None = DEFAULT_INPUTS,
+                  workdir: str | Path = DEFAULT_WORKDIR, inputs: Sequence[str | Path] | None = None,
                   model_path=None, driver_memory: str = "4g", spark=None, profile_alerts: int = 10_000,
                   probe: bool = True, measures: Sequence[str] = MEASURES,
                   log: Callable[[str], None] = _log, survey: str = "ztf") -> dict:

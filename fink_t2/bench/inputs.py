@@ -158,6 +158,9 @@ def rubin_alerts_table(path: Path) -> pa.Table:
     """
     reader = get_reader("rubin")
     names = pq.read_schema(path).names
+    if reader.current_column not in names:
+        raise ValueError(f"{path}: not Rubin alerts (no '{reader.current_column}' column; columns: {names[:8]}); "
+                         "pass Rubin alert files with --input, or use --survey ztf for ZTF alerts")
     raw = pq.read_table(path, columns=[c for c in (reader.current_column, reader.history_column, "diaObject")
                                        if c in names])
     frame = reader.columns_from_raw(raw)
