@@ -277,3 +277,113 @@ def test_each_measure_times_the_column_and_counts_the_python_workers(spark, tmp_
     with pytest.raises(ValueError, match="unknown measure"):
         time_measure(df, busy(F.col("x")), "collect", 1, sink)
     df.unpersist()
+
+
+# --------------------------------------------------------------------------- the Rubin benchmark
+
+RUBIN_ALERTS = 240
+
+
+def _rubin_snn_absent() -> str | None:
+    """Why Fink's Rubin SuperNNova cannot run here (fink-science, supernnova or torch missing), or None."""
+    from fink_t2.bench.modules import Unavailable, _require, rubin_snn_model_path
+
+    try:
+        _require("fink_science.rubin.snn.processor", "supernnova", "torch")
+        rubin_snn_model_path()
+    except Unavailable as error:
+        return str(error)
+    return None
+
+
+def test_rubin_input_has_unique_diasourceid_and_fink_rubin_columns(tmp_path: Path) -> None:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from fink_t2.scoring.paths import SAMPLE_RUBIN_ALERTS
+    from fink_t2.scoring.surveys import get_survey
+
+    real, facts = load_real_alerts(survey="rubin")
+    raw = pq.read_table(SAMPLE_RUBIN_ALERTS, columns=["diaSource", "prvDiaSources"])
+    assert facts["real_alerts"] == real.num_rows == raw.num_rows
+    table = replicate(real, 5 * real.num_rows + 7, "diaSourceId")
+    assert table.num_rows == 5 * real.num_rows + 7
+    assert len(set(table.column("diaSourceId").to_pylist())) == table.num_rows  # a new id per copy
+    for name in (*get_survey("rubin").columns, "host_z", "diaObjectId"):
+        assert name in table.column_names, name
+    # concat_col's order: prvDiaSources first, the triggering diaSource last; copies keep their light curves.
+    current = raw.column("diaSource").combine_chunks()
+    history = pc.list_value_length(raw.column("prvDiaSources")).fill_null(0).to_pylist()
+    for i in (0, real.num_rows - 1):
+        copy = table.slice(i + 2 * real.num_rows, 1).to_pylist()[0]
+        assert copy["cmidpointMjdTai"][-1] == pytest.approx(pc.struct_field(current, "midpointMjdTai")[i].as_py())
+        assert copy["cpsfFlux"][-1] == pytest.approx(pc.struct_field(current, "psfFlux")[i].as_py())
+        assert copy["cband"][-1] == pc.struct_field(current, "band")[i].as_py()
+        assert len(copy["cband"]) == history[i] + 1
+    path, built = build_input(100, tmp_path, None, "rubin")
+    assert built["survey"] == "rubin" and built["alerts"] == 100
+    assert path != build_input(100, tmp_path)[0]  # the ZTF input of the same size is another file
+    assert build_input(100, tmp_path, None, "rubin")[0] == path
+    from fink_t2.scoring.paths import SAMPLE_ALERTS
+
+    with pytest.raises(ValueError, match="not Rubin alerts"):  # ZTF files under --survey rubin: one clear line
+        load_real_alerts([SAMPLE_ALERTS], survey="rubin")
+
+
+def test_cli_lists_rubin_modules(capsys) -> None:
+    from fink_t2.bench.modules import RUBIN_MODULES
+    from fink_t2.tools.cli import main
+
+    assert main(["bench", "--survey", "rubin", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in RUBIN_MODULES:
+        assert name in out
+    assert "cpsfFlux" in out and "fink_deployed" not in out
+    with pytest.raises(ValueError, match="unknown module"):
+        run_benchmark(alerts=10, modules=("t2_onsky",), survey="rubin")  # a ZTF-only module
+
+
+@pytest.mark.spark
+def test_rubin_run_measures_t2_beside_its_ceilings(spark, tmp_path: Path) -> None:
+    from fink_t2.bench.report import survey_ratios_table, write_survey_report
+    from fink_t2.scoring import classify_with_reasons
+
+    measures = ("topandas", "noop")
+    report = run_benchmark(alerts=RUBIN_ALERTS, slow_alerts=60, repeats=1, modules=("noop", "t2_io_only", "t2"),
+                           spark=spark, workdir=tmp_path, measures=measures, log=lambda message: None,
+                           survey="rubin")
+    report = json.loads(json.dumps(report, default=float))
+    assert report["config"]["survey"] == "rubin" and report["input"]["survey"] == "rubin"
+    assert set(report["modules"]) == {"noop", "t2_io_only", "t2"}
+    assert Path(report["model"]["path"]).name == "t2_rubin.tflite"  # the six-band model, not ZTF's
+    assert "worker" not in report and "profile" not in report  # ZTF-only parts are not run
+    for name, module in report["modules"].items():
+        assert set(module["measures"]) == set(measures), name
+        for measure, item in module["measures"].items():
+            io = report["modules"]["t2_io_only"]["measures"][measure]
+            assert item["alerts_per_s_per_core"] > 0
+            assert math.isclose(item["ratio_to"]["t2_io_only"],
+                                item["alerts_per_s_per_core"] / io["alerts_per_s_per_core"], rel_tol=1e-9)
+    # t2 classifies exactly the alerts classify judges on the same Rubin input; t2_io_only "classifies" all.
+    path, _ = build_input(RUBIN_ALERTS, tmp_path, None, "rubin")
+    import pyarrow.parquet as pq
+
+    frame = pq.read_table(path).to_pandas()
+    judged = int(classify_with_reasons(frame, survey="rubin")[1].isna().sum())
+    assert 0 < report["modules"]["t2"]["classified"] == judged < RUBIN_ALERTS
+    assert report["modules"]["t2_io_only"]["classified"] == RUBIN_ALERTS
+    table = survey_ratios_table(report)
+    assert "t2 / t2_io_only" in table and "t2 / SuperNNova" not in table  # no snn in this run
+    text = write_survey_report(report, tmp_path / "performance_rubin.md").read_text(encoding="utf-8")
+    assert "fink-t2 bench --survey rubin" in text and "## Ratios (one run, same measure)" in text
+    assert "load average" in text
+
+
+@pytest.mark.spark
+@pytest.mark.skipif(_rubin_snn_absent() is not None, reason=f"Fink's Rubin SuperNNova absent: {_rubin_snn_absent()}")
+def test_rubin_run_times_fink_supernnova(spark, tmp_path: Path) -> None:
+    report = run_benchmark(alerts=120, slow_alerts=60, repeats=1, modules=("noop", "snn"), spark=spark,
+                           workdir=tmp_path, measures=("noop",), log=lambda message: None, survey="rubin")
+    assert not report["failed"] and not report["skipped"]
+    snn = report["modules"]["snn"]
+    assert snn["measures"]["noop"]["alerts_per_s_per_core"] > 0 and "noop" in snn["measures"]["noop"]["ratio_to"]

@@ -25,6 +25,13 @@ The input is built by replicating the real ZTF alerts of ``data/`` and
 ``../shared/data/ztf_alerts`` (a fresh ``candid`` per copy) and cached as one
 parquet file under ``--workdir``. Modules whose packages are missing are
 skipped with the reason, so the same command runs in the plain environment.
+
+``--survey rubin`` runs the same harness on replicated real Rubin alerts
+(``data/rubin_alerts_sample.parquet``, a new ``diaSourceId`` per copy): the
+no-op over Rubin's four ``c*`` columns, ``t2_io_only`` with t2's Rubin inputs,
+``t2`` as ``apply_t2(df, survey="rubin")`` with the six-band model, and Fink's
+Rubin SuperNNova (:data:`fink_t2.bench.modules.RUBIN_MODULES`), each warmed once
+untimed; its report is ``docs/performance_rubin.md``.
 Never imported by the scoring path.
 """
 
@@ -46,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from fink_t2.bench.inputs import DEFAULT_INPUTS, DEFAULT_WORKDIR, build_input
+from fink_t2.bench.inputs import DEFAULT_WORKDIR, build_input
 from fink_t2.bench.measures import MEASURES, parse_measures, time_measure
 from fink_t2.bench.modules import (
     CEILING_MODULE,
@@ -55,13 +62,21 @@ from fink_t2.bench.modules import (
     IO_CEILING_MODULE,
     MODULES,
     REFERENCE_MODULE,
+    RUBIN_NOT_MEASURED,
     Unavailable,
     ad_features_column,
     list_modules,
     noop_column,
+    survey_modules,
 )
 from fink_t2.bench.profiling import THREAD_VARIABLES, probe_worker, profile_t2, stopwatch
-from fink_t2.bench.report import plot_throughput, print_summary, write_report
+from fink_t2.bench.report import (
+    plot_throughput,
+    print_summary,
+    print_survey_summary,
+    write_report,
+    write_survey_report,
+)
 from fink_t2.bench.targets import SPARK_DEFAULT_ARROW_BATCH, evaluate_targets, lsst_arithmetic
 from fink_t2.scoring.alerts import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from fink_t2.scoring.paths import PACKAGE
@@ -201,7 +216,7 @@ def _summarize_output(name: str, values) -> dict:
         return {"classified": int(sum(1 for v in values if v is not None))}
     if name == "snn":
         scores = np.asarray(values, dtype=float)
-        return {"scored_nonzero": int(np.count_nonzero(scores))}
+        return {"scored_nonzero": int(np.count_nonzero(scores)), "scored_finite": int(np.isfinite(scores).sum())}
     return {}
 
 
@@ -357,42 +372,57 @@ def _log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _check_modules(modules: Sequence[str]) -> list[str]:
-    unknown = [m for m in modules if m not in MODULES]
+def _check_modules(modules: Sequence[str], survey: str = "ztf") -> list[str]:
+    known = survey_modules(survey)
+    unknown = [m for m in modules if m not in known]
     if unknown:
-        raise ValueError(f"unknown module(s) {unknown}; choose among {list(MODULES)}")
+        raise ValueError(f"unknown module(s) {unknown} for {survey}; choose among {list(known)}")
     return list(dict.fromkeys(modules))
 
 
 def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int = 3,
                   modules: Sequence[str] = DEFAULT_MODULES, cores: int | None = None,
                   arrow_batch: int = ARROW_BATCH_FINK_PERF, partitions: int | None = None,
-                  workdir: str | Path = DEFAULT_WORKDIR, inputs: Sequence[str | Path] = DEFAULT_INPUTS,
+                  workdir: str | Path = DEFAULT_WORKDIR, inputs: Sequence[str | Path] | None = None,
                   model_path=None, driver_memory: str = "4g", spark=None, profile_alerts: int = 10_000,
                   probe: bool = True, measures: Sequence[str] = MEASURES,
-                  log: Callable[[str], None] = _log) -> dict:
+                  log: Callable[[str], None] = _log, survey: str = "ztf") -> dict:
     """Run the benchmark; returns the JSON-ready report (see the module docstring).
 
     ``spark``: an existing session to use (its ``local[N]`` gives the cores);
     otherwise a ``local[cores]`` session is started and stopped here.
+    ``survey``: "ztf" (the default, every module above) or "rubin" (replicated real Rubin alerts:
+    ``noop``, ``t2_io_only``, ``t2`` with the six-band model and Fink's Rubin SuperNNova;
+    ``inputs`` None: the survey's real alerts). The worker probe, stage profile and
+    ``classify`` read ZTF columns and run for ZTF only.
     """
     began = time.perf_counter()
-    modules = _check_modules(modules)
+    known_modules = survey_modules(survey)
+    if survey != "ztf" and modules is DEFAULT_MODULES:
+        modules = tuple(known_modules)
+    modules = _check_modules(modules, survey)
     measures = parse_measures(measures)
+    warm_modules = survey != "ztf"  # the ZTF run stays as it was (its first repeats are reported as measured)
+    if survey != "ztf":
+        from fink_t2.scoring.paths import default_model
+
+        model_path = default_model(survey) if model_path is None else model_path
+        probe = False
     if alerts < 1 or repeats < 1 or slow_alerts < 1:
         raise ValueError("--alerts, --slow-alerts and --repeats must be positive")
     workdir = Path(workdir)
     facts = machine_facts()
-    path, input_facts = build_input(int(alerts), workdir, inputs)
+    path, input_facts = build_input(int(alerts), workdir, inputs, survey)
     slow_n = min(int(slow_alerts), int(alerts))
-    slow_path, _ = build_input(slow_n, workdir, inputs)
+    slow_path, _ = build_input(slow_n, workdir, inputs, survey)
     log(f"input: {input_facts['alerts']} alerts ({input_facts['real_alerts']} real ones replicated) in {path}")
     results: dict[str, Result] = {}
     skipped: dict[str, str] = {}
     failed: dict[str, str] = {}
-    spark_modules = [m for m in modules if MODULES[m].build is not None]
-    config: dict = {"alerts": int(alerts), "slow_alerts": slow_n, "repeats": int(repeats), "modules": modules,
-                    "measures": measures, "arrow_max_records_per_batch": int(arrow_batch)}
+    spark_modules = [m for m in modules if known_modules[m].build is not None]
+    config: dict = {"survey": survey, "alerts": int(alerts), "slow_alerts": slow_n, "repeats": int(repeats),
+                    "modules": modules, "measures": measures, "modules_warmed_untimed": warm_modules,
+                    "arrow_max_records_per_batch": int(arrow_batch)}
     if spark_modules:
         own = spark is None
         if own:
@@ -411,7 +441,7 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
         sink_dir = Path(tempfile.mkdtemp(prefix="fink-t2-bench-sink-"))  # the parquet measure's output
         try:
             for name in spark_modules:
-                module = MODULES[name]
+                module = known_modules[name]
                 kind = "slow" if module.slow else "big"
                 if kind not in frames:
                     frames[kind], count = _cached(spark, slow_path if module.slow else path, n_partitions)
@@ -419,10 +449,11 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
                     if not warmed:
                         # Start the Python workers once (untimed), so no module pays their start-up alone.
                         for measure in measures:  # and each measure's write path once (untimed)
-                            time_measure(frames[kind], noop_column(frames[kind], {}), measure, 1, sink_dir / "warm")
+                            time_measure(frames[kind], noop_column(frames[kind], {"survey": survey}), measure, 1,
+                                         sink_dir / "warm")
                         warmed = True
                 df = frames[kind]
-                ctx = {"model_path": model_path}
+                ctx = {"model_path": model_path, "survey": survey}
                 try:
                     if module.needs_features:
                         if "features" not in frames:
@@ -433,6 +464,8 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
                             log("cached lc_features (ad_features run once, untimed)")
                         df = frames["features"]
                     column = module.build(df, ctx)
+                    if warm_modules:
+                        _warm_module(spark, slow_path, n_partitions, module, ctx, sink_dir / "warm")
                 except Unavailable as error:
                     skipped[name] = str(error)
                     log(f"skipping {name}: {error}")
@@ -484,7 +517,8 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
         "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "command": None,
         "config": config, "input": input_facts, "machine": facts, "model": model_facts(model_path),
-        "modules": {}, "skipped": skipped, "failed": failed, "excluded": dict(EXCLUDED_MODULES),
+        "modules": {}, "skipped": skipped, "failed": failed,
+        "excluded": dict(EXCLUDED_MODULES) if survey == "ztf" else dict(RUBIN_NOT_MEASURED),
     }
     try:
         from fink_t2.bench.fink_deployed import DEPLOYED_MODEL_NAME, DEPLOYED_MODEL_SHA256
@@ -499,7 +533,7 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
         sizes = sorted({min(SPARK_DEFAULT_ARROW_BATCH, int(alerts)), min(int(arrow_batch), per_worker)})
         log(f"worker probe: fresh process, 1 alert then batches of {sizes} ...")
         report["worker"] = probe_worker(path, sizes)
-    if "t2" in modules or "classify" in modules:
+    if survey == "ztf" and ("t2" in modules or "classify" in modules):
         log(f"profile: one batch of {min(profile_alerts, int(alerts))} alerts, stage by stage ...")
         report["profile"] = profile_t2(path, min(int(profile_alerts), int(alerts)), model_path=model_path)
     report["targets"] = evaluate_targets(report)
@@ -507,6 +541,17 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
     report["machine"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     report["config"]["duration_s"] = time.perf_counter() - began
     return report
+
+
+def _warm_module(spark, path: Path, partitions: int, module, ctx: dict, sink: Path) -> None:
+    """One untimed pass of ``module`` over the small sample, in every partition, before it is timed.
+
+    Each Python worker then has the module's imports and model loaded (SuperNNova's torch, t2's
+    interpreter), as a long-running broker's workers do; without it the first timed repeat of a
+    module with heavy imports is charged several seconds of start-up.
+    """
+    frame = spark.read.parquet(str(path)).repartition(int(partitions))
+    time_measure(frame, module.build(frame, ctx), "noop", 1, sink)
 
 
 def _cached_frame(df):
@@ -536,8 +581,9 @@ def _add_ratios(results: dict[str, Result]) -> None:
 
 def run_from_args(args) -> int:
     """``fink-t2 bench``: measure (or reload ``--from-json``), print, and write JSON / plot / report."""
+    survey = getattr(args, "survey", "ztf")
     if getattr(args, "list", False):
-        print(list_modules())
+        print(list_modules(survey))
         return 0
     if args.from_json:
         report = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
@@ -548,10 +594,15 @@ def run_from_args(args) -> int:
         report = run_benchmark(
             alerts=args.alerts, slow_alerts=args.slow_alerts, repeats=args.repeats, modules=modules,
             cores=args.cores, arrow_batch=args.arrow_batch or ARROW_BATCH_FINK_PERF, partitions=args.partitions,
-            workdir=args.workdir or DEFAULT_WORKDIR, inputs=args.input or DEFAULT_INPUTS, model_path=args.model,
-            driver_memory=args.driver_memory, probe=not args.no_probe, measures=parse_measures(args.measures))
+            workdir=args.workdir or DEFAULT_WORKDIR, inputs=args.input or None, model_path=args.model,
+            driver_memory=args.driver_memory, probe=not args.no_probe, measures=parse_measures(args.measures),
+            survey=survey)
         report["command"] = "fink-t2 bench " + " ".join(sys.argv[2:]) if "bench" in sys.argv[1:2] else None
-    print_summary(report)
+    survey = report["config"].get("survey", "ztf")
+    if survey != "ztf":
+        print_survey_summary(report)
+    else:
+        print_summary(report)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
@@ -561,7 +612,9 @@ def run_from_args(args) -> int:
             print(f"wrote {plot_throughput(report, args.plot)}")
         except ImportError:
             print("no plot: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
-    if args.report:
+    if args.report and survey != "ztf":
+        print(f"wrote {write_survey_report(report, args.report, json_path=args.json)}")
+    elif args.report:
         archive = None
         if args.archive_result and Path(args.archive_result).exists():
             archive = json.loads(Path(args.archive_result).read_text(encoding="utf-8"))

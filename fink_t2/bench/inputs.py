@@ -1,9 +1,12 @@
-"""The benchmark's input: the real ZTF alerts, flattened to the columns every module reads, replicated.
+"""The benchmark's input: real alerts of one survey, flattened to the columns every module reads, replicated.
 
-The real alerts of ``data/`` and ``../shared/data/ztf_alerts`` become one flat
-table (Fink's ``c*`` columns and the candidate fields the modules read, with
-the ZTF Avro types), replicated to the requested count with a fresh ``candid``
-per copy and cached as one parquet file under the work directory.
+ZTF: the real alerts of ``data/`` and ``../shared/data/ztf_alerts`` become one
+flat table (Fink's ``c*`` columns and the candidate fields the modules read,
+with the ZTF Avro types). Rubin: the real alerts of
+``data/rubin_alerts_sample.parquet`` become Fink's Rubin ``c*`` columns (built
+by the survey's own reader) with ``diaSourceId`` and ``host_z``. Either is
+replicated to the requested count with a fresh alert id per copy (the survey's
+:attr:`BenchSurvey.id_column`) and cached as one parquet file under the work directory.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +26,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fink_t2.scoring.alerts import history_array
-from fink_t2.scoring.paths import SAMPLE_ALERTS, SHARED_ZTF_ALERTS, checkout_root
+from fink_t2.scoring.paths import SAMPLE_ALERTS, SAMPLE_RUBIN_ALERTS, SHARED_ZTF_ALERTS, checkout_root
+from fink_t2.scoring.readers import get_reader
+from fink_t2.scoring.surveys import get_survey
 
 #: Real alerts replicated to build the input (files or directories of parquet files).
 DEFAULT_INPUTS: tuple[Path, ...] = (SAMPLE_ALERTS, SHARED_ZTF_ALERTS)
@@ -143,39 +149,96 @@ def _fill_roid(table: pa.Table) -> tuple[pa.Table, str]:
     return table.set_column(index, "roid", filled), source
 
 
-def load_real_alerts(inputs: Sequence[str | Path] = DEFAULT_INPUTS) -> tuple[pa.Table, dict]:
-    """All real alerts of ``inputs`` as one flat table, and facts about them (files, counts, roid source)."""
-    files = find_alert_files(inputs)
-    tables = [alerts_table(path) for path in files]
-    table = pa.concat_tables(tables)
-    table, roid_source = _fill_roid(table)
-    history = pc.list_value_length(table.column("cjd")).to_numpy(zero_copy_only=False)
-    facts = {
-        "files": [str(p) for p in files],
-        "alerts_per_file": {p.name: t.num_rows for p, t in zip(files, tables)},
-        "real_alerts": table.num_rows,
-        "entries_per_alert": {"mean": float(np.mean(history)), "median": float(np.median(history)),
-                              "max": int(np.max(history))},
-        "roid_source": roid_source,
-        "cdsxmatch_source": f"alert files where present, else Fink's test value '{XMATCH_TEST_VALUE}'",
+def rubin_alerts_table(path: Path) -> pa.Table:
+    """One file of Rubin alerts (any schema version the reader knows) -> ``diaSourceId``, ``diaObjectId``,
+    Fink's Rubin ``c*`` columns (history first, current last, as ``concat_col`` builds them) and ``host_z``.
+
+    The columns are built by the survey's reader, the same code ``fink-t2 score`` runs, so the
+    benchmark reads what the pipeline reads.
+    """
+    reader = get_reader("rubin")
+    names = pq.read_schema(path).names
+    if reader.current_column not in names:
+        raise ValueError(f"{path}: not Rubin alerts (no '{reader.current_column}' column; columns: {names[:8]}); "
+                         "pass Rubin alert files with --input, or use --survey ztf for ZTF alerts")
+    raw = pq.read_table(path, columns=[c for c in (reader.current_column, reader.history_column, "diaObject")
+                                       if c in names])
+    frame = reader.columns_from_raw(raw)
+    current = raw.column(reader.current_column).combine_chunks()
+    columns: dict[str, pa.Array] = {
+        "diaSourceId": pc.struct_field(current, "diaSourceId").cast(pa.int64()),
+        "diaObjectId": pc.struct_field(current, "diaObjectId").cast(pa.int64()),
     }
+    for name in reader.columns:
+        element = pa.string() if name == "cband" else pa.float64()
+        columns[name] = pa.array(frame[name].tolist(), type=pa.list_(element))
+    columns[reader.host_redshift_column] = pa.array(frame[reader.host_redshift_column].to_numpy(float),
+                                                    type=pa.float64(), from_pandas=True)
+    columns["source_file"] = pa.array([path.name] * raw.num_rows, type=pa.string())
+    return pa.table(columns)
+
+
+@dataclass(frozen=True)
+class BenchSurvey:
+    """What the benchmark's input needs to know of a survey: its real alerts, how one file becomes the flat
+    table the modules read, which column names an alert (renewed per copy), and any column to fill first."""
+
+    default_inputs: tuple[Path, ...]
+    flatten: Callable[[Path], pa.Table]
+    id_column: str
+    fill: Callable[[pa.Table], tuple[pa.Table, str]] | None = None
+
+
+#: The surveys the benchmark runs on.
+BENCH_SURVEYS: dict[str, BenchSurvey] = {
+    "ztf": BenchSurvey(DEFAULT_INPUTS, alerts_table, "candid", _fill_roid),
+    "rubin": BenchSurvey((SAMPLE_RUBIN_ALERTS,), rubin_alerts_table, "diaSourceId"),
+}
+
+
+def bench_survey(survey: str) -> BenchSurvey:
+    if survey not in BENCH_SURVEYS:
+        raise ValueError(f"unknown survey {survey!r} for the benchmark; choose among {list(BENCH_SURVEYS)}")
+    return BENCH_SURVEYS[survey]
+
+
+def load_real_alerts(inputs: Sequence[str | Path] | None = None, survey: str = "ztf") -> tuple[pa.Table, dict]:
+    """All real alerts of ``inputs`` (default: the survey's) as one flat table, and facts about them
+    (files, counts, where filled columns come from)."""
+    spec = bench_survey(survey)
+    files = find_alert_files(spec.default_inputs if inputs is None else inputs)
+    tables = [spec.flatten(path) for path in files]
+    table = pa.concat_tables(tables)
+    facts: dict = {"survey": survey, "files": [str(p) for p in files],
+                   "alerts_per_file": {p.name: t.num_rows for p, t in zip(files, tables)},
+                   "real_alerts": table.num_rows}
+    if spec.fill is not None:
+        table, facts["roid_source"] = spec.fill(table)
+        facts["cdsxmatch_source"] = f"alert files where present, else Fink's test value '{XMATCH_TEST_VALUE}'"
+    host = get_reader(survey).host_redshift_column
+    if host is not None and host in table.column_names:
+        facts["host_z_known"] = int(table.num_rows - table.column(host).null_count)
+    history = pc.list_value_length(table.column(get_survey(survey).columns[0])).to_numpy(zero_copy_only=False)
+    facts["entries_per_alert"] = {"mean": float(np.mean(history)), "median": float(np.median(history)),
+                                  "max": int(np.max(history))}
     return table, facts
 
 
-def replicate(table: pa.Table, n_alerts: int) -> pa.Table:
-    """``n_alerts`` rows: the real alerts repeated in order (the last copy truncated), each with a new ``candid``."""
+def replicate(table: pa.Table, n_alerts: int, id_column: str = "candid") -> pa.Table:
+    """``n_alerts`` rows: the real alerts repeated in order (the last copy truncated), each with a new
+    ``id_column`` (1..n_alerts, unique)."""
     n_real = table.num_rows
     if n_real == 0:
         raise ValueError("no real alerts to replicate")
     copies = -(-int(n_alerts) // n_real)
     rows = np.tile(np.arange(n_real), copies)[: int(n_alerts)]
     out = table.take(pa.array(rows))
-    index = out.column_names.index("candid")
-    return out.set_column(index, "candid", pa.array(np.arange(1, len(rows) + 1, dtype=np.int64)))
+    index = out.column_names.index(id_column)
+    return out.set_column(index, id_column, pa.array(np.arange(1, len(rows) + 1, dtype=np.int64)))
 
 
-def _inputs_digest(files: Sequence[Path]) -> str:
-    digest = hashlib.sha256(f"v{CACHE_VERSION}".encode())
+def _inputs_digest(files: Sequence[Path], survey: str = "ztf") -> str:
+    digest = hashlib.sha256(f"v{CACHE_VERSION}".encode() + (b"" if survey == "ztf" else survey.encode()))
     for path in files:
         stat = path.stat()
         digest.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -183,18 +246,23 @@ def _inputs_digest(files: Sequence[Path]) -> str:
 
 
 def build_input(n_alerts: int, workdir: str | Path = DEFAULT_WORKDIR,
-                inputs: Sequence[str | Path] = DEFAULT_INPUTS) -> tuple[Path, dict]:
-    """The replicated input as a parquet file under ``workdir`` (reused when the inputs did not change)."""
-    files = find_alert_files(inputs)
+                inputs: Sequence[str | Path] | None = DEFAULT_INPUTS, survey: str = "ztf") -> tuple[Path, dict]:
+    """The replicated input as a parquet file under ``workdir`` (reused when the inputs did not change).
+
+    ``inputs`` None: the survey's real alerts (:data:`BENCH_SURVEYS`).
+    """
+    spec = bench_survey(survey)
+    files = find_alert_files(spec.default_inputs if inputs is None else inputs)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    key = _inputs_digest(files)
-    path = workdir / f"alerts-{n_alerts}-{key}.parquet"
+    key = _inputs_digest(files, survey)
+    prefix = "alerts" if survey == "ztf" else f"alerts-{survey}"
+    path = workdir / f"{prefix}-{n_alerts}-{key}.parquet"
     facts_path = path.with_suffix(".json")
     if path.exists() and facts_path.exists():
         return path, json.loads(facts_path.read_text(encoding="utf-8"))
-    real, facts = load_real_alerts(files)
-    table = replicate(real, n_alerts)
+    real, facts = load_real_alerts(files, survey)
+    table = replicate(real, n_alerts, spec.id_column)
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp, row_group_size=50_000)
     os.replace(tmp, path)

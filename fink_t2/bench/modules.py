@@ -46,15 +46,21 @@ def _require(*modules: str) -> None:
 
 
 def noop_column(df, ctx: dict):
-    """A pandas UDF over the four t2 columns that returns a constant: what Spark alone costs."""
+    """A pandas UDF over the survey's four light-curve columns that returns a constant: what Spark alone costs.
+
+    ZTF: cjd, cfid, cmagpsf, csigmapsf; Rubin: cmidpointMjdTai, cband, cpsfFlux, cpsfFluxErr
+    (``ctx["survey"]``, default ZTF).
+    """
     from pyspark.sql import functions as F
     from pyspark.sql.functions import pandas_udf
 
-    @pandas_udf("double")
-    def noop(cjd: pd.Series, cfid: pd.Series, cmagpsf: pd.Series, csigmapsf: pd.Series) -> pd.Series:
-        return pd.Series(np.zeros(len(cjd)))
+    from fink_t2.scoring.surveys import get_survey
 
-    return noop(F.col("cjd"), F.col("cfid"), F.col("cmagpsf"), F.col("csigmapsf"))
+    @pandas_udf("double")
+    def noop(time: pd.Series, band: pd.Series, value: pd.Series, error: pd.Series) -> pd.Series:
+        return pd.Series(np.zeros(len(time)))
+
+    return noop(*[F.col(c) for c in get_survey(ctx.get("survey", "ztf")).columns])
 
 
 def _t2_column(df, ctx: dict, onsky: bool = False):
@@ -109,6 +115,56 @@ def _t2_io_only_column(df, ctx: dict):
 
     udf = t2_typed_udf(lambda columns: uniform_scores(len(columns[0])))
     return udf(*t2_input_columns(df, with_cut_columns=False))
+
+
+def _rubin_t2_column(df, ctx: dict):
+    """This project's module on Rubin alerts: the column ``apply_t2(df, survey="rubin")`` adds (six-band model)."""
+    from fink_t2.spark.processor import t2_column
+
+    return t2_column(df, ctx.get("model_path"), survey="rubin")
+
+
+def _rubin_t2_io_only_column(df, ctx: dict):
+    """Diagnostic: t2's exact Rubin inputs (4 c* columns and ``host_z``) in, a ``t2``-typed struct out, no work.
+
+    The Rubin twin of ``t2_io_only``: the most t2 on Rubin alerts can reach under a measure.
+    """
+    from fink_t2.spark.processor import rubin_input_columns, t2_typed_udf
+
+    udf = t2_typed_udf(lambda columns: uniform_scores(len(columns[0])))
+    return udf(*rubin_input_columns(df))
+
+
+#: The SuperNNova model of Fink's Rubin stage: SN vs other, trained on ELAsTiCC (fink-science 7.4.0 data).
+RUBIN_SNN_MODEL = "elasticc_binary_broad/SN_vs_other"
+
+
+def rubin_snn_model_path() -> str:
+    """The file of :data:`RUBIN_SNN_MODEL` inside the installed fink-science, passed to the UDF explicitly."""
+    from pathlib import Path
+
+    import fink_science
+
+    path = Path(fink_science.__file__).parent / "data" / "models" / "snn_models" / RUBIN_SNN_MODEL / "model.pt"
+    if not path.is_file():
+        raise Unavailable(f"fink-science has no SuperNNova model at {path}")
+    return str(path)
+
+
+def _rubin_snn_column(df, ctx: dict):
+    """SuperNNova SN vs other on Rubin alerts: fink_science.rubin.snn ``snn_ia_elasticc``, called as its doctest
+    and Fink's Rubin stage do (``diaSourceId`` then the four c* columns, model ``elasticc_binary_broad/SN_vs_other``),
+    the model file passed explicitly. No cuts: every alert goes through the network."""
+    _require("fink_science.rubin.snn.processor", "supernnova", "torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fink_science.rubin.snn.processor import snn_ia_elasticc
+    from pyspark.sql import functions as F
+
+    from fink_t2.scoring.surveys import get_survey
+
+    args = [F.col("diaSourceId"), *[F.col(c) for c in get_survey("rubin").columns]]
+    return snn_ia_elasticc(*args, F.lit(RUBIN_SNN_MODEL), F.lit(rubin_snn_model_path()))
 
 
 def fink_cuts_mask(cmagpsf, cjd, jdstarthist, roid, cdsxmatch, allowed: Sequence[str]) -> np.ndarray:
@@ -282,6 +338,31 @@ MODULES: dict[str, Module] = {m.name: m for m in (
            description="classify_with_reasons on a pandas frame in this process"),
 )}
 DEFAULT_MODULES: tuple[str, ...] = tuple(MODULES)
+
+#: The Rubin benchmark: the same roles under the same names (so ratios and reports read alike), on Rubin's columns.
+RUBIN_MODULES: dict[str, Module] = {m.name: m for m in (
+    Module("noop", "no-op pandas UDF (ceiling)", noop_column, "ceiling",
+           description="pandas UDF over cmidpointMjdTai, cband, cpsfFlux, cpsfFluxErr returning 0.0"),
+    Module("t2_io_only", "t2 inputs and output only, no scoring (diagnostic)", _rubin_t2_io_only_column, "t2",
+           description="t2's Rubin inputs (4 c* columns, host_z) in, a constant t2 struct out"),
+    Module("t2", "t2, every alert (six-band model)", _rubin_t2_column, "t2",
+           description="apply_t2(df, survey='rubin')'s column, fink_t2/data/t2_rubin.tflite, every alert"),
+    Module("snn", "SuperNNova SN vs other (Fink Rubin)", _rubin_snn_column, "fink",
+           description=f"fink_science.rubin.snn snn_ia_elasticc, model {RUBIN_SNN_MODEL} (no cuts)"),
+)}
+#: Fink's other Rubin science modules, not in the Rubin benchmark, and why.
+RUBIN_NOT_MEASURED: dict[str, str] = {
+    "CATS (fink_science.rubin.cats)": "not measured here: the Rubin benchmark compares t2 with SuperNNova only",
+    "early SN Ia random forest (fink_science.rubin.random_forest_snia)": "needs 'actsnfink', not on PyPI",
+}
+#: The modules of each survey's benchmark.
+SURVEY_MODULES: dict[str, dict[str, Module]] = {"ztf": MODULES, "rubin": RUBIN_MODULES}
+
+
+def survey_modules(survey: str) -> dict[str, Module]:
+    if survey not in SURVEY_MODULES:
+        raise ValueError(f"unknown survey {survey!r} for the benchmark; choose among {list(SURVEY_MODULES)}")
+    return SURVEY_MODULES[survey]
 #: The "before" every ratio refers to.
 REFERENCE_MODULE = "fink_deployed"
 CEILING_MODULE = "noop"
@@ -289,9 +370,9 @@ CEILING_MODULE = "noop"
 IO_CEILING_MODULE = "t2_io_only"
 
 
-def list_modules() -> str:
+def list_modules(survey: str = "ztf") -> str:
     lines = ["module               family     sample   what"]
-    for m in MODULES.values():
+    for m in survey_modules(survey).values():
         lines.append(f"{m.name:<20} {m.family:<10} {'slow' if m.slow else 'full':<8} {m.description}")
     lines.append("")
     lines.append("Left out (packages not on PyPI): " + "; ".join(f"{k}: {v}" for k, v in EXCLUDED_MODULES.items()))

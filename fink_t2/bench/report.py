@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fink_t2.bench.modules import CEILING_MODULE, FAST_TRANSIENT_SAMPLES, IO_CEILING_MODULE, MODULES, REFERENCE_MODULE
-from fink_t2.bench.targets import FINK_ZTF_RATE
+from fink_t2.bench.targets import FINK_ZTF_RATE, TARGET_VS_IO_CEILING, TARGET_VS_SNN
 
 
 def _fmt(value, spec: str = ",.0f", empty: str = "-") -> str:
@@ -372,6 +372,11 @@ def _method(report: dict) -> list[str]:
     ]
 
 
+#: The ZTF report's pointer to the Rubin one (its own run, its own file).
+RUBIN_LINK = ("Rubin alerts (six-band model beside Fink's Rubin SuperNNova): "
+              "[performance_rubin.md](performance_rubin.md), `fink-t2 bench --survey rubin`.")
+
+
 def write_report(report: dict, path: str | Path, plot: str | Path | None = None, json_path: str | Path | None = None,
                  archive: dict | None = None) -> Path:
     """``docs/performance.md`` from a run: method, results, targets, profile, LSST arithmetic, machine."""
@@ -396,6 +401,7 @@ def write_report(report: dict, path: str | Path, plot: str | Path | None = None,
         f"input {model['input_shape'][0]} time steps x {model['input_shape'][1]} channels, variant "
         f"`{model.get('variant')}`, {model.get('num_threads')} interpreter thread. Rerun the command whenever the "
         "shipped model changes.", "",
+        RUBIN_LINK, "",
         "## Method", "", *_method(report), "",
         "## Results", "", results_table(report, markdown=True), "",
     ]
@@ -521,3 +527,151 @@ def _arithmetic(report: dict, archive: dict | None) -> list[str]:
         lines.append(f"| `fink-t2 score --engine spark`, whole job (read raw alerts, t2, write parquet) | archive | "
                      f"{rate:,.0f} | {night:,.3f} | {peak:,.4f} | {lsst['ztf_burst_rate'] / rate:,.3f} | - | - |")
     return lines
+
+
+# --------------------------------------------------------------------------- a survey's own report (Rubin)
+
+#: Ratios a survey's report gives per measure: (label, module, reference).
+SURVEY_RATIOS: tuple[tuple[str, str, str, float | None], ...] = (
+    ("t2 / t2_io_only (same I/O, no work)", "t2", IO_CEILING_MODULE, TARGET_VS_IO_CEILING),
+    ("t2 / SuperNNova", "t2", "snn", TARGET_VS_SNN),
+    ("t2 / no-op (4 columns in, 1 double out)", "t2", CEILING_MODULE, None),
+    ("t2_io_only / no-op", IO_CEILING_MODULE, CEILING_MODULE, None),
+    ("SuperNNova / no-op", "snn", CEILING_MODULE, None),
+)
+
+
+def survey_ratios_table(report: dict, markdown: bool = False) -> str:
+    """Each ratio of :data:`SURVEY_RATIOS` under each measure of the run, wall (alerts/s/core) and CPU
+    (alerts per CPU-second), both modules from the same run and the same measure."""
+    measures = report["config"].get("measures") or []
+    header = ["ratio", "target (issue 14)"] + [f"{m} {kind}" for m in measures for kind in ("wall", "CPU")]
+    rows = []
+    for label, a, b, threshold in SURVEY_RATIOS:
+        ratios = ((report["modules"].get(a) or {}).get("measures") or {})
+        if b not in report["modules"]:
+            continue
+        row = [label, "-" if threshold is None else f">= {threshold:g}"]
+        for m in measures:
+            item = (ratios.get(m) or {}).get("ratio_to", {})
+            wall = item.get(b)
+            mark = "" if threshold is None or wall is None else (" (met)" if wall >= threshold else " (not met)")
+            row += [_fmt(wall, ".3f") + mark, _fmt(item.get(b + "_cpu"), ".3f")]
+        rows.append(row)
+    return _table(header, rows, markdown)
+
+
+def _load_line(report: dict) -> str:
+    machine = report["machine"]
+    start = machine.get("load_average_start") or [None, None, None]
+    end = machine.get("load_average_end") or [None, None, None]
+    return (f"load average (1, 5, 15 min) at the start {', '.join(_fmt(v, '.2f') for v in start)}, at the end "
+            f"{', '.join(_fmt(v, '.2f') for v in end)}, on {machine.get('cpu_count')} cores")
+
+
+def print_survey_summary(report: dict, stream=None) -> None:
+    """A survey run (Rubin) for the terminal: every module under every measure, the ratios, the load."""
+    stream = stream or sys.stdout
+    config = report["config"]
+    print(f"\n{config.get('survey')} throughput ({config.get('alerts'):,} alerts, local[{config.get('cores')}], "
+          f"median of {config.get('repeats')})\n", file=stream)
+    print(measures_table(report), file=stream)
+    print("\nRatios (same run, same measure):\n", file=stream)
+    print(survey_ratios_table(report), file=stream)
+    print("\nCPU seconds by process (median repeat):\n", file=stream)
+    print(cpu_roles_table(report), file=stream)
+    for name, reason in report.get("skipped", {}).items():
+        print(f"skipped {name}: {reason}", file=stream)
+    for name, reason in report.get("failed", {}).items():
+        print(f"FAILED {name}: {reason}", file=stream)
+    print("\n" + _load_line(report), file=stream)
+
+
+def _classified_line(report: dict) -> str:
+    """How many alerts each module judged (from its ``toPandas`` output, outside the timed section)."""
+    parts = []
+    for name, module in report["modules"].items():
+        if "classified" in module:
+            parts.append(f"`{name}` {module['classified']:,} of {module['alerts']:,} classified")
+        if "scored_finite" in module:
+            parts.append(f"`{name}` {module['scored_finite']:,} of {module['alerts']:,} scored")
+    if not parts:
+        return ""
+    text = ("Output (last `toPandas` repeat): " + "; ".join(parts) + ". t2 declines, with a reason, the alerts "
+            "it cannot judge (too few detections) and runs its network only on the others; t2_io_only returns "
+            "its constant struct for every alert")
+    t2, snn = report["modules"].get("t2", {}), report["modules"].get("snn", {})
+    if "classified" in t2 and "scored_finite" in snn:
+        text += (f"; so t2's network ran on {t2['classified'] / t2['alerts']:.0%} of the alerts, SuperNNova's on "
+                 f"{snn['scored_finite'] / snn['alerts']:.0%}")
+    return text + "."
+
+
+def write_survey_report(report: dict, path: str | Path, json_path: str | Path | None = None) -> Path:
+    """``docs/performance_rubin.md`` from a survey run: command, input, model, tables, ratios, load."""
+    path = Path(path)
+    config, model, facts = report["config"], report["model"], report["input"]
+    survey = config.get("survey")
+    seconds = config.get("duration_s")
+    command = report.get("command") or (f"fink-t2 bench --survey {survey} --json "
+                                        f"benchmarks/results/throughput_{survey}.json --report {path}")
+    entries = facts.get("entries_per_alert", {})
+    files = ", ".join(f"`{Path(f).name}`" for f in facts.get("files", []))
+    known = facts.get("host_z_known")
+    host_z = (f"known for {known} of the {facts.get('real_alerts')} real alerts" if known is not None
+              else "null where an alert's diaObject carries no redshift, as in the sample's")
+    lines = [
+        f"# Throughput on {survey.capitalize()} alerts: t2's six-band model beside Fink's Rubin SuperNNova", "",
+        f"Generated by `fink-t2 bench --survey {survey}` on {report['generated']}: do not edit by hand, rerun it"
+        + (f" (this run took {seconds / 60:.1f} minutes)" if seconds else "") + ":", "",
+        "```bash", "nice -n 10 " + command if not command.startswith("nice") else command, "```", "",
+        f"**Measured under load**: {_load_line(report)}. The machine is shared with other jobs: every rate is a "
+        "lower bound; the ratios between modules of this one run, and the CPU-time columns, are the figures "
+        "to compare.", "",
+        "## Input", "",
+        f"{facts.get('real_alerts')} real Rubin alerts ({files}; {_fmt(entries.get('mean'), '.1f')} sources per "
+        f"alert on average, median {_fmt(entries.get('median'), '.0f')}, "
+        f"max {entries.get('max')}) replicated to {facts.get('alerts'):,} alerts, each copy with a new unique "
+        "`diaSourceId`. The columns are Fink's Rubin `c*` columns (`cmidpointMjdTai, cband, cpsfFlux, cpsfFluxErr`, "
+        "`prvDiaSources` then `diaSource`, as fink-broker's Rubin stage builds them with `concat_col`), built by "
+        f"t2's own Rubin reader, and `host_z` from `diaObject` ({host_z}). The input is cached "
+        f"in {config.get('partitions')} partitions before timing.", "",
+        "## Modules", "",
+        "* `noop`: a pandas UDF over the four `c*` columns returning one double (0.0): what Spark alone costs.",
+        "* `t2_io_only`: t2's exact Rubin inputs (the four `c*` columns and `host_z`) in, the `t2` struct out "
+        "(1/14 each), no work: the ceiling of t2 under each measure.",
+        f"* `t2`: the column `apply_t2(df, survey=\"rubin\")` adds, every alert, model `{Path(model['path']).name}` "
+        f"({model['size_bytes']:,} bytes, sha256 `{model['sha256']}`, input {model['input_shape'][0]} x "
+        f"{model['input_shape'][1]}).",
+        "* `snn`: fink-science 7.4.0's `fink_science.rubin.snn.processor.snn_ia_elasticc` (Fink's Rubin "
+        "SuperNNova, SN vs other, trained on ELAsTiCC), called as its doctest does: `diaSourceId` then the four "
+        "`c*` columns and the model name `elasticc_binary_broad/SN_vs_other`, the model file "
+        "(`fink_science/data/models/snn_models/elasticc_binary_broad/SN_vs_other/model.pt`, which its default "
+        "path also resolves to) passed explicitly as `model_ext`. Its `c*` columns are those of fink-broker's "
+        "Rubin stage (history `prvDiaSources`; the doctest concatenates `prvDiaForcedSources`). It has no cuts: "
+        "every alert goes through SuperNNova, as through t2.", "",
+        "Measures (as for ZTF, [performance.md](performance.md)): `topandas` "
+        "(`df.withColumn(c, udf).select(c).toPandas()`, Fink's fink-science-perf measure), `noop` "
+        "(`df.withColumn(...).write.format(\"noop\")`, what fink-broker's Rubin stage doctests run) and `parquet` "
+        "(the enriched frame written as parquet). Wall: alerts / median seconds / cores. CPU: alerts per "
+        "CPU-second of the driver, the JVM and the Python workers together.", "",
+        "## Results", "", measures_table(report, markdown=True), "",
+        _classified_line(report), "",
+        "## Ratios (one run, same measure)", "", survey_ratios_table(report, markdown=True), "",
+        "## CPU by process (median repeat, seconds)", "", cpu_roles_table(report, markdown=True), "",
+    ]
+    if report.get("skipped") or report.get("failed") or report.get("excluded"):
+        lines += ["## Not measured", ""]
+        lines += [f"* skipped `{k}`: {v}" for k, v in report.get("skipped", {}).items()]
+        lines += [f"* FAILED `{k}`: {v}" for k, v in report.get("failed", {}).items()]
+        lines += [f"* {k}: {v}" for k, v in report.get("excluded", {}).items()]
+        lines.append("")
+    machine = report["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items() if v)
+    lines += ["## Machine", "", f"{machine.get('cpu')}, {machine.get('cpu_count')} cores, Python "
+              f"{machine.get('python')}, {machine.get('java')}; Spark {config.get('spark')} on {config.get('master')}, "
+              f"Arrow batches of {config.get('arrow_max_records_per_batch'):,}; {versions}."
+              + (f" Raw numbers: `{json_path}`." if json_path else ""), ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -109,6 +109,10 @@ def _run_compress(args) -> int:
 
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="alerts/s/core of t2 vs Fink's science modules, measured as Fink does (Spark)")
+    p.add_argument("--survey", choices=("ztf", "rubin"), default="ztf",
+                   help="whose alerts: ztf (every module) or rubin (replicated real Rubin alerts of "
+                        "data/rubin_alerts_sample.parquet: no-op, t2_io_only, t2 with the six-band model, Fink's "
+                        "Rubin SuperNNova) (default: %(default)s)")
     p.add_argument("--alerts", type=int, default=200_000,
                    help="alerts, replicated from the real ones (default: %(default)s)")
     p.add_argument("--slow-alerts", type=int, default=2_000,
@@ -129,7 +133,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--workdir", default=None, help="cache of the built input and Spark log (default: runs/bench)")
     p.add_argument("--input", action="append", default=None, metavar="PATH",
                    help="real alerts to replicate (parquet file or folder; repeatable; default: data/ and "
-                        "../shared/data/ztf_alerts)")
+                        "../shared/data/ztf_alerts for ztf, data/rubin_alerts_sample.parquet for rubin)")
     p.add_argument("--model", default=None, help="t2 model file (default: the shipped one)")
     p.add_argument("--driver-memory", default="4g", help="Spark driver memory (default: %(default)s)")
     p.add_argument("--no-probe", action="store_true", help="skip the fresh-worker memory/start-up probe")
