@@ -140,32 +140,44 @@ def _coerce_row(row) -> np.ndarray:
     return out
 
 
-def _negative_flags(column, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """ZTF ``isdiffpos`` per alert -> (flat bool: difference flux is negative, per-alert lengths).
+def string_lists(column, n_rows: int, arrow_map, value_map, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Per-alert lists of strings -> (one flat array of mapped values, per-alert lengths).
 
-    'f', '0' or 'false' (any case) mean negative; anything else, null included,
-    is taken as positive. Arrow does the work; odd rows fall back to Python.
+    Arrow does the work: ``arrow_map`` gets the flat values trimmed and in lower case (an Arrow
+    string array) and returns a numpy array. Rows Arrow cannot read fall back to Python,
+    ``value_map`` taking each raw value. Shared by ZTF's ``isdiffpos`` and Rubin's band names.
     """
     arr, values = _arrow_lists(column, pa.string(), n_rows)
     try:
         if arr is None:
             arr = pa.array(values, type=pa.list_(pa.string()), from_pandas=True)
         lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        flat = pc.utf8_lower(pc.utf8_trim_whitespace(arr.flatten()))
-        negative = pc.is_in(flat, value_set=pa.array(list(NEGATIVE_ISDIFFPOS))).fill_null(False)
-        return negative.to_numpy(zero_copy_only=False).astype(bool), lengths
+        return arrow_map(pc.utf8_lower(pc.utf8_trim_whitespace(arr.flatten()))), lengths
     except (pa.ArrowException, TypeError, ValueError):
         if values is None:
             values = arr.to_pylist()
     lengths = np.zeros(n_rows, dtype=np.int64)
-    flags: list[bool] = []
+    mapped: list = []
     for i, row in enumerate(values):
         if not _is_row_sequence(row):
             continue
         row = list(row)
         lengths[i] = len(row)
-        flags.extend(_is_negative(value) for value in row)
-    return np.asarray(flags, dtype=bool), lengths
+        mapped.extend(value_map(value) for value in row)
+    return np.asarray(mapped, dtype=dtype), lengths
+
+
+def _negative_flags(column, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """ZTF ``isdiffpos`` per alert -> (flat bool: difference flux is negative, per-alert lengths).
+
+    'f', '0' or 'false' (any case) mean negative; anything else, null included,
+    is taken as positive.
+    """
+    def negative(flat: pa.Array) -> np.ndarray:
+        flags = pc.is_in(flat, value_set=pa.array(list(NEGATIVE_ISDIFFPOS))).fill_null(False)
+        return flags.to_numpy(zero_copy_only=False).astype(bool)
+
+    return string_lists(column, n_rows, negative, _is_negative, bool)
 
 
 def _is_negative(value) -> bool:
@@ -178,6 +190,29 @@ def _is_negative(value) -> bool:
     if isinstance(value, (int, np.integer)):
         return value == 0  # as Spark's cast of an integer to string reads: '0' is negative
     return False
+
+
+REASON_LENGTHS = "alert arrays have different lengths"
+
+
+def align_alert_arrays(lengths: list[np.ndarray]):
+    """Per-alert lengths of each flattened column -> (object index per point, ``aligned``, reason per alert).
+
+    Only alerts whose arrays all have the same length are kept (the others get
+    :data:`REASON_LENGTHS`); ``aligned(flat, its_lengths)`` returns a flattened
+    column's entries of the kept alerts, aligned by position with ``object index``.
+    """
+    stacked = np.vstack(lengths)
+    consistent = (stacked == stacked[0]).all(axis=0)
+    n_rows = stacked.shape[1]
+    reason = np.full(n_rows, None, dtype=object)
+    reason[~consistent] = REASON_LENGTHS
+
+    def aligned(flat: np.ndarray, row_lengths: np.ndarray) -> np.ndarray:
+        return flat[np.repeat(consistent, row_lengths)]
+
+    object_index = np.repeat(np.arange(n_rows), np.where(consistent, stacked[0], 0))
+    return object_index, aligned, reason
 
 
 def observations_from_alerts(
@@ -203,18 +238,7 @@ def observations_from_alerts(
     if cdiffmaglim is not None:
         lim, len_lim = _flatten_numeric(cdiffmaglim, n_rows)
         lengths.append(len_lim)
-    stacked = np.vstack(lengths)
-    consistent = (stacked == stacked[0]).all(axis=0)
-    reason = np.full(n_rows, None, dtype=object)
-    reason[~consistent] = "alert arrays have different lengths"
-
-    # Keep only alerts whose arrays line up; their entries are aligned by position.
-    def aligned(flat: np.ndarray, row_lengths: np.ndarray) -> np.ndarray:
-        keep = np.repeat(consistent, row_lengths)
-        return flat[keep]
-
-    n_points = np.where(consistent, len_jd, 0)
-    object_index = np.repeat(np.arange(n_rows), n_points)
+    object_index, aligned, reason = align_alert_arrays(lengths)
     jd, fid = aligned(jd, len_jd), aligned(fid, len_fid)
     mag, sig = aligned(mag, len_mag), aligned(sig, len_sig)
     if cisdiffpos is not None:

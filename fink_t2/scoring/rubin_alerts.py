@@ -33,7 +33,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fink_t2.scoring.alerts import _arrow_lists, _flatten_numeric, history_array, struct_of
+from fink_t2.scoring.alerts import (
+    REASON_LENGTHS,
+    _flatten_numeric,
+    align_alert_arrays,
+    history_array,
+    string_lists,
+    struct_of,
+)
 from fink_t2.scoring.lightcurves import Observations, njy_to_fluxcal
 from fink_t2.scoring.surveys import RUBIN
 
@@ -66,7 +73,6 @@ RUBIN_BAND_INDEX: dict[str, int] = RUBIN.band_index
 HOST_Z_FIELDS: tuple[str, ...] = ("hostgal_zphot",)
 
 REASON_NO_RUBIN_BAND = "no point in a Rubin band (u g r i z y)"
-REASON_LENGTHS = "alert arrays have different lengths"
 
 
 # --------------------------------------------------------------------------- raw alerts -> c* columns
@@ -157,28 +163,13 @@ def rename_elasticc_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _band_indices(column, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-alert band names -> (flat band index, -1 where unknown or null; per-alert lengths)."""
-    arr, values = _arrow_lists(column, pa.string(), n_rows)
-    try:
-        if arr is None:
-            arr = pa.array(values, type=pa.list_(pa.string()), from_pandas=True)
-        lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        names = pc.utf8_lower(pc.utf8_trim_whitespace(arr.flatten()))
-        known = pa.array(list(RUBIN_BAND_INDEX))
-        position = pc.index_in(names, value_set=known).fill_null(-1)
-        table = np.asarray(list(RUBIN_BAND_INDEX.values()) + [-1], dtype=np.int8)
-        return table[position.to_numpy(zero_copy_only=False)], lengths
-    except (pa.ArrowException, TypeError, ValueError):
-        if values is None:
-            values = arr.to_pylist()
-    lengths = np.zeros(n_rows, dtype=np.int64)
-    bands: list[int] = []
-    for i, row in enumerate(values):
-        if row is None or isinstance(row, (str, bytes)) or np.isscalar(row):
-            continue
-        row = list(row)
-        lengths[i] = len(row)
-        bands.extend(_band_of(value) for value in row)
-    return np.asarray(bands, dtype=np.int8), lengths
+    table = np.asarray(list(RUBIN_BAND_INDEX.values()) + [-1], dtype=np.int8)
+
+    def indices(names: pa.Array) -> np.ndarray:
+        position = pc.index_in(names, value_set=pa.array(list(RUBIN_BAND_INDEX))).fill_null(-1)
+        return table[position.to_numpy(zero_copy_only=False)]
+
+    return string_lists(column, n_rows, indices, _band_of, np.int8)
 
 
 def _band_of(value) -> int:
@@ -202,15 +193,7 @@ def observations_from_rubin(cmidpointMjdTai, cband, cpsfFlux, cpsfFluxErr) -> tu
     band, len_band = _band_indices(cband, n_rows)
     flux, len_flux = _flatten_numeric(cpsfFlux, n_rows)
     err, len_err = _flatten_numeric(cpsfFluxErr, n_rows)
-    stacked = np.vstack([len_time, len_band, len_flux, len_err])
-    consistent = (stacked == stacked[0]).all(axis=0)
-    reason = np.full(n_rows, None, dtype=object)
-    reason[~consistent] = REASON_LENGTHS
-
-    def aligned(flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        return flat[np.repeat(consistent, lengths)]
-
-    object_index = np.repeat(np.arange(n_rows), np.where(consistent, len_time, 0))
+    object_index, aligned, reason = align_alert_arrays([len_time, len_band, len_flux, len_err])
     time, band = aligned(time, len_time), aligned(band, len_band)
     flux, err = njy_to_fluxcal(aligned(flux, len_flux), aligned(err, len_err))
     with np.errstate(invalid="ignore"):
@@ -220,6 +203,7 @@ def observations_from_rubin(cmidpointMjdTai, cband, cpsfFlux, cpsfFluxErr) -> tu
     # "no observations").
     has_point = np.bincount(object_index[measured], minlength=n_rows) > 0
     has_band = np.bincount(object_index[keep], minlength=n_rows) > 0
+    consistent = reason != REASON_LENGTHS  # every reason so far is that one
     reason[consistent & has_point & ~has_band] = REASON_NO_RUBIN_BAND
     obs = Observations(object_index[keep], time[keep], band[keep], flux[keep], err[keep],
                        np.ones(int(keep.sum()), dtype=bool), n_rows)
