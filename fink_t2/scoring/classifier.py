@@ -307,21 +307,14 @@ def classify_with_reasons(pdf: pd.DataFrame, model_path=None, prior: str | None 
     """Probabilities (as :func:`classify`) and, per alert, why it was declined (None if classified)."""
     survey = survey if survey is not None else _frame_survey(pdf)
     if survey == "ztf":
-        _check_frame(pdf)
-        scores = score_alerts(
-            *(pdf[c] for c in REQUIRED_COLUMNS),
-            cisdiffpos=pdf["cisdiffpos"] if "cisdiffpos" in pdf.columns else None,
-            cdiffmaglim=pdf["cdiffmaglim"] if "cdiffmaglim" in pdf.columns else None,
-            model=get_model(model_path, prior=prior),
-        )
-    else:
-        reader = get_reader(survey)
-        frame = light_curve_columns(pdf, survey)
-        extra = reader.host_redshift_column
-        optional = {name: frame[name] for name in (*reader.optional_columns, extra) if name and name in frame}
-        path = model_path if model_path is not None else default_model(survey)
-        scores = score_columns([frame[c] for c in reader.columns], optional, survey=survey,
-                               model=get_model(path, prior=prior))
+        _check_frame(pdf)  # ZTF's c* columns are required as they are (their absence named, as ever)
+    reader = get_reader(survey)
+    frame = light_curve_columns(pdf, survey)
+    extra = reader.host_redshift_column
+    optional = {name: frame[name] for name in (*reader.optional_columns, extra) if name and name in frame}
+    path = model_path if model_path is not None else default_model(survey)
+    scores = score_columns([frame[c] for c in reader.columns], optional, survey=survey,
+                           model=get_model(path, prior=prior))
     probabilities = pd.DataFrame(scores.probabilities, index=pdf.index, columns=list(CLASSES))
     reasons = pd.Series(scores.reason, index=pdf.index, name="reason", dtype=object)
     return probabilities, reasons
