@@ -342,11 +342,12 @@ def _gp_chunks(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.
             t = np.where(has, (obs.time[idx] - t_ref[group][:, None]) / time_scale, _PAD_TIME + _PAD_STEP * col)
             band = obs.band[idx]
             k = _matern32(np.subtract(t[:, :, None], t[:, None, :]))
-            if len(band_corr) == 2:  # two bands (ZTF): a pair differs when b_i != b_j, one correlation
-                k *= np.where(band[:, :, None] == band[:, None, :], 1.0, band_corr[0, 1])
+            if len(band_corr) == 2:  # two bands (ZTF): only pairs of different bands change, by one factor
+                np.multiply(k, band_corr[0, 1], out=k, where=band[:, :, None] != band[:, None, :])
             else:
                 k *= band_corr[band[:, :, None], band[:, None, :]]
-            k[:, col, col] += np.where(has, noise[idx] ** 2, 1.0)
+            diagonal = k.reshape(len(group), size * size)[:, ::size + 1]  # a view: no fancy-index round trip
+            diagonal += np.where(has, noise[idx] ** 2, 1.0)
             rhs = np.where(has, y[idx], 0.0)
             alpha = np.linalg.solve(k, rhs[:, :, None])[:, :, 0]
             yield group, t, band, alpha, has
@@ -448,7 +449,11 @@ def _context_channels(kept: Observations, objects: np.ndarray, t_ref: np.ndarray
       nearest kept point of that band, in GP time scales, clipped at MAX_GAP_SCALES: where the GP
       mean is data and where it is only the prior.
 
-    ``kept`` is sorted by (object, time) (as :func:`_select_points` returns it).
+    ``kept`` is sorted by (object, time) (as :func:`_select_points` returns it). Steps and points
+    are placed on one axis, ``object position * span + time since t_ref``, and one search places
+    every step among the points of all bands; a running count of each band's points then says where
+    the step falls among that band's points, and the two around it are the candidates. A point of
+    another object lies ~``span`` away: its gap is clipped like no point's.
     """
     steps = -(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days
     grid_time = t_ref[objects][:, None] + steps[None, :]
@@ -457,20 +462,21 @@ def _context_channels(kept: Observations, objects: np.ndarray, t_ref: np.ndarray
     out[:, :, 0] = np.arcsinh((grid_time - first_detection[objects][:, None]) / AGE_SCALE_DAYS)
     position = np.full(kept.n_objects, -1, dtype=np.int64)
     position[objects] = np.arange(len(objects))
+    kept_position = position[kept.object_index]
+    mine = kept_position >= 0
+    if not mine.all():
+        kept, kept_position = kept.subset(mine), kept_position[mine]
     span = 1e6  # composite key (object, time): times span far less than this
     query = (np.arange(len(objects))[:, None] * span + (grid_time - t_ref[objects][:, None])).ravel()
-    query_owner = np.repeat(np.arange(len(objects)), config.n_steps)  # the object of each query step
-    kept_position = position[kept.object_index]
+    key = kept_position * span + (kept.time - t_ref[kept.object_index])  # sorted: kept is (object, time)
+    right = np.searchsorted(key, query)  # how many points of any band lie before each step
+    count = np.zeros(len(key) + 1, dtype=np.int64)
     for band in range(n_bands):
-        sel = (kept.band == band) & (kept_position >= 0)
-        owner = kept_position[sel]
-        key = owner * span + (kept.time[sel] - t_ref[kept.object_index[sel]])  # sorted: kept is (object, time)
-        gap = np.full(len(query), np.inf)
-        if len(key):
-            right = np.searchsorted(key, query)
-            for side in (np.minimum(right, len(key) - 1), np.maximum(right - 1, 0)):
-                same = owner[side] == query_owner
-                gap = np.minimum(gap, np.where(same, np.abs(key[side] - query), np.inf))
+        of_band = kept.band == band
+        np.cumsum(of_band, out=count[1:])
+        at = count[right]  # how many points of the band lie before each step: the next one's index
+        band_key = np.append(key[of_band], np.inf)  # an inf sentinel after the last one, also read as [-1]
+        gap = np.minimum(np.abs(band_key[at - 1] - query), np.abs(band_key[at] - query))
         out[:, :, 1 + band] = np.minimum(gap / config.time_scale_days, MAX_GAP_SCALES).reshape(len(objects), -1)
     return out
 
