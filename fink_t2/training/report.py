@@ -289,13 +289,14 @@ def evaluate_run(run_dir: str | Path, output_dir: str | Path = "docs", data_dir:
         text += [f"## Per-class recall, {FINK_DEPLOYED}", "", _recall_table(clean, FINK_DEPLOYED), ""]
     if alerts_check:
         text += ["## Real ZTF alerts (qualitative check)", "",
-                 f"{alerts_check['n_alerts']} real alerts of `../shared/data/ztf_alerts` (no labels used in training or "
-                 "model choice). Top-class counts:", ""]
+                 f"{alerts_check['n_alerts']} real alerts of `../shared/data/ztf_alerts` (no labels used in "
+                 "training or model choice). Top-class counts:", ""]
         for name, entry in alerts_check["models"].items():
             counts = ", ".join(f"{k} {v}" for k, v in entry["top_class_counts"].items())
             text += [f"- {name} ({entry['n_classified']} classified): {counts}"]
         text += ["", "Alerts with a TNS spectroscopic class:", "",
-                 "| objectId | TNS class | " + " | ".join(f"{n}: top (p), p(SNIa)" for n in alerts_check["models"]) + " |",
+                 "| objectId | TNS class | "
+                 + " | ".join(f"{n}: top (p), p(SNIa)" for n in alerts_check["models"]) + " |",
                  "|---|---|" + "---|" * len(alerts_check["models"])]
         first = next(iter(alerts_check["models"].values()))["typed"]
         for i, row in enumerate(first):
