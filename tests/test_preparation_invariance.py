@@ -4,7 +4,7 @@ The GP's batching (objects per solve, ``lightcurves._GP_CHUNK``) and padding
 (``lightcurves._PAD_MULTIPLE``) were retuned for speed: on the real sample
 alerts the model input and the probabilities must match those of the settings
 before (256, 4) and of the plainest ones (one object per solve, no padding) to
-1e-6. The vectorised context channels must match a per-object computation
+1e-5 (:data:`BLAS_ATOL`). The vectorised context channels must match a per-object computation
 written out the slow way.
 """
 
@@ -23,6 +23,10 @@ from fink_t2.scoring.runtime import get_model
 
 #: (objects per solve, padding multiple): the settings before the speed change, and the plainest.
 OTHER_SETTINGS = ((256, 4), (1, 1))
+#: Another batch or padding is another matrix size for the BLAS solve, and OpenBLAS's AVX-512 kernels
+#: (AMD EPYC here) round by matrix size: up to 2.4e-6 apart on the sample (under 1e-6 on Haswell kernels).
+#: A real change of the preparation moves values by orders of magnitude more.
+BLAS_ATOL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,7 @@ def test_model_input_does_not_depend_on_gp_batching(sample_columns, monkeypatch,
     other = prepare(obs, config)
     np.testing.assert_array_equal(current.ok, other.ok)
     np.testing.assert_array_equal(current.reason, other.reason)
-    np.testing.assert_allclose(current.values, other.values, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(current.values, other.values, rtol=0, atol=BLAS_ATOL)
 
 
 @pytest.mark.parametrize("chunk,pad", OTHER_SETTINGS)
@@ -57,7 +61,7 @@ def test_probabilities_do_not_depend_on_gp_batching(sample_columns, monkeypatch,
     _with_settings(monkeypatch, chunk, pad)
     other, other_reasons = classify_with_reasons(sample_columns)
     assert reasons.equals(other_reasons)
-    np.testing.assert_allclose(probabilities.to_numpy(), other.to_numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(probabilities.to_numpy(), other.to_numpy(), rtol=0, atol=BLAS_ATOL)
 
 
 def _context_by_hand(kept, objects, t_ref, first_detection, config) -> np.ndarray:

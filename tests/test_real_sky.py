@@ -263,3 +263,47 @@ def test_evaluate_real_report_from_a_run_folder(real, tmp_path):
     pooled = report["results"][shipped]["alert epochs pooled"]
     assert 0.0 <= pooled["snia_vs_rest_auc"] <= 1.0
     assert any("Real sky" in line for line in text) and any("AUC" in line for line in text)
+
+
+def test_mixed_in_plasticc_views_follow_the_early_fraction(real):
+    """``real.plasticc_early_fraction``: the simulated views of the real stage can be as early as the real ones."""
+    from fink_t2.training.plasticc import detection_epochs
+    from fink_t2.training.train import RealStageConfig, TrainConfig, mixed_in_plasticc_views
+
+    objects = np.arange(len(real.labels))
+    times, owner = detection_epochs(real.observations)
+    first = np.full(real.observations.n_objects, np.inf)
+    np.minimum.at(first, owner, times)
+
+    def ages(stage: RealStageConfig) -> np.ndarray:
+        config = TrainConfig(real=stage)
+        spec = mixed_in_plasticc_views(real.observations, objects, config, np.random.default_rng(3))
+        assert len(spec) == len(objects) * stage.plasticc_views_per_object
+        return spec.alert_time - first[spec.source]
+
+    early = ages(RealStageConfig(plasticc_views_per_object=20, plasticc_early_fraction=1.0, early_days=10.0))
+    assert early.min() >= 0 and early.max() <= 10.0
+    default = ages(RealStageConfig(plasticc_views_per_object=20, early_days=10.0))
+    assert (default > 10.0).mean() > 0.2  # null: the pretraining's draw (60 % within 60 days), not the real views'
+    with pytest.raises(ValueError, match="plasticc_early_fraction"):
+        RealStageConfig(plasticc_early_fraction=1.5)
+
+
+def test_clean_views_are_neither_thinned_nor_noisier(real):
+    """``real.clean_fraction``: that share of the real views is the alert as delivered."""
+    from fink_t2.training.plasticc import sample_training_views
+
+    objects = np.arange(len(real.labels))
+
+    def spec(clean: float):
+        return sample_training_views(real.observations, objects, 40, np.random.default_rng(4), 0.3, 0.8, 30.0,
+                                     clean_fraction=clean)
+
+    augmented = lambda s: (s.keep_fraction < 1) | (s.noise_factor > 1)  # noqa: E731
+    assert augmented(spec(0.0)).mean() > 0.7
+    assert augmented(spec(1.0)).sum() == 0
+    half = augmented(spec(0.5)).mean()
+    assert 0.25 < half < 0.55
+    base, none = spec(0.0), sample_training_views(real.observations, objects, 40, np.random.default_rng(4), 0.3,
+                                                   0.8, 30.0)
+    np.testing.assert_array_equal(base.keep_fraction, none.keep_fraction)  # 0: the random stream of old runs

@@ -233,7 +233,7 @@ def detection_epochs(obs: Observations) -> tuple[np.ndarray, np.ndarray]:
 def sample_training_views(obs: Observations, objects: np.ndarray, views_per_object: int,
                           rng: np.random.Generator, long_history_fraction: float = 0.25,
                           early_fraction: float = 0.6, early_days: float = 60.0,
-                          history_days: float = ALERT_HISTORY_DAYS) -> ViewSpec:
+                          history_days: float = ALERT_HISTORY_DAYS, clean_fraction: float = 0.0) -> ViewSpec:
     """Random alert-like views of ``objects`` (only those with a detection).
 
     The alert epoch is a detection: with probability ``early_fraction`` one of
@@ -241,7 +241,8 @@ def sample_training_views(obs: Observations, objects: np.ndarray, views_per_obje
     classifies most), otherwise any.
     History is ``history_days`` (the survey's alerts: ZTF 30 days) or, for
     ``long_history_fraction`` of views, unlimited. Thinning keeps 30-100 % of
-    points; noise grows by 1-3x.
+    points; noise grows by 1-3x. ``clean_fraction`` of the views are neither thinned nor made noisier
+    (an alert as delivered: what the evaluation epochs and the served alerts are).
     """
     times, owner = detection_epochs(obs)
     wanted = np.isin(owner, objects)
@@ -263,6 +264,9 @@ def sample_training_views(obs: Observations, objects: np.ndarray, views_per_obje
     keep_fraction = rng.uniform(0.3, 1.0, n)
     keep_fraction[rng.random(n) < 0.3] = 1.0
     noise_factor = np.where(rng.random(n) < 0.5, 1.0, rng.uniform(1.0, 3.0, n))
+    if clean_fraction > 0:  # drawn only when asked: runs without it keep their random stream
+        clean = rng.random(n) < clean_fraction
+        keep_fraction[clean], noise_factor[clean] = 1.0, 1.0
     return ViewSpec(source, alert_time, history, keep_fraction, noise_factor)
 
 

@@ -60,6 +60,13 @@ class RealStageConfig:
     long_history_fraction: float = 0.3  # real views with the whole history instead of 30 days
     early_fraction: float = 0.6         # real views whose alert is within early_days of the first detection
     early_days: float = 60.0
+    #: PLAsTiCC views mixed in: share whose alert is within ``early_days`` of the first detection (null:
+    #: as in pretraining). The real views are mostly early; simulated views as early keep the early
+    #: epochs of the classes with no real label from being taught only by the real supernovae.
+    plasticc_early_fraction: float | None = None
+    #: Real views neither thinned nor made noisier (BTS light curves are bright: the thinned, noisier views
+    #: teach robustness, the clean ones what an alert as delivered looks like).
+    clean_fraction: float = 0.0
     distill: float = 0.0                # PLAsTiCC targets: this share from the pretrained model's own output
     min_real_objects: int = 20          # a real class with fewer objects gets a share of its weight in proportion
     folds: int = 5                      # object-wise cross-validation folds of the real set
@@ -79,6 +86,10 @@ class RealStageConfig:
             raise ValueError("real.distill must be in [0, 1]")
         if not (0.0 <= self.early_fraction <= 1.0 and self.early_days > 0):
             raise ValueError("real.early_fraction must be in [0, 1] and real.early_days > 0")
+        if self.plasticc_early_fraction is not None and not 0.0 <= self.plasticc_early_fraction <= 1.0:
+            raise ValueError("real.plasticc_early_fraction must be null or in [0, 1]")
+        if not 0.0 <= self.clean_fraction <= 1.0:
+            raise ValueError("real.clean_fraction must be in [0, 1]")
 
 
 @dataclass
@@ -336,13 +347,24 @@ def _pretrain(model, config: TrainConfig, data: PlasticcData, split: dict, x_val
 
 def real_views(real: RealData, objects: np.ndarray, views_per_object: int, rng: np.random.Generator,
                long_history_fraction: float, prep: PreparationConfig, early_fraction: float = 0.6,
-               early_days: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
-    """Prepared random alert-like views of real ``objects`` (thinned, noisier: as PLAsTiCC's) and their labels."""
+               early_days: float = 60.0, clean_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Prepared random alert-like views of real ``objects`` (thinned, noisier: as PLAsTiCC's, but
+    ``clean_fraction`` of them as delivered) and their labels."""
     spec = sample_training_views(real.observations, objects, views_per_object, rng, long_history_fraction,
-                                 early_fraction, early_days)
+                                 early_fraction, early_days, clean_fraction=clean_fraction)
     batch = prepare(make_views(real.observations, spec, rng), prep)
     kept = np.flatnonzero(batch.ok)
     return batch.values[kept], real.labels[spec.source[kept]]
+
+
+def mixed_in_plasticc_views(obs, objects: np.ndarray, config: TrainConfig, rng: np.random.Generator):
+    """The random PLAsTiCC views mixed into an epoch of the real stage (``real.plasticc_early_fraction`` of them
+    within ``real.early_days`` of the first detection; null: the pretraining's draw)."""
+    stage = config.real
+    early = {} if stage.plasticc_early_fraction is None else {
+        "early_fraction": stage.plasticc_early_fraction, "early_days": stage.early_days}
+    return sample_training_views(obs, objects, stage.plasticc_views_per_object, rng, config.long_history_fraction,
+                                 **early)
 
 
 def fine_tune(model, config: TrainConfig, data: PlasticcData, plasticc_objects: np.ndarray, real: RealData,
@@ -373,12 +395,11 @@ def fine_tune(model, config: TrainConfig, data: PlasticcData, plasticc_objects: 
     for epoch in range(stage.epochs):
         t0 = time.time()
         x_real, y_real = real_views(real, real_objects, stage.views_per_object, rng, stage.long_history_fraction,
-                                    prep, stage.early_fraction, stage.early_days)
+                                    prep, stage.early_fraction, stage.early_days, stage.clean_fraction)
         xs, ys = [x_real], [np.eye(N_CLASSES, dtype=np.float32)[y_real]]
         y_sim = np.zeros(0, dtype=np.int64)
         if stage.plasticc_views_per_object and stage.real_share < 1.0:
-            spec = sample_training_views(data.observations, plasticc_objects, stage.plasticc_views_per_object, rng,
-                                         config.long_history_fraction)
+            spec = mixed_in_plasticc_views(data.observations, plasticc_objects, config, rng)
             x_sim, y_sim, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction)
             target = np.eye(N_CLASSES, dtype=np.float32)[y_sim]
             if teacher is not None:
