@@ -65,3 +65,24 @@ def test_classification_metrics_perfect_predictions():
     assert m["accuracy"] == 1.0 and m["balanced_accuracy"] == 1.0
     assert m["micro_roc_auc"] == pytest.approx(1.0) and m["snia_vs_rest_auc"] == pytest.approx(1.0)
     assert m["flat_log_loss"] == pytest.approx(-math.log(0.99))
+
+
+def test_evaluate_refuses_a_bad_baseline_model_in_one_line(tmp_path, capsys):
+    """``fink-t2 evaluate --tflite NAME=PATH``: a model that cannot be verified stops the run before any work."""
+    import yaml
+    from conftest import copy_model
+
+    from fink_t2.tools.cli import main
+
+    good = copy_model(tmp_path / "good")
+    meta = yaml.safe_load(good.with_suffix(".yaml").read_text())
+    del meta["identity_sha256"]  # as the YAML of a model written before identities existed
+    bad = copy_model(tmp_path / "bad")
+    bad.with_suffix(".yaml").write_text(yaml.safe_dump(meta))
+    output = tmp_path / "report"
+    for item, named in ((f"old={bad}", str(bad.with_suffix(".yaml"))), ("no-equals-sign", "NAME=PATH"),
+                        (f"gone={tmp_path / 'none.tflite'}", "none")):
+        assert main(["evaluate", "--run", str(tmp_path / "no-run"), "--output", str(output), "--tflite", item]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and named in err, err
+    assert not output.exists()  # nothing written

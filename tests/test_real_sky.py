@@ -307,3 +307,19 @@ def test_clean_views_are_neither_thinned_nor_noisier(real):
     base, none = spec(0.0), sample_training_views(real.observations, objects, 40, np.random.default_rng(4), 0.3,
                                                    0.8, 30.0)
     np.testing.assert_array_equal(base.keep_fraction, none.keep_fraction)  # 0: the random stream of old runs
+
+
+def test_running_average_of_weights_by_hand():
+    """``real.average_epochs``: the weights kept are the plain mean of the last epochs' weights."""
+    from fink_t2.training.train import RealStageConfig, running_average
+
+    epochs = [[np.array([1.0, 2.0]), np.array([[3.0]])], [np.array([3.0, 2.0]), np.array([[0.0]])],
+              [np.array([5.0, 8.0]), np.array([[6.0]])]]
+    average, count = None, 0
+    for weights in epochs:
+        average, count = running_average(average, count, weights)
+    assert count == 3
+    np.testing.assert_allclose(average[0], [3.0, 4.0])
+    np.testing.assert_allclose(average[1], [[3.0]])
+    with pytest.raises(ValueError, match="average_epochs"):
+        RealStageConfig(epochs=5, average_epochs=6)

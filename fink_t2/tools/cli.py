@@ -70,6 +70,20 @@ def _add_evaluate(sub) -> None:
     p.set_defaults(handler=_run_evaluate)
 
 
+def _named_models(items: list[str]) -> dict[str, str]:
+    """``--tflite NAME=PATH`` values -> {name: path}, every model file verified before any work starts."""
+    from fink_t2.scoring.runtime import load_model
+
+    models = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not (sep and name and path):
+            raise ValueError(f"--tflite {item!r}: expected NAME=PATH, e.g. 'old t2=/tmp/old/t2.tflite'")
+        load_model(path, prior="flat")  # missing, unverifiable (size, sha256, identity): one line and the fix
+        models[name] = path
+    return models
+
+
 def _run_evaluate(args) -> int:
     if args.rubin:
         from fink_t2.training.rubin_evaluation import RUBIN_MODEL, ZTF_MODEL, evaluate_rubin
@@ -79,7 +93,7 @@ def _run_evaluate(args) -> int:
         return 0
     from fink_t2.training.report import evaluate_run
 
-    tflite = dict(item.split("=", 1) for item in args.tflite)
+    tflite = _named_models(args.tflite)
     deployed = None
     if args.fink_deployed:  # the baseline lives on the benchmark side: the training side never imports it
         from fink_t2.bench.fink_deployed import deployed_predictor
@@ -246,11 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from fink_t2.scoring.runtime import ModelFileError
     from fink_t2.spark import SparkMissingError
 
     try:
         return int(args.handler(args) or 0)
-    except (FileNotFoundError, ValueError, SparkMissingError) as error:
+    except (FileNotFoundError, ValueError, SparkMissingError, ModelFileError) as error:
         print(f"fink-t2 {args.command}: error: {error}", file=sys.stderr)
         return 2
 

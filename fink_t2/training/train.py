@@ -67,6 +67,10 @@ class RealStageConfig:
     #: Real views neither thinned nor made noisier (BTS light curves are bright: the thinned, noisier views
     #: teach robustness, the clean ones what an alert as delivered looks like).
     clean_fraction: float = 0.0
+    #: Weights averaged over the last ``average_epochs`` epochs (stochastic weight averaging; 0: the last
+    #: epoch's). Fine-tunes on 1,318 objects wander from run to run; the average of the end of the
+    #: trajectory is a flatter, steadier point, at no cost in size or speed (LayerNorm, no batch statistics).
+    average_epochs: int = 0
     distill: float = 0.0                # PLAsTiCC targets: this share from the pretrained model's own output
     min_real_objects: int = 20          # a real class with fewer objects gets a share of its weight in proportion
     folds: int = 5                      # object-wise cross-validation folds of the real set
@@ -90,6 +94,8 @@ class RealStageConfig:
             raise ValueError("real.plasticc_early_fraction must be null or in [0, 1]")
         if not 0.0 <= self.clean_fraction <= 1.0:
             raise ValueError("real.clean_fraction must be in [0, 1]")
+        if not 0 <= self.average_epochs <= self.epochs:
+            raise ValueError("real.average_epochs must be in [0, real.epochs]")
 
 
 @dataclass
@@ -357,6 +363,14 @@ def real_views(real: RealData, objects: np.ndarray, views_per_object: int, rng: 
     return batch.values[kept], real.labels[spec.source[kept]]
 
 
+def running_average(average: list | None, count: int, weights: list) -> tuple[list, int]:
+    """Add one set of weights (a list of arrays) to a running mean of ``count`` of them."""
+    if average is None:
+        return [np.array(w, dtype=np.float64) for w in weights], 1
+    count += 1
+    return [a + (np.asarray(w, dtype=np.float64) - a) / count for a, w in zip(average, weights)], count
+
+
 def mixed_in_plasticc_views(obs, objects: np.ndarray, config: TrainConfig, rng: np.random.Generator):
     """The random PLAsTiCC views mixed into an epoch of the real stage (``real.plasticc_early_fraction`` of them
     within ``real.early_days`` of the first detection; null: the pretraining's draw)."""
@@ -392,6 +406,7 @@ def fine_tune(model, config: TrainConfig, data: PlasticcData, plasticc_objects: 
     rng = np.random.default_rng(config.seed + 7)
     objects_per_class = np.bincount(real.labels[real_objects], minlength=N_CLASSES)
     history = []
+    averaged, n_averaged = None, 0
     for epoch in range(stage.epochs):
         t0 = time.time()
         x_real, y_real = real_views(real, real_objects, stage.views_per_object, rng, stage.long_history_fraction,
@@ -413,6 +428,10 @@ def fine_tune(model, config: TrainConfig, data: PlasticcData, plasticc_objects: 
         x, y, w = np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
         fit = model.fit(x, y, sample_weight=w / w.mean(), batch_size=config.batch_size, epochs=1, shuffle=True,
                         verbose=0)
+        if epoch >= stage.epochs - stage.average_epochs:
+            averaged, n_averaged = running_average(averaged, n_averaged, model.get_weights())
+            if epoch == stage.epochs - 1:
+                model.set_weights(averaged)
         record = {"epoch": epoch + 1, "train_loss": float(fit.history["loss"][-1]), "n_real_views": len(y_real),
                   "n_views": len(y), "seconds": round(time.time() - t0, 2)}
         if x_val is not None:
