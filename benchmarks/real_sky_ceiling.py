@@ -9,7 +9,7 @@ training sets: the evaluation views themselves of the other folds ("epochs"), an
 views of them as the transformer's real stage draws ("views"). Nothing here is shipped.
 
     pip install lightgbm scikit-learn
-    python benchmarks/real_sky_ceiling.py            # about 2 minutes on 2 cores
+    python benchmarks/real_sky_ceiling.py            # 2-4 minutes on 2 cores
 """
 
 from __future__ import annotations

@@ -61,15 +61,15 @@ class RealStageConfig:
     early_fraction: float = 0.6         # real views whose alert is within early_days of the first detection
     early_days: float = 60.0
     #: PLAsTiCC views mixed in: share whose alert is within ``early_days`` of the first detection (null:
-    #: as in pretraining). The real views are mostly early; simulated views as early keep the early
-    #: epochs of the classes with no real label from being taught only by the real supernovae.
+    #: as in pretraining). Meant to keep the simulation's early epochs from being taught only by the real
+    #: supernovae; measured (docs/model_search.md, session 8): no help on either set, so off.
     plasticc_early_fraction: float | None = None
     #: Real views neither thinned nor made noisier (BTS light curves are bright: the thinned, noisier views
     #: teach robustness, the clean ones what an alert as delivered looks like).
     clean_fraction: float = 0.0
     #: Weights averaged over the last ``average_epochs`` epochs (stochastic weight averaging; 0: the last
-    #: epoch's). Fine-tunes on 1,318 objects wander from run to run; the average of the end of the
-    #: trajectory is a flatter, steadier point, at no cost in size or speed (LayerNorm, no batch statistics).
+    #: epoch's), at no cost in size or speed (LayerNorm, no batch statistics). Measured (session 8): no
+    #: gain on the real folds, so off.
     average_epochs: int = 0
     distill: float = 0.0                # PLAsTiCC targets: this share from the pretrained model's own output
     min_real_objects: int = 20          # a real class with fewer objects gets a share of its weight in proportion
