@@ -22,8 +22,8 @@ from fink_t2.scoring.classes import CLASSES
 from fink_t2.scoring.lightcurves import Observations
 from fink_t2.training.bts import REAL_EPOCHS, load_bts, object_folds
 from fink_t2.training.plasticc import evaluation_views, make_views, sample_training_views
+from fink_t2.training.real_sky import ALERT_EPOCHS
 
-ALERT_EPOCHS = ("det3", "first+10d", "first+30d")
 N_FEATURES = 17
 
 

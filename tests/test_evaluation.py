@@ -74,10 +74,9 @@ def test_evaluate_refuses_a_bad_baseline_model_in_one_line(tmp_path, capsys):
 
     from fink_t2.tools.cli import main
 
-    good = copy_model(tmp_path / "good")
-    meta = yaml.safe_load(good.with_suffix(".yaml").read_text())
-    del meta["identity_sha256"]  # as the YAML of a model written before identities existed
     bad = copy_model(tmp_path / "bad")
+    meta = yaml.safe_load(bad.with_suffix(".yaml").read_text())
+    del meta["identity_sha256"]  # as the YAML of a model written before identities existed
     bad.with_suffix(".yaml").write_text(yaml.safe_dump(meta))
     output = tmp_path / "report"
     for item, named in ((f"old={bad}", str(bad.with_suffix(".yaml"))), ("no-equals-sign", "NAME=PATH"),
