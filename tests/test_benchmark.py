@@ -247,6 +247,34 @@ def test_targets_are_judged_per_measure_from_the_same_measure() -> None:
     assert classify["target"].startswith("classify") and classify["met"] is None
 
 
+def test_work_budgets_agree_with_the_targets_and_name_what_blocks_them() -> None:
+    """The work a target allows is the time it leaves beyond t2_io_only: spending exactly that meets the
+    target's ratio; a target t2_io_only itself misses leaves nothing; the verdict names the interpreter
+    when it alone exceeds the allowance."""
+    from fink_t2.bench.report import _budget_verdict, budget_table
+    from fink_t2.bench.targets import work_budgets
+
+    # alerts/s/core; t2 is exactly 0.6 of t2_io_only under noop, and t2_io_only only 1.9x SuperNNova under topandas.
+    report = _targets_report({"t2": {"topandas": 30_000.0, "noop": 60_000.0},
+                              "t2_io_only": {"topandas": 57_000.0, "noop": 100_000.0},
+                              "snn": {"topandas": 30_000.0, "noop": 30_000.0},
+                              "t2_onsky": {"topandas": 50_000.0, "noop": 90_000.0}})
+    report["modules"]["t2"]["classified"], report["modules"]["t2_onsky"]["classified"] = 1000, 100
+    report["profile"] = {"stages_us_per_alert": {"interpreter": 5.0}}
+    rows = {(r["measure"], r["target"]): r for r in work_budgets(report)}
+    io_noop = rows[("noop", "t2 (every alert) / t2_io_only")]
+    assert io_noop["io_only_us"] == pytest.approx(10.0) and io_noop["work_us"] == pytest.approx(1e6 / 60_000 - 10.0)
+    assert io_noop["budget_us"] == pytest.approx(io_noop["work_us"])  # exactly at 0.6: the allowance is all spent
+    snn_top = rows[("topandas", "t2 (every alert) / SuperNNova")]
+    assert snn_top["budget_us"] == pytest.approx(1e6 / 30_000 / 1.5 - 1e6 / 57_000)
+    assert "interpreter alone" in _budget_verdict(snn_top)  # 4.7 us allowed < 5 us of interpreter
+    cuts_top = rows[("topandas", "t2 on Fink's cuts / SuperNNova")]
+    assert cuts_top["budget_us"] < 0 and "no work at all" in _budget_verdict(cuts_top)
+    assert cuts_top["interpreter_us"] == pytest.approx(0.5)  # 5 us x 100 / 1000 alerts classified
+    assert _budget_verdict(rows[("noop", "t2 on Fink's cuts / SuperNNova")]) == "met"
+    assert budget_table(report).count("\n| ") == len(rows)  # one table row per (measure, target)
+
+
 @pytest.mark.spark
 def test_each_measure_times_the_column_and_counts_the_python_workers(spark, tmp_path: Path) -> None:
     from pyspark.sql import functions as F

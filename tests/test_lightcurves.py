@@ -261,3 +261,42 @@ def test_real_alerts_prepare_the_same_sorted_or_shuffled(sample_columns):
     assert a.ok.sum() > 300
     np.testing.assert_array_equal(a.ok, b.ok)
     np.testing.assert_allclose(a.values, b.values, atol=1e-4)  # float32 grid: tied times may swap
+
+
+def _reference_selection(obs: Observations, config: PreparationConfig):
+    """Per-object loop version of the selection: first detection, reference time and peak."""
+    first, t_ref, peak = (np.full(obs.n_objects, v) for v in (np.inf, -np.inf, 0.0))
+    for i in range(obs.n_objects):
+        mine = (obs.object_index == i) & np.isfinite(obs.time) & np.isfinite(obs.flux) & (obs.flux_err > 0)
+        det = mine & obs.detected
+        if det.any():
+            first[i] = obs.time[det].min()
+        kept = mine & (obs.detected | (obs.time < first[i]))
+        if kept.any():
+            t_ref[i] = obs.time[kept].max()
+        recent = det & (obs.time >= t_ref[i] - config.lookback_days)
+        if recent.any():
+            peak[i] = np.abs(obs.flux[recent]).max()
+    return first, t_ref, peak
+
+
+def test_selection_per_object_matches_a_loop_on_shuffled_input():
+    """The selection reads first detections, reference times and peaks off sorted segments: on shuffled
+    points with limits, negative fluxes, ties and bad values it gives what a per-object loop gives."""
+    from fink_t2.scoring.lightcurves import _select_points
+
+    rng = np.random.default_rng(7)
+    n_objects, n = 40, 900
+    obs = Observations(rng.integers(0, n_objects, n), rng.integers(0, 120, n).astype(float), rng.integers(0, 2, n),
+                       rng.normal(0, 50, n), rng.uniform(0.5, 5, n), rng.random(n) < 0.6, n_objects)
+    obs.detected[obs.object_index < 3] = False  # three objects with upper limits only
+    obs.flux[~obs.detected] = 0.0
+    obs.time[rng.integers(0, n, 20)] = np.nan
+    obs.flux_err[rng.integers(0, n, 20)] = -1.0
+    kept, t_ref, peak, first = _select_points(obs, CONFIG)
+    ref_first, ref_t_ref, ref_peak = _reference_selection(obs, CONFIG)
+    np.testing.assert_array_equal(first, ref_first)
+    np.testing.assert_array_equal(t_ref, ref_t_ref)
+    np.testing.assert_array_equal(peak, ref_peak)
+    order = np.lexsort((kept.time, kept.object_index))
+    np.testing.assert_array_equal(order, np.arange(len(order)))  # sorted by (object, time)

@@ -280,6 +280,52 @@ def _profile_section(report: dict) -> list[str]:
     return lines or ["(not profiled in this run)"]
 
 
+def _budget_verdict(row: dict) -> str:
+    """Which of: met, out of reach whatever t2 computes, out of reach with this model's interpreter, or how much
+    of t2's own work would have to go."""
+    budget, work, interpreter = row["budget_us"], row["work_us"], row["interpreter_us"]
+    if work <= budget:
+        return "met"
+    if budget <= 0:
+        return "out of reach with no work at all: the inputs and output column alone cost more"
+    if interpreter is not None and interpreter >= budget:
+        return "out of reach with this model: its interpreter alone takes more"
+    verdict = f"needs t2's own work {1 - budget / work:.0%} smaller"
+    if interpreter is not None:
+        verdict += (f": with the interpreter as it is, {budget - interpreter:,.1f} us left for the rest "
+                    f"(reading and preparing the light curves), which takes {work - interpreter:,.1f}")
+    return verdict
+
+
+def budget_table(report: dict) -> str:
+    """Markdown: per measure and Spark ratio target, t2's work per alert against what the target leaves."""
+    from fink_t2.bench.targets import work_budgets
+
+    rows = work_budgets(report)
+    if not rows:
+        return ""
+    lines = ["| measure | target | t2_io_only us/alert | work allowed us/alert | t2's work us/alert | "
+             "interpreter alone us/alert | verdict |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['measure'] or 'toPandas'} | {row['target']} >= {row['threshold']:g} x | "
+                     f"{row['io_only_us']:,.1f} | {row['budget_us']:,.1f} | {row['work_us']:,.1f} | "
+                     f"{_fmt(row['interpreter_us'], ',.1f')} | {_budget_verdict(row)} |")
+    return "\n".join(lines)
+
+
+def _budget_section(report: dict) -> list[str]:
+    table = budget_table(report)
+    if not table:
+        return []
+    return ["### What each Spark target leaves for t2's own work", "",
+            "Core time per alert (wall time x cores, this run). t2's own work is `t2` (or `t2, Fink cuts`) minus "
+            "`t2_io_only`, the module with the same input columns and output column and no work; the work a "
+            "target allows is the time it leaves beyond `t2_io_only`'s. The interpreter column is the LiteRT "
+            "call alone from the one-process profile below (for the cuts row, times the share of alerts the cuts "
+            "let through): the part of the work the model's architecture fixes (two transformer blocks since "
+            "the real-sky issue: about twice one block's time).", "", table, ""]
+
+
 def _targets_notes(report: dict) -> list[str]:
     """What the SuperNNova comparison means, and which measure to trust on a shared machine."""
     modules = report["modules"]
@@ -441,6 +487,7 @@ def write_report(report: dict, path: str | Path, plot: str | Path | None = None,
                   f"{worker['tensorflow_imported']}.", ""]
     lines += ["## Targets", "", targets_table(report, markdown=True), ""]
     lines += _targets_notes(report)
+    lines += _budget_section(report)
     lines += ["## Where t2's time goes", ""]
     lines += _profile_section(report)
     lines += _at_scale(report, archive)

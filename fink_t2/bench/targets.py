@@ -83,6 +83,51 @@ def evaluate_targets(report: dict) -> list[dict]:
     return items
 
 
+def _us_per_alert(report: dict, name: str, measure: str | None) -> float | None:
+    """Core time per alert (us, wall time x cores) of a module under one measure."""
+    figures = _measure(report, name, measure)
+    rate = (figures or {}).get("alerts_per_s_per_core")
+    return 1e6 / rate if rate else None
+
+
+def work_budgets(report: dict) -> list[dict]:
+    """For each Spark ratio target and measure: the most core time per alert t2's own work may take to meet it.
+
+    t2's own work is what a module costs beyond ``t2_io_only`` (the same input columns and output column,
+    no work) in the same run and measure. A target on SuperNNova's rate ``R`` at ratio ``x`` leaves
+    ``1 / (x R) - t2_io_only's time``; one on ``t2_io_only`` at ratio ``x`` leaves ``(1 / x - 1)`` times
+    its time. A budget at or below zero means no module with t2's inputs and output column meets the
+    target, whatever it computes. ``interpreter_us`` is what the LiteRT interpreter alone takes per alert
+    in the run's one-process profile (scaled by the share of alerts the cuts let through for ``t2_onsky``),
+    the part of the work the model's architecture fixes.
+    """
+    modules = report["modules"]
+    profile_us = ((report.get("profile") or {}).get("stages_us_per_alert") or {}).get("interpreter")
+    every, onsky = modules.get("t2") or {}, modules.get("t2_onsky") or {}
+    onsky_share = (onsky["classified"] / every["classified"]) if every.get("classified") and onsky.get(
+        "classified") is not None else None
+    rows = []
+    for measure in report["config"].get("measures") or [None]:
+        io = _us_per_alert(report, "t2_io_only", measure)
+        snn = _us_per_alert(report, "snn", measure)
+        if io is None:
+            continue
+        for target, module, threshold, limit in (  # limit: the module's most time per alert
+                ("t2 (every alert) / t2_io_only", "t2", TARGET_VS_IO_CEILING, io / TARGET_VS_IO_CEILING),
+                ("t2 (every alert) / SuperNNova", "t2", TARGET_VS_SNN, snn / TARGET_VS_SNN if snn else None),
+                ("t2 on Fink's cuts / SuperNNova", "t2_onsky", TARGET_ONSKY_VS_SNN,
+                 snn / TARGET_ONSKY_VS_SNN if snn else None)):
+            spent = _us_per_alert(report, module, measure)
+            if limit is None or spent is None:
+                continue
+            interpreter = profile_us if module == "t2" else (
+                profile_us * onsky_share if profile_us is not None and onsky_share is not None else None)
+            rows.append({"measure": measure, "target": target, "threshold": threshold, "module": module,
+                         "io_only_us": io, "budget_us": limit - io, "work_us": spent - io,
+                         "interpreter_us": interpreter})
+    return rows
+
+
 #: Assumptions of the arithmetic (REFERENCE.md gives LSST's 10 million alerts a night and ZTF's
 #: 600 alerts/s on 8 cores; the night lengths and ZTF's peak-night count are assumptions, stated as such).
 LSST_NIGHT_HOURS = 10.0
