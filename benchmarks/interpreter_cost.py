@@ -31,9 +31,12 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"two blocks (shipped)": ROOT / "fink_t2" / "data" / "t2.tflite",
-          "one block (shipped before)": ROOT / "tests" / "data" / "ztf_reference_t2.tflite"}
+from fink_t2.scoring.paths import MODELS, default_model  # noqa: E402
+
+SHIPPED = default_model("ztf")
+MODEL_FILES = {"two blocks (shipped)": SHIPPED,
+               "one block (shipped before)": Path(__file__).resolve().parents[1] / "tests" / "data"
+               / "ztf_reference_t2.tflite"}
 
 
 def softmax_ablated_model(directory: Path) -> Path:
@@ -44,8 +47,8 @@ def softmax_ablated_model(directory: Path) -> Path:
     from fink_t2.training.compression import convert, save_tflite
     from fink_t2.training.train import load_keras_model
 
-    shipped = load_model(MODELS["two blocks (shipped)"])
-    keras_model = load_keras_model(ROOT / "fink_t2" / "data" / "t2.keras")
+    shipped = load_model(SHIPPED)
+    keras_model = load_keras_model(MODELS / "t2.keras")
     softmax = tf.nn.softmax
     # The attention weights are rank 4 (batch, head, query, key); the classifier's softmax (rank 2) stays.
     tf.nn.softmax = lambda x, *args, **kwargs: x if x.shape.rank == 4 else softmax(x, *args, **kwargs)
@@ -63,14 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--ablate", action="store_true", help="also the shipped model without attention softmax")
     args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as scratch:
+        models = dict(MODEL_FILES)
+        if args.ablate:
+            models["two blocks, attention softmax removed"] = softmax_ablated_model(Path(scratch))
+        return _time_models(models, args)
 
+
+def _time_models(models: dict[str, Path], args) -> int:
     from fink_t2.scoring.runtime import load_model
     from fink_t2.training.compression import ztf_alert_inputs
 
-    models = dict(MODELS)
-    scratch = tempfile.TemporaryDirectory()
-    if args.ablate:
-        models["two blocks, attention softmax removed"] = softmax_ablated_model(Path(scratch.name))
     batches = [int(b) for b in args.batches.split(",")]
     # One interpreter per (model, batch size): an interpreter only grows, so sizes must not share one.
     loaded = {(name, batch): load_model(path) for name, path in models.items() for batch in batches}
@@ -88,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
           f"us per light curve, best of {args.rounds} rounds (all rounds)")
     for (name, batch), values in timings.items():
         print(f"{name:<40} batch {batch:>5}: {min(values):6.2f}   ({'  '.join(f'{v:.2f}' for v in values)})")
-    scratch.cleanup()
     return 0
 
 

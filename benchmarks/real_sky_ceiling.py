@@ -19,7 +19,7 @@ import argparse
 import numpy as np
 
 from fink_t2.scoring.classes import CLASSES
-from fink_t2.scoring.lightcurves import Observations
+from fink_t2.scoring.lightcurves import Observations, fluxcal_to_mag
 from fink_t2.training.bts import REAL_EPOCHS, load_bts, object_folds
 from fink_t2.training.plasticc import evaluation_views, make_views, sample_training_views
 from fink_t2.training.real_sky import ALERT_EPOCHS
@@ -41,7 +41,7 @@ def band_features(t: np.ndarray, mag: np.ndarray, t_last: float) -> list[float]:
 def features(views: Observations) -> np.ndarray:
     """One row of :data:`N_FEATURES` features per view (detections only; NaN where undefined)."""
     out = np.full((views.n_objects, N_FEATURES), np.nan)
-    mag = 27.5 - 2.5 * np.log10(np.clip(views.flux, 1e-3, None))
+    mag = fluxcal_to_mag(np.clip(views.flux, 1e-3, None))
     order = np.lexsort((views.time, views.object_index))
     idx, t_all, b_all, m_all = (a[order] for a in (views.object_index, views.time, views.band, mag))
     det = views.detected[order]

@@ -281,8 +281,9 @@ def _reference_selection(obs: Observations, config: PreparationConfig):
 
 
 def test_selection_per_object_matches_a_loop_on_shuffled_input():
-    """The selection reads first detections, reference times and peaks off sorted segments: on shuffled
-    points with limits, negative fluxes, ties and bad values it gives what a per-object loop gives."""
+    """The selection's vectorised first detections, reference times and peaks (scatters over all objects at
+    once): on shuffled points with limits, limit-only objects, negative fluxes, ties and bad values they are
+    what a per-object loop gives, and the points kept come out sorted by (object, time)."""
     from fink_t2.scoring.lightcurves import _select_points
 
     rng = np.random.default_rng(7)

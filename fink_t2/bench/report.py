@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fink_t2.bench.modules import CEILING_MODULE, FAST_TRANSIENT_SAMPLES, IO_CEILING_MODULE, MODULES, REFERENCE_MODULE
-from fink_t2.bench.targets import FINK_ZTF_RATE, TARGET_VS_IO_CEILING, TARGET_VS_SNN
+from fink_t2.bench.targets import FINK_ZTF_RATE, TARGET_VS_IO_CEILING, TARGET_VS_SNN, work_budgets
 
 
 def _fmt(value, spec: str = ",.0f", empty: str = "-") -> str:
@@ -299,8 +299,6 @@ def _budget_verdict(row: dict) -> str:
 
 def budget_table(report: dict) -> str:
     """Markdown: per measure and Spark ratio target, t2's work per alert against what the target leaves."""
-    from fink_t2.bench.targets import work_budgets
-
     rows = work_budgets(report)
     if not rows:
         return ""

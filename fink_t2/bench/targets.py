@@ -103,9 +103,9 @@ def work_budgets(report: dict) -> list[dict]:
     """
     modules = report["modules"]
     profile_us = ((report.get("profile") or {}).get("stages_us_per_alert") or {}).get("interpreter")
-    every, onsky = modules.get("t2") or {}, modules.get("t2_onsky") or {}
-    onsky_share = (onsky["classified"] / every["classified"]) if every.get("classified") and onsky.get(
-        "classified") is not None else None
+    classified = (modules.get("t2") or {}).get("classified")
+    classified_onsky = (modules.get("t2_onsky") or {}).get("classified")
+    onsky_share = classified_onsky / classified if classified and classified_onsky is not None else None
     rows = []
     for measure in report["config"].get("measures") or [None]:
         io = _us_per_alert(report, "t2_io_only", measure)
