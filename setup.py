@@ -50,7 +50,7 @@ setup(
     packages=find_packages(include=["fink_t2", "fink_t2.*"]),
     # resources/: the sample alerts and the default configurations (symbolic links to data/ and conf/ in
     # the checkout; the build copies the files they point to).
-    package_data={"fink_t2": ["data/*.tflite", "data/*.yaml", "data/*.keras", "data/*.json",
+    package_data={"fink_t2": ["data/*.tflite", "data/*.yaml", "data/*.keras", "data/*.json", "data/*.parquet",
                               "resources/*.parquet", "resources/conf/*.yaml"]},
     install_requires=RUNTIME,
     extras_require={"spark": SPARK, "train": TRAIN, "test": TEST, "bench": BENCH, "avro": AVRO,

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from fink_t2 import CLASSES
 from fink_t2.scoring import MIN_DETECTIONS, Cuts, classify_with_reasons, reason_too_few, t2_probabilities
-from fink_t2.scoring.alerts import alert_columns
+from fink_t2.scoring.alerts import alert_columns, raw_alert_files
 from fink_t2.scoring.lightcurves import REASON_NO_DATA, REASON_NO_DETECTION
 from fink_t2.scoring.paths import SHARED_ZTF_ALERTS
 
@@ -319,7 +319,7 @@ def test_missing_optional_columns(judged_columns):
 
 
 def _real_files() -> list[Path]:
-    return sorted(ZTF_FILES.glob("*.parquet")) if ZTF_FILES.is_dir() else []
+    return raw_alert_files(ZTF_FILES) if ZTF_FILES.is_dir() else []
 
 
 @pytest.mark.skipif(not _real_files(), reason="../shared/data/ztf_alerts not present")

@@ -11,7 +11,6 @@ replicated to the requested count with a fresh alert id per copy (the survey's
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -27,7 +26,7 @@ import pyarrow.parquet as pq
 
 from fink_t2.scoring.alerts import history_array
 from fink_t2.scoring.paths import SAMPLE_ALERTS, SAMPLE_RUBIN_ALERTS, SHARED_ZTF_ALERTS, checkout_root
-from fink_t2.scoring.readers import get_reader
+from fink_t2.scoring.readers import get_reader, survey_of_columns
 from fink_t2.scoring.surveys import get_survey
 
 #: Real alerts replicated to build the input (files or directories of parquet files).
@@ -68,9 +67,9 @@ def find_alert_files(inputs: Sequence[str | Path] = DEFAULT_INPUTS) -> list[Path
             # A user's clone has no shared data: the default is then the shipped sample alone (the
             # report's "files" says which alerts were replicated).
             continue
-        if path.is_dir():
-            found = sorted(Path(p) for p in glob.glob(str(path / "*.parquet")))
-            files.extend(found)
+        if path.is_dir():  # alert files only: shared folders keep label tables (vsx_labels.parquet) beside them
+            files.extend(p for p in sorted(path.glob("*.parquet"))
+                         if survey_of_columns(pq.read_schema(p).names) is not None)
         elif path.is_file():
             files.append(path)
         else:

@@ -346,7 +346,8 @@ def alert_columns(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
 
     Accepts a pyarrow Table or a pandas DataFrame with ``candidate`` (and
     usually ``prv_candidates``); the result has one row per alert, each cell
-    a numpy array, ready for :func:`fink_t2.classify`.
+    a numpy array, ready for :func:`fink_t2.classify`, and the alert's ``ra``,
+    ``dec`` (for the host-galaxy cross-match) when the candidate carries them.
     """
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
@@ -364,13 +365,42 @@ def alert_columns(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
     for name in ("cdiffmaglim", "cisdiffpos"):
         if name not in frame.columns:
             frame[name] = pd.Series([None] * table.num_rows, dtype=object)
-    return frame[[*REQUIRED_COLUMNS, "cdiffmaglim", "cisdiffpos"]]
+    frame = frame[[*REQUIRED_COLUMNS, "cdiffmaglim", "cisdiffpos"]]
+    for name, column in _position(table).items():  # the host cross-match needs the alert's position
+        frame[name] = column.to_numpy(zero_copy_only=False)
+    return frame
+
+
+def _position(table: pa.Table) -> dict:
+    """``ra``, ``dec`` of the current detection (float64), if the ``candidate`` struct has them as numbers."""
+    struct = table.column("candidate").combine_chunks()
+    if not pa.types.is_struct(struct.type):
+        return {}
+    out = {}
+    for name in ("ra", "dec"):
+        if struct.type.get_field_index(name) < 0:
+            return {}
+        values = struct.field(name)
+        if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
+            return {}
+        out[name] = values.cast(pa.float64())
+    return out
 
 
 def observations_from_columns(frame: pd.DataFrame) -> tuple[Observations, np.ndarray]:
     """(Observations, reason per alert) of a frame of Fink's ``c*`` columns, as :func:`alert_columns` makes it."""
     return observations_from_alerts(*(frame[c] for c in REQUIRED_COLUMNS),
                                     **{c: frame[c] for c in OPTIONAL_COLUMNS if c in frame})
+
+
+def raw_alert_files(folder) -> list:
+    """The parquet files directly in ``folder`` that hold raw ZTF alerts (a ``candidate`` column), sorted.
+
+    Shared-data folders keep label tables beside the alerts (``vsx_labels.parquet``): those are not alerts.
+    """
+    from pathlib import Path
+
+    return [p for p in sorted(Path(folder).glob("*.parquet")) if "candidate" in pq.read_schema(p).names]
 
 
 def alert_columns_from_files(paths, extra: tuple[str, ...] = ()) -> pd.DataFrame:

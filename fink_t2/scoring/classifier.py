@@ -30,6 +30,7 @@ from fink_t2.scoring.lightcurves import prepare
 from fink_t2.scoring.paths import default_model
 from fink_t2.scoring.readers import get_reader, light_curve_columns, survey_of_columns
 from fink_t2.scoring.runtime import T2Model, get_model
+from fink_t2.scoring.sky import SKY_COLUMNS, sky_context
 
 LOGGER = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ def score_stages(model: T2Model, columns: Sequence, optional: dict, select: Sele
     n = len(columns[0])
     optional = dict(optional)
     host_z = optional.pop(reader.host_redshift_column, None) if reader.host_redshift_column else None
+    sky_columns = {name: optional.pop(name) for name in SKY_COLUMNS if name in optional}
     obs, reason = reader.observations(*columns, **optional)
     reason = np.array(reason, dtype=object)
     if select is not None:
@@ -144,7 +146,8 @@ def score_stages(model: T2Model, columns: Sequence, optional: dict, select: Sele
     if lap is not None:
         lap("observations")
     obs = obs.subset(keep[obs.object_index])  # rejected alerts cost nothing below
-    batch = prepare(obs, model.preparation, host_z=None if host_z is None else _floats(host_z, n))
+    sky = sky_context(n, **sky_columns) if model.preparation.sky_context else None
+    batch = prepare(obs, model.preparation, host_z=None if host_z is None else _floats(host_z, n), sky=sky)
     if lap is not None:
         lap("preparation")
     finite = np.isfinite(batch.values).all(axis=(1, 2))
@@ -208,16 +211,18 @@ def _score_isolating(model: T2Model, columns: list[list], optional: dict, select
 
 def score_alerts(cjd, cfid, cmagpsf, csigmapsf, cisdiffpos=None, cdiffmaglim=None, *,
                  model: T2Model | None = None, model_path=None,
-                 select: Selector | None = None) -> Scores:
+                 select: Selector | None = None, sky: dict | None = None) -> Scores:
     """Score ZTF per-alert sequences (pandas Series or lists, one entry per alert).
 
     Batches larger than :data:`SCORING_CHUNK` are scored a chunk at a time.
     ``select`` (see :data:`Selector`) declines alerts before preparation; it
     sees each chunk's rows, and smaller sub-ranges when a chunk has to be
     bisected to isolate an alert that makes the vectorised path raise.
+    ``sky``: sky-context columns by name (:data:`fink_t2.scoring.sky.SKY_COLUMNS`), for a model that reads them.
     Any survey's columns: :func:`score_columns`.
     """
-    return score_columns([cjd, cfid, cmagpsf, csigmapsf], {"cisdiffpos": cisdiffpos, "cdiffmaglim": cdiffmaglim},
+    return score_columns([cjd, cfid, cmagpsf, csigmapsf],
+                         {"cisdiffpos": cisdiffpos, "cdiffmaglim": cdiffmaglim, **(sky or {})},
                          survey="ztf", model=model, model_path=model_path, select=select)
 
 
@@ -240,8 +245,10 @@ def score_columns(columns: Sequence, optional: dict | None = None, *, survey: st
     """Score one survey's per-alert sequences: ``columns`` its c* columns in its order, ``optional`` by name.
 
     ``survey`` None: the model's (the shipped ZTF model unless ``model``/``model_path`` say otherwise).
-    ``optional`` may hold the reader's optional c* columns and the survey's host
-    redshift column (:mod:`fink_t2.scoring.readers`); absent or None entries are unknown.
+    ``optional`` may hold the reader's optional c* columns, the survey's host
+    redshift column (:mod:`fink_t2.scoring.readers`) and the sky-context columns
+    (:data:`fink_t2.scoring.sky.SKY_COLUMNS`: ``ra``, ``dec``, ``mangrove``,
+    ``mangrove_lum_dist``); absent or None entries are unknown.
     """
     model = model_for(survey, model, model_path)
     reader = get_reader(model.survey.name)
@@ -259,6 +266,9 @@ def score_columns(columns: Sequence, optional: dict | None = None, *, survey: st
     optional = {name: _optional(given.get(name), columns[0]) for name in reader.optional_columns}
     if reader.host_redshift_column is not None and given.get(reader.host_redshift_column) is not None:
         optional[reader.host_redshift_column] = given[reader.host_redshift_column]
+    for name in SKY_COLUMNS:  # sky context (host galaxy, position): read only by a model that uses it
+        if given.get(name) is not None and model.preparation.sky_context:
+            optional[name] = given[name]
     if n <= SCORING_CHUNK:
         return _score_chunk(model, columns, optional, select, 0)
     return Scores.concatenate([
@@ -311,7 +321,7 @@ def classify_with_reasons(pdf: pd.DataFrame, model_path=None, prior: str | None 
     reader = get_reader(survey)
     frame = light_curve_columns(pdf, survey)
     extra = reader.host_redshift_column
-    optional = {name: frame[name] for name in (*reader.optional_columns, extra) if name and name in frame}
+    optional = {name: frame[name] for name in (*reader.optional_columns, extra, *SKY_COLUMNS) if name and name in frame}
     path = model_path if model_path is not None else default_model(survey)
     scores = score_columns([frame[c] for c in reader.columns], optional, survey=survey,
                            model=get_model(path, prior=prior))

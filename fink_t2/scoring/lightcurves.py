@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from fink_t2.scoring.config import build
+from fink_t2.scoring.sky import SKY_CHANNELS, SkyContext, sky_channels
 from fink_t2.scoring.surveys import DEFAULT_SURVEY, ZTF, Survey, get_survey
 
 #: Band order of a ZTF model's input, fixed forever (the original used a Python set); other surveys:
@@ -83,8 +84,15 @@ class PreparationConfig:
     context_channels: bool = False
     #: The survey whose bands are prepared (:mod:`fink_t2.scoring.surveys`).
     survey: str = DEFAULT_SURVEY
-    #: Add the two host-redshift channels (:data:`REDSHIFT_CHANNELS`) last.
+    #: Add the two host-redshift channels (:data:`REDSHIFT_CHANNELS`) after the context channels.
     host_redshift: bool = False
+    #: The oldest ``coarse_steps`` of the ``n_steps`` are ``coarse_step_days`` apart instead of ``step_days``:
+    #: a long history seen at the same model cost (a whole light curve's rise and peak, not only its tail).
+    coarse_steps: int = 0
+    coarse_step_days: float = 0.0
+    #: Add the sky-context channels (:data:`fink_t2.scoring.sky.SKY_CHANNELS`: host galaxy, Galactic
+    #: latitude) last, constant along time.
+    sky_context: bool = False
 
     @property
     def survey_description(self) -> Survey:
@@ -103,6 +111,8 @@ class PreparationConfig:
             names += ("age", *(f"gap_{band}" for band in self.bands))
         if self.host_redshift:
             names += REDSHIFT_CHANNELS
+        if self.sky_context:
+            names += SKY_CHANNELS
         return names
 
     @property
@@ -116,9 +126,19 @@ class PreparationConfig:
         return f"no valid {'/'.join(self.bands)} detection"
 
     @property
+    def grid_offsets_days(self) -> np.ndarray:
+        """Time of each step relative to the latest observation (days, <= 0, increasing to 0)."""
+        fine = self.n_steps - self.coarse_steps
+        offsets = -(fine - 1 - np.arange(fine)) * self.step_days
+        if self.coarse_steps:
+            coarse = offsets[0] - (self.coarse_steps - np.arange(self.coarse_steps)) * self.coarse_step_days
+            offsets = np.concatenate([coarse, offsets])
+        return offsets.astype(np.float64)
+
+    @property
     def window_days(self) -> float:
         """Span covered by the grid, from its first to its last step."""
-        return (self.n_steps - 1) * self.step_days
+        return float(-self.grid_offsets_days[0])
 
     @property
     def lookback_days(self) -> float:
@@ -131,8 +151,9 @@ class PreparationConfig:
         values = asdict(self)
         if self.survey == DEFAULT_SURVEY:
             del values["survey"]
-        if not self.host_redshift:
-            del values["host_redshift"]
+        for name in ("host_redshift", "coarse_steps", "coarse_step_days", "sky_context"):
+            if not values[name]:
+                del values[name]
         return values
 
     @classmethod
@@ -149,6 +170,10 @@ class PreparationConfig:
         for name in ("step_days", "time_scale_days", "wavelength_scale", "noise_floor", "limit_noise_factor"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be > 0")
+        if not 0 <= int(self.coarse_steps) < int(self.n_steps):
+            raise ValueError("coarse_steps must be in [0, n_steps)")
+        if int(self.coarse_steps) and not float(self.coarse_step_days) >= float(self.step_days):
+            raise ValueError("coarse_step_days must be >= step_days when coarse_steps > 0")
         if int(self.max_points) < 1:
             raise ValueError("max_points must be >= 1")
         if self.method not in ("gp", "linear"):
@@ -371,8 +396,7 @@ def _gp_grid(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: np.nd
     alert is inferred from the others.
     """
     band_corr = _band_correlation(config)
-    grid_t = (-(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days
-              / config.time_scale_days).astype(np.float32)
+    grid_t = (config.grid_offsets_days / config.time_scale_days).astype(np.float32)
     for group, t, band, alpha, _ in _gp_chunks(obs, objects, t_ref, y, noise, config.time_scale_days, band_corr):
         k_time = _matern32(np.subtract(grid_t[None, :, None], t.astype(np.float32)[:, None, :]))
         # mean[band b] = sum_p k_time * corr[b, band_p] * alpha_p
@@ -418,7 +442,7 @@ def _linear_grid(obs: Observations, objects: np.ndarray, t_ref: np.ndarray, y: n
 
     Kept to measure the GP against a cheaper, simpler choice.
     """
-    grid = -(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days
+    grid = config.grid_offsets_days
     wanted = np.zeros(obs.n_objects, dtype=bool)
     wanted[objects] = True
     for band in range(len(config.bands)):
@@ -464,7 +488,7 @@ def _context_channels(kept: Observations, objects: np.ndarray, t_ref: np.ndarray
     the step falls among that band's points, and the two around it are the candidates. A point of
     another object lies ~``span`` away: its gap is clipped like no point's.
     """
-    steps = -(config.n_steps - 1 - np.arange(config.n_steps)) * config.step_days
+    steps = config.grid_offsets_days
     grid_time = t_ref[objects][:, None] + steps[None, :]
     n_bands = len(config.bands)
     out = np.empty((len(objects), config.n_steps, 1 + n_bands), dtype=np.float32)
@@ -505,12 +529,25 @@ def redshift_channels(host_z: np.ndarray | None, n_objects: int) -> np.ndarray:
     return out
 
 
+def sky_input(sky: SkyContext | None, peak_flux: np.ndarray, n_objects: int) -> np.ndarray:
+    """(n_objects, len(SKY_CHANNELS)) sky-context inputs; ``peak_flux`` (FLUXCAL, per object) gives the peak
+    magnitude that a host distance turns into an absolute one. None: no context for any object."""
+    if sky is None:
+        sky = SkyContext.unknown(n_objects)
+    if len(sky) != n_objects:
+        raise ValueError(f"sky context has {len(sky)} entries, expected one per object ({n_objects})")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        peak_mag = np.where(peak_flux > 0, FLUXCAL_ZEROPOINT - 2.5 * np.log10(np.maximum(peak_flux, 1e-300)), np.nan)
+    return sky_channels(sky, peak_mag)
+
+
 def prepare(obs: Observations, config: PreparationConfig | None = None,
-            host_z: np.ndarray | None = None) -> PreparedBatch:
+            host_z: np.ndarray | None = None, sky: SkyContext | None = None) -> PreparedBatch:
     """Observations of many objects -> model input ``(n_objects, n_steps, n_channels)``: one flux channel
     per band of ``config.survey``, then the context channels if ``config.context_channels``, then the
     host-redshift channels if ``config.host_redshift`` (from ``host_z``, one per object, NaN = unknown;
-    ignored by a preparation without them).
+    ignored by a preparation without them), then the sky-context channels if ``config.sky_context``
+    (from ``sky``, one entry per object; None: unknown for every object).
 
     An object with no usable detection is not prepared (``ok`` False, with a
     reason); its row of ``values`` is zeros and must not be scored.
@@ -543,5 +580,8 @@ def prepare(obs: Observations, config: PreparationConfig | None = None,
             values[objects, :, n_bands:2 * n_bands + 1] = _context_channels(kept, objects, t_ref, first_detection,
                                                                             config)
         if redshift is not None:
-            values[objects, :, -len(REDSHIFT_CHANNELS):] = redshift[objects][:, None, :]
+            start = config.n_channels - len(REDSHIFT_CHANNELS) - (len(SKY_CHANNELS) if config.sky_context else 0)
+            values[objects, :, start:start + len(REDSHIFT_CHANNELS)] = redshift[objects][:, None, :]
+        if config.sky_context:
+            values[objects, :, -len(SKY_CHANNELS):] = sky_input(sky, peak, n)[objects][:, None, :]
     return PreparedBatch(values=values, ok=ok, reason=reason, n_detections=n_det)

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from fink_t2.scoring import alerts, rubin_alerts
 from fink_t2.scoring.lightcurves import Observations
+from fink_t2.scoring.sky import DEC_COLUMN, RA_COLUMN, SKY_COLUMNS
 from fink_t2.scoring.surveys import get_survey
 
 
@@ -98,4 +99,25 @@ def light_curve_columns(frame: pd.DataFrame, survey: str) -> pd.DataFrame:
     extra = reader.host_redshift_column
     if extra is not None and extra in frame.columns:
         built[extra] = frame[extra]
+    for name in SKY_COLUMNS:  # a cross-match the frame carries (Fink's mangrove, a position)
+        if name in frame.columns:
+            built[name] = frame[name]
+    if RA_COLUMN not in built.columns:
+        built = built.join(raw_position(frame[reader.current_column]).set_axis(built.index), how="left")
     return built
+
+
+def raw_position(current: pd.Series) -> pd.DataFrame:
+    """``ra``, ``dec`` of each alert's current detection (a struct column: ``candidate``, ``diaSource``);
+    empty (no columns) when the struct has no position fields."""
+    table = pa.Table.from_pandas(current.to_frame("current"), preserve_index=False)
+    struct = table.column("current").type
+    if not pa.types.is_struct(struct) or struct.get_field_index("ra") < 0 or struct.get_field_index("dec") < 0:
+        return pd.DataFrame(index=range(len(current)))
+    combined = table.column("current").combine_chunks()
+    out = {}
+    for name in (RA_COLUMN, DEC_COLUMN):
+        values = combined.field(name)
+        out[name] = values.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False) \
+            if (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)) else np.full(len(values), np.nan)
+    return pd.DataFrame(out)

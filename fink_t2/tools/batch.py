@@ -46,6 +46,7 @@ from fink_t2.scoring.inputs import (
     schema_survey,
 )
 from fink_t2.scoring.readers import READERS, get_reader, light_curve_columns, survey_of_columns
+from fink_t2.scoring.sky import sky_columns_of_table
 from fink_t2.spark.hadoop import check_spark_path, spark_literal
 from fink_t2.tools.avro_alerts import is_avro, read_avro, read_avro_schema
 from fink_t2.tools.unify import UNFIT_COLUMN, decline_unfit, unify_frames
@@ -102,7 +103,7 @@ def score_table(table: pa.Table, model_path=None, cuts: Cuts | None = None, surv
     select = make_selector(cuts, _extra(table, "jdstarthist"), _extra(table, "roid"), _extra(table, "cdsxmatch"))
     return score_alerts(cols["cjd"], cols["cfid"], cols["cmagpsf"], cols["csigmapsf"],
                         cisdiffpos=cols.get("cisdiffpos"), cdiffmaglim=cols.get("cdiffmaglim"),
-                        model_path=model_path, select=select)
+                        model_path=model_path, select=select, sky=sky_columns_of_table(table))
 
 
 def _score_survey_table(table: pa.Table, survey: str, model_path, cuts: Cuts) -> Scores:
@@ -114,6 +115,7 @@ def _score_survey_table(table: pa.Table, survey: str, model_path, cuts: Cuts) ->
     frame = light_curve_columns(table.select(wanted).to_pandas(), survey)
     optional = {name: frame[name] for name in (*reader.optional_columns, reader.host_redshift_column)
                 if name and name in frame}
+    optional.update(sky_columns_of_table(table))
     return score_columns([frame[c] for c in reader.columns], optional, survey=survey, model_path=model_path)
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 from fink_t2.scoring.alerts import observations_from_alerts
 from fink_t2.scoring.classes import CLASS_CODES, class_indices
 from fink_t2.scoring.lightcurves import Observations, PreparationConfig, prepare
+from fink_t2.scoring.sky import SkyContext
 from fink_t2.training.plasticc import evaluation_views, make_views
 
 BTS_FILE = "bts_dev.parquet"
@@ -89,15 +90,17 @@ def object_folds(labels: np.ndarray, k: int = 5, seed: int = 42) -> np.ndarray:
 REAL_EPOCHS = ("det3", "first+10d", "first+30d", "full")
 
 
-def predict_real_epochs(predict, real: RealData, objects: np.ndarray, prep: PreparationConfig) -> dict:
+def predict_real_epochs(predict, real: RealData, objects: np.ndarray, prep: PreparationConfig,
+                        sky: SkyContext | None = None) -> dict:
     """Per epoch of :data:`REAL_EPOCHS`: object indices, labels and probabilities of the views ``predict`` judges.
 
     ``predict(values) -> probabilities``; views that cannot be prepared are left out (and counted).
+    ``sky``: the sky context of every real object (None: unknown, the light curve alone).
     """
     out = {}
     for epoch in REAL_EPOCHS:
         spec, _ = evaluation_views(real.observations, objects, epoch)
-        batch = prepare(make_views(real.observations, spec), prep)
+        batch = prepare(make_views(real.observations, spec), prep, sky=None if sky is None else sky.take(spec.source))
         kept = np.flatnonzero(batch.ok)
         out[epoch] = {"object": spec.source[kept], "label": real.labels[spec.source[kept]],
                       "probabilities": np.asarray(predict(batch.values[kept]), dtype=np.float32),

@@ -324,10 +324,13 @@ def ztf_alert_inputs(preparation: PreparationConfig, path: str | Path = SAMPLE_A
 
     from fink_t2.scoring.alerts import alert_columns, observations_from_columns
     from fink_t2.scoring.lightcurves import prepare
+    from fink_t2.scoring.sky import sky_context
 
     columns = alert_columns(pq.read_table(path))
     obs, _ = observations_from_columns(columns)
-    batch = prepare(obs, preparation)
+    position = {name: columns[name] for name in ("ra", "dec") if name in columns}
+    sky = sky_context(len(columns), **position) if len(position) == 2 else None  # the host match, as served
+    batch = prepare(obs, preparation, sky=sky)
     return batch.values[batch.ok]
 
 

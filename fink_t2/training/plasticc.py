@@ -378,8 +378,8 @@ def resample_views(forced: Observations, spec: ViewSpec, rng: np.random.Generato
     (fixed hyper-parameters, time scale ``truth_time_scale`` days, the
     survey's band correlation); the noise follows a peak signal-to-noise drawn
     log-uniformly in the survey's range; points under 5 sigma become upper
-    limits, as in ZTF. Flux units are arbitrary (the preparation normalises
-    per object). ``forced`` is in the survey's bands.
+    limits, as in ZTF. Fluxes are in the source's units (FLUXCAL), so a view keeps
+    its source's peak brightness. ``forced`` is in the survey's bands.
     """
     from fink_t2.scoring.lightcurves import PreparationConfig, gp_mean_at
 
@@ -433,7 +433,10 @@ def resample_views(forced: Observations, spec: ViewSpec, rng: np.random.Generato
     sigma = rng.uniform(0.7, 1.4, len(time)) / peak_snr[view]
     flux = truth + rng.normal(size=len(time)) * sigma
     detected = np.abs(flux) >= DETECTION_SNR * sigma
-    return Observations(view, time, band, np.where(detected, flux, 0.0), sigma, detected, n)
+    # Back to the source's FLUXCAL (the noise was drawn in units of its peak): the peak-scaled channels are
+    # unchanged, and the peak magnitude (absolute, with a host distance) stays the source's.
+    unit = np.where(usable, peak, 1.0)[view]
+    return Observations(view, time, band, np.where(detected, flux * unit, 0.0), sigma * unit, detected, n)
 
 
 def concatenate_observations(parts: list[Observations]) -> Observations:

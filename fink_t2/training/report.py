@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from fink_t2.scoring.classes import CLASSES
-from fink_t2.scoring.lightcurves import Observations, prepare
+from fink_t2.scoring.lightcurves import prepare
 from fink_t2.scoring.paths import SHARED_ZTF_ALERTS
 from fink_t2.training.evaluation import classification_metrics, confusion_matrix, roc_curve
 from fink_t2.training.plasticc import EVALUATION_EPOCHS, evaluation_views, load_plasticc, make_views, split_objects
@@ -26,8 +26,8 @@ OURS = "t2 (Keras float)"
 FINK_DEPLOYED = "Fink-deployed t2 (corrected)"
 
 
-#: A model under evaluation: observations -> (probabilities, mask of the objects it judged).
-Predictor = Callable[[Observations], tuple[np.ndarray, np.ndarray]]
+#: A model under evaluation: (observations, sky context or None) -> (probabilities, mask of the objects it judged).
+Predictor = Callable[..., tuple[np.ndarray, np.ndarray]]
 
 
 def _predictors(run_dir: Path, config, tflite: dict, fink_deployed: Predictor | None) -> dict:
@@ -37,8 +37,8 @@ def _predictors(run_dir: Path, config, tflite: dict, fink_deployed: Predictor | 
     prep = config.preparation
     keras_model = load_keras_model(run_dir / KERAS_FILE)
 
-    def keras_predict(obs):
-        batch = prepare(obs, prep)
+    def keras_predict(obs, sky=None):
+        batch = prepare(obs, prep, sky=sky)
         return keras_model.predict(batch.values, batch_size=4096, verbose=0), batch.ok
 
     predictors = {OURS: keras_predict}
@@ -47,27 +47,35 @@ def _predictors(run_dir: Path, config, tflite: dict, fink_deployed: Predictor | 
 
         model = load_model(path, prior="flat")  # PLAsTiCC's flat log-loss: the flat-prior option
 
-        def tflite_predict(obs, model=model):
-            batch = prepare(obs, model.preparation)
+        def tflite_predict(obs, sky=None, model=model):
+            batch = prepare(obs, model.preparation, sky=sky)
             return model.predict(batch.values), batch.ok
 
         predictors[name] = tflite_predict
     if fink_deployed is not None:
-        predictors[FINK_DEPLOYED] = fink_deployed
+        predictors[FINK_DEPLOYED] = lambda obs, sky=None: fink_deployed(obs)  # its own preparation: no context
     return predictors
 
 
 def evaluate_predictions(data, objects: np.ndarray, predictors: dict, progress: bool = True) -> dict:
-    """Metrics of every predictor at every evaluation epoch, on the views all of them could judge."""
+    """Metrics of every predictor at every evaluation epoch, on the views all of them could judge.
+
+    Views carry the simulated host cross-match of their object (one fixed draw,
+    :func:`fink_t2.training.train.view_sky`): read by a model with sky-context channels, ignored by others.
+    """
+    from fink_t2.scoring.lightcurves import PreparationConfig
+    from fink_t2.training.train import view_sky
+
     results: dict = {}
     for epoch in EVALUATION_EPOCHS:
         spec, _ = evaluation_views(data.observations, objects, epoch)
         obs = make_views(data.observations, spec)
+        sky = view_sky(data, spec.source, PreparationConfig(sky_context=True), None)
         labels = data.labels[spec.source]
         outputs = {}
         for name, predict in predictors.items():
             started = time.time()
-            outputs[name] = predict(obs)
+            outputs[name] = predict(obs, sky)
             if progress:
                 print(f"  {epoch:10s} {name:34s} {len(labels)} views  {time.time() - started:.1f}s", flush=True)
         common = np.logical_and.reduce([ok for _, ok in outputs.values()])
@@ -97,9 +105,9 @@ def real_alert_check(predictors: dict, alerts_dir: Path = SHARED_ZTF_ALERTS) -> 
     """
     import pandas as pd
 
-    from fink_t2.scoring.alerts import alert_columns_from_files, observations_from_columns
+    from fink_t2.scoring.alerts import alert_columns_from_files, observations_from_columns, raw_alert_files
 
-    files = sorted(alerts_dir.glob("*.parquet"))
+    files = raw_alert_files(alerts_dir)
     if not files:
         return {}
     frame = alert_columns_from_files(files, extra=("tnsclass",))
@@ -207,6 +215,7 @@ def _real_sky_section(run_dir: Path, output_dir: Path, tflite: dict, bts, text: 
     (output_dir / "real_sky.json").write_text(json.dumps(report, indent=1))
     objects = ", ".join(f"{k} {v}" for k, v in report["objects"].items())
     shipped = next(iter(report["results"]))
+    flat = "t2 fine-tuned, out-of-fold, flat prior"
     text += ["## Real sky: typed ZTF Bright Transient Survey light curves", "",
              f"{sum(report['objects'].values())} objects ({objects}). Alert-like views: cut at the 3rd detection, "
              "at the last detection within 10 and 30 days of the first (each with a 30-day history), and the whole "
@@ -216,7 +225,10 @@ def _real_sky_section(run_dir: Path, output_dir: Path, tflite: dict, bts, text: 
              "Models that never saw a real object are scored on every object. Ia/II/Ibc: the most probable of "
              "the summed families (Ia = SNIa + SNIa-91bg + SNIax).", "",
              *real_sky.markdown_tables(report["results"]), "",
-             f"Targets, {shipped}:", "", *real_sky.target_lines(report["results"][shipped]), "",
+             f"Targets, {shipped}:", "", *real_sky.target_lines(report["results"][shipped],
+                                                              report["results"].get(flat),
+                                                              report["results"].get(shipped + real_sky.LC_ONLY)),
+             "",
              "![real_sky.png](real_sky.png)", ""]
     if simbad:
         text += ["## Real sky: SIMBAD-labelled alerts (variables and AGN)", "",
@@ -229,6 +241,22 @@ def _real_sky_section(run_dir: Path, output_dir: Path, tflite: dict, bts, text: 
                                for cls, v in entry["by_class"].items())
             text += [f"| {name} | {entry['correct']} / {simbad['n_labelled']} | {entry['balanced_recall']:.3f} | "
                      f"{detail} |"]
+        text += [""]
+    vsx = real_sky.vsx_check(tflite)
+    report["vsx"] = vsx
+    (output_dir / "real_sky.json").write_text(json.dumps(report, indent=1))
+    if vsx:
+        text += ["## Real sky: alerts on catalogued variable stars (VSX)", "",
+                 f"{vsx['n_alerts']} alerts ({vsx['n_objects']} objects) of `../shared/data/ztf_alerts` within 1.5\" "
+                 "of a VSX variable star, scored as served (no cuts, full alert columns: the position, hence the host "
+                 "cross-match), and without `cisdiffpos`. Target: a supernova top class for at most 25 %.", "",
+                 "| model | supernova top class, as served | without cisdiffpos | top classes, as served |",
+                 "|---|---|---|---|"]
+        for name, entry in vsx["models"].items():
+            served, unsigned = entry["as served"], entry["without cisdiffpos"]
+            tops = ", ".join(f"{k} {n}" for k, n in served["top_classes"].items())
+            text += [f"| {name} | {served['supernova_top_class']} / {vsx['n_alerts']} ({served['share']:.0%}) | "
+                     f"{unsigned['supernova_top_class']} / {vsx['n_alerts']} ({unsigned['share']:.0%}) | {tops} |"]
         text += [""]
     return report
 

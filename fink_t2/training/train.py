@@ -21,6 +21,7 @@ import yaml
 from fink_t2.scoring.classes import CLASSES, N_CLASSES
 from fink_t2.scoring.config import build, load_yaml
 from fink_t2.scoring.lightcurves import PreparationConfig, prepare
+from fink_t2.scoring.sky import SkyContext
 from fink_t2.training.bts import REAL_EPOCHS, RealData, predict_real_epochs
 from fink_t2.training.model import ModelConfig
 from fink_t2.training.plasticc import (
@@ -35,12 +36,15 @@ from fink_t2.training.plasticc import (
     split_objects,
     training_view_observations,
 )
+from fink_t2.training.sky_simulation import plasticc_sky_inputs, real_sky, simulate_sky, training_sky
 
 KERAS_FILE = "t2.keras"
 PRETRAINED_FILE = "pretrained.keras"
 CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.json"
 CV_FILE = "cv_predictions.npz"
+#: The same out-of-fold predictions with the light curve alone (models with sky-context channels).
+CV_LC_ONLY_FILE = "cv_predictions_lc_only.npz"
 CALIBRATION_FILE = "calibration.json"
 
 
@@ -119,6 +123,9 @@ class TrainConfig:
     #: Share of the training views whose host redshift is withheld (with ``preparation.host_redshift``),
     #: so the model also judges alerts that carry none.
     redshift_dropout: float = 0.0
+    #: Share of the training views (simulated and real alike) whose sky context is withheld (with
+    #: ``preparation.sky_context``), so the model also judges the light curve alone.
+    sky_dropout: float = 0.3
     preparation: PreparationConfig = field(default_factory=PreparationConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     real: RealStageConfig | None = None  # null: PLAsTiCC only
@@ -126,6 +133,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.redshift_dropout <= 1.0:
             raise ValueError("redshift_dropout must be in [0, 1]")
+        if not 0.0 <= self.sky_dropout <= 1.0:
+            raise ValueError("sky_dropout must be in [0, 1]")
         if self.real is not None and self.preparation.survey != "ztf":
             raise ValueError(f"the real-data stage fine-tunes on ZTF light curves; preparation.survey is "
                              f"{self.preparation.survey!r}: set 'real: null'")
@@ -185,10 +194,28 @@ def view_host_z(data: PlasticcData, spec: ViewSpec, position: np.ndarray, prep: 
     return host_z
 
 
+#: Seed of the sky-context draw of exact (evaluation) views: the same simulated cross-match every time.
+EVALUATION_SKY_SEED = 2024
+
+
+def view_sky(data: PlasticcData, sources: np.ndarray, prep: PreparationConfig, rng: np.random.Generator | None,
+             dropout: float = 0.0, with_sky: bool = True) -> SkyContext | None:
+    """Simulated sky context of PLAsTiCC views of ``sources`` (:mod:`fink_t2.training.sky_simulation`), ``dropout``
+    of it withheld; exact views (``rng`` None) get a fixed draw with all context. None without sky channels."""
+    if not prep.sky_context:
+        return None
+    if not with_sky:
+        return SkyContext.unknown(len(sources))
+    redshift, latitude = plasticc_sky_inputs(data.metadata)
+    draw = rng if rng is not None else np.random.default_rng(EVALUATION_SKY_SEED)
+    sky = simulate_sky(redshift[sources], latitude[sources], draw)
+    return training_sky(sky, rng, dropout) if rng is not None else sky
+
+
 def prepared_views(data: PlasticcData, spec: ViewSpec, prep: PreparationConfig,
                    rng: np.random.Generator | None = None, resampled_fraction: float = 0.0,
-                   redshift_dropout: float = 0.0, with_host_z: bool = True
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   redshift_dropout: float = 0.0, with_host_z: bool = True, sky_dropout: float = 0.0,
+                   with_sky: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model inputs and labels of views; views that cannot be prepared are dropped.
 
     Without ``rng`` the views are exact (evaluation); with it they are
@@ -202,7 +229,8 @@ def prepared_views(data: PlasticcData, spec: ViewSpec, prep: PreparationConfig,
     else:
         views, position = training_view_observations(data, spec, rng, resampled_fraction)
     host_z = view_host_z(data, spec, position, prep, rng, redshift_dropout) if with_host_z else None
-    batch = prepare(views, prep, host_z=host_z)
+    sky = view_sky(data, spec.source[position], prep, rng, sky_dropout, with_sky)
+    batch = prepare(views, prep, host_z=host_z, sky=sky)
     kept = np.flatnonzero(batch.ok)
     return batch.values[kept], data.labels[spec.source[position[kept]]], position[kept]
 
@@ -219,7 +247,8 @@ def validation_set(data: PlasticcData, objects: np.ndarray, config: TrainConfig,
     rng = np.random.default_rng(config.seed + 1)
     spec = sample_training_views(data.observations, objects, config.validation_views_per_object, rng,
                                  config.long_history_fraction, history_days=alert_views(prep.survey).history_days)
-    x, y, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction, config.redshift_dropout)
+    x, y, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction, config.redshift_dropout,
+                             sky_dropout=config.sky_dropout)
     xs.append(x)
     ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
@@ -353,12 +382,18 @@ def _pretrain(model, config: TrainConfig, data: PlasticcData, split: dict, x_val
 
 def real_views(real: RealData, objects: np.ndarray, views_per_object: int, rng: np.random.Generator,
                long_history_fraction: float, prep: PreparationConfig, early_fraction: float = 0.6,
-               early_days: float = 60.0, clean_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+               early_days: float = 60.0, clean_fraction: float = 0.0, sky: SkyContext | None = None,
+               sky_dropout: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Prepared random alert-like views of real ``objects`` (thinned, noisier: as PLAsTiCC's, but
-    ``clean_fraction`` of them as delivered) and their labels."""
+    ``clean_fraction`` of them as delivered) and their labels. ``sky``: the objects' sky context (one entry
+    per real object), ``sky_dropout`` of the views without it."""
     spec = sample_training_views(real.observations, objects, views_per_object, rng, long_history_fraction,
                                  early_fraction, early_days, clean_fraction=clean_fraction)
-    batch = prepare(make_views(real.observations, spec, rng), prep)
+    views = make_views(real.observations, spec, rng)
+    view_context = None
+    if prep.sky_context and sky is not None:
+        view_context = training_sky(sky.take(spec.source), rng, sky_dropout)
+    batch = prepare(views, prep, sky=view_context)
     kept = np.flatnonzero(batch.ok)
     return batch.values[kept], real.labels[spec.source[kept]]
 
@@ -404,18 +439,21 @@ def fine_tune(model, config: TrainConfig, data: PlasticcData, plasticc_objects: 
         teacher.set_weights(model.get_weights())
     _compile(model, stage.learning_rate, config.clipnorm, soft_targets=True)
     rng = np.random.default_rng(config.seed + 7)
+    real_sky_context = real_sky(real.metadata) if prep.sky_context else None
     objects_per_class = np.bincount(real.labels[real_objects], minlength=N_CLASSES)
     history = []
     averaged, n_averaged = None, 0
     for epoch in range(stage.epochs):
         t0 = time.time()
         x_real, y_real = real_views(real, real_objects, stage.views_per_object, rng, stage.long_history_fraction,
-                                    prep, stage.early_fraction, stage.early_days, stage.clean_fraction)
+                                    prep, stage.early_fraction, stage.early_days, stage.clean_fraction,
+                                    real_sky_context, config.sky_dropout)
         xs, ys = [x_real], [np.eye(N_CLASSES, dtype=np.float32)[y_real]]
         y_sim = np.zeros(0, dtype=np.int64)
         if stage.plasticc_views_per_object and stage.real_share < 1.0:
             spec = mixed_in_plasticc_views(data.observations, plasticc_objects, config, rng)
-            x_sim, y_sim, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction)
+            x_sim, y_sim, _ = prepared_views(data, spec, prep, rng, config.resampled_fraction,
+                                             sky_dropout=config.sky_dropout)
             target = np.eye(N_CLASSES, dtype=np.float32)[y_sim]
             if teacher is not None:
                 said = teacher.predict(x_sim, batch_size=4096, verbose=0)
@@ -452,7 +490,12 @@ def _real_stage(pretrained: Path, config: TrainConfig, data: PlasticcData, split
 
     stage = config.real
     folds = object_folds(real.labels, stage.folds, config.seed)
-    parts: dict[str, list] = {epoch: [] for epoch in REAL_EPOCHS}
+    # With sky channels: out-of-fold predictions with the objects' context (as Fink gives it), and again with the
+    # light curve alone, on the same folds and views (CV_FILE and CV_LC_ONLY_FILE).
+    variants = {CV_FILE: real_sky(real.metadata)} if config.preparation.sky_context else {CV_FILE: None}
+    if config.preparation.sky_context:
+        variants[CV_LC_ONLY_FILE] = SkyContext.unknown(len(real.labels))
+    parts: dict[str, dict[str, list]] = {name: {epoch: [] for epoch in REAL_EPOCHS} for name in variants}
     histories = []
     for k in range(stage.folds):
         held = np.flatnonzero(folds == k)
@@ -460,15 +503,19 @@ def _real_stage(pretrained: Path, config: TrainConfig, data: PlasticcData, split
              f"predict {len(held)}", progress)
         model = load_keras_model(pretrained)
         histories.append(fine_tune(model, config, data, split["train"], real, np.flatnonzero(folds != k), progress))
-        predicted = predict_real_epochs(lambda v, m=model: m.predict(v, batch_size=4096, verbose=0), real, held,
-                                        config.preparation)
-        for epoch, values in predicted.items():
-            parts[epoch].append({**values, "fold": np.full(len(values["object"]), k)})
-    arrays = {}
-    for epoch, chunks in parts.items():
-        for key in ("object", "label", "probabilities", "fold"):
-            arrays[f"{epoch}/{key}"] = np.concatenate([c[key] for c in chunks])
-    np.savez_compressed(output_dir / CV_FILE, **arrays)
+        for name, sky in variants.items():
+            predicted = predict_real_epochs(lambda v, m=model: m.predict(v, batch_size=4096, verbose=0), real, held,
+                                            config.preparation, sky=sky)
+            for epoch, values in predicted.items():
+                parts[name][epoch].append({**values, "fold": np.full(len(values["object"]), k)})
+    for name, by_epoch in parts.items():
+        saved = {}
+        for epoch, chunks in by_epoch.items():
+            for key in ("object", "label", "probabilities", "fold"):
+                saved[f"{epoch}/{key}"] = np.concatenate([c[key] for c in chunks])
+        np.savez_compressed(output_dir / name, **saved)
+        if name == CV_FILE:
+            arrays = saved
 
     # Temperature under the shipped prior, on the pooled out-of-fold alert epochs.
     prior = prior_vector(ZTF_ALERT_PRIOR)
