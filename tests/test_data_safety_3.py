@@ -87,3 +87,90 @@ def test_shipped_models_are_within_the_ranges():
 
     for path in sorted(MODELS.glob("*.tflite")):
         load_model(path)
+
+
+# --------------------------------------------------------------------------- 4, 8. odd schemas: one line naming the file
+
+
+def _with_column_twice(table: pa.Table, name: str) -> pa.Table:
+    return pa.Table.from_arrays([*table.columns, table.column(name)], names=[*table.column_names, name])
+
+
+def _with_struct_field_twice(table: pa.Table, column: str, field: str) -> pa.Table:
+    struct = table.column(column).combine_chunks()
+    children = [struct.field(i) for i in range(struct.type.num_fields)]
+    names = [struct.type.field(i).name for i in range(struct.type.num_fields)]
+    doubled = pa.StructArray.from_arrays([*children, struct.field(field)], names=[*names, field])
+    return table.set_column(table.column_names.index(column), column, doubled)
+
+
+def _candidate_as_list(table: pa.Table) -> pa.Table:
+    struct = table.column("candidate").combine_chunks()
+    listed = pa.ListArray.from_arrays(pa.array(np.arange(len(struct) + 1, dtype=np.int32)), struct)
+    return table.set_column(table.column_names.index("candidate"), "candidate", listed)
+
+
+@pytest.mark.parametrize("damage, said", [
+    (lambda t: _with_column_twice(t, "candidate"), "two columns named 'candidate'"),
+    (lambda t: _with_column_twice(t, "prv_candidates"), "two columns named 'prv_candidates'"),
+    (lambda t: _with_struct_field_twice(t, "candidate", "magpsf"), "two fields named 'magpsf'"),
+    (_candidate_as_list, "'candidate' column is a list"),
+], ids=["candidate_twice", "history_twice", "field_twice", "candidate_list_of_structs"])
+@pytest.mark.parametrize("engine", ["pandas", "spark"])
+def test_odd_schemas_are_one_line_naming_the_file(tmp_path, sample_table, capsys, monkeypatch, engine, damage, said):
+    """Items 4 and 8: duplicate columns or fields, a list where the current detection's struct is."""
+    import fink_t2.spark.processor
+
+    monkeypatch.setattr(fink_t2.spark.processor, "spark_session", lambda *a, **k: pytest.fail("Spark started"))
+    path = tmp_path / "odd.parquet"
+    pq.write_table(damage(sample_table.slice(0, 5)), path)
+    out = tmp_path / "out"
+    assert cli_main(["score", str(path), "--engine", engine, "--output", str(out), "--no-progress"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert str(path) in line and said in line and "struct lacks" not in line
+    assert not out.exists()
+
+
+def test_stream_refuses_a_duplicate_column(tmp_path, sample_table, stream_module, capsys):
+    """Item 4, the stream's preflight: the same one line."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    pq.write_table(_with_column_twice(sample_table.slice(0, 5), "candidate"), lake / "a.parquet")
+    assert stream_module.main(["--input", str(lake), "--output", str(tmp_path / "o"), "--checkpoint",
+                               str(tmp_path / "c"), "--once"]) == 2
+    assert "two columns named 'candidate'" in _one_line(capsys.readouterr().err, "run_t2_stream: error:")
+
+
+def test_alert_columns_names_a_list_as_a_list(sample_table):
+    """Item 8 through the Python API: a list of structs is not called a struct without fields."""
+    from fink_t2.scoring.alerts import alert_columns
+
+    with pytest.raises(ValueError, match=r"'candidate' column is list<.*not a struct"):
+        alert_columns(_candidate_as_list(sample_table.slice(0, 3)))
+
+
+# --------------------------------------------------------------------------- 11. frames given to classify
+
+
+def test_classify_refuses_a_duplicate_light_curve_column(sample_columns):
+    """Item 11: two ``cmagpsf`` columns are the caller's mistake, named, not every alert declined."""
+    from fink_t2 import classify
+
+    frame = sample_columns.iloc[:5]
+    doubled = pd.concat([frame, frame[["cmagpsf"]]], axis=1)
+    with pytest.raises(ValueError, match="two columns named 'cmagpsf'"):
+        classify(doubled)
+
+
+def test_classify_reads_series_cells_like_lists(judged_columns):
+    """Item 11: a pandas Series in each cell (any index) scores as the list of its values."""
+    from fink_t2 import classify
+
+    frame = judged_columns.iloc[:20].reset_index(drop=True)
+    as_series = frame.copy()
+    for name in frame.columns:
+        as_series[name] = [pd.Series(np.asarray(cell), index=np.arange(len(cell)) + 7) for cell in frame[name]]
+    expected = classify(frame)
+    got = classify(as_series)
+    assert expected.notna().all(axis=1).sum() > 10
+    pd.testing.assert_frame_equal(got, expected)
