@@ -45,6 +45,7 @@ from fink_t2.scoring.inputs import (
     read_alert_schemas,
     schema_survey,
 )
+from fink_t2.scoring.outputs import OutputLock, lock_output, publish, remove
 from fink_t2.scoring.readers import READERS, get_reader, light_curve_columns, survey_of_columns
 from fink_t2.spark.hadoop import check_spark_path, spark_literal
 from fink_t2.tools.avro_alerts import is_avro, read_avro, read_avro_schema
@@ -260,25 +261,19 @@ def _write_error(output: Path, error: OSError) -> InputError:
                       "choose another --output; nothing was written)")
 
 
-def _publish(tmp: Path, output: Path) -> None:
-    """Move the finished ``tmp`` to ``output``, replacing an existing one: no half-written output is ever visible."""
-    if tmp.is_file():
-        os.replace(tmp, output)
-        return
-    old = None
-    if output.exists():
-        old = _temporary_sibling(output, "old")
-        os.rename(output, old)
+def _lock_output(output: Path, overwrite: bool, spark: bool = False) -> OutputLock:
+    """This job's lock on ``output`` (OutputBusyError if another job holds it), the output checked again under it.
+
+    Taken after every other check and before anything is read or written; two jobs
+    given the same output cannot both pass, and one that finished meanwhile is seen.
+    """
+    lock = lock_output(output)
     try:
-        os.rename(tmp, output)
-    except OSError:
-        if old is not None:
-            os.rename(old, output)
+        _check_output(output, overwrite, spark)
+    except BaseException:
+        lock.release()
         raise
-    if old is not None and old.is_dir():
-        shutil.rmtree(old, ignore_errors=True)
-    elif old is not None:
-        old.unlink(missing_ok=True)
+    return lock
 
 
 def score_pandas(input_file: str | Path, output: str | Path | None, model_path=None, cuts: Cuts | None = None,
@@ -310,6 +305,17 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
                     _output_file(output) if output is not None else None)
 
     model_path = survey_model(survey, model_path)  # a bad model file, or one of another survey, fails here
+    lock = _lock_output(output, overwrite) if output is not None else None
+    try:
+        return _score_pandas_file(path, output, model_path, cuts, overwrite, progress, survey)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _score_pandas_file(path: Path, output: Path | None, model_path, cuts: Cuts | None, overwrite: bool,
+                       progress: bool, survey: str) -> pa.Table:
+    """:func:`score_pandas` once the checks passed and the output is locked: score, write, publish."""
     table = _read_table(path)
     parts = []
     with progress_bar(table.num_rows, progress) as bar:
@@ -323,17 +329,20 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
         table = table.drop(["t2"])
     table = table.append_column("t2", t2)
     if output is not None:
-        target = _output_file(output)
-        tmp = None
+        tmp = _temporary_sibling(output, "tmp")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _temporary_sibling(target, "tmp")
-            pq.write_table(table, tmp)
-            _publish(tmp, target)
+            output.parent.mkdir(parents=True, exist_ok=True)
+            if _output_file(output) == output:
+                pq.write_table(table, tmp)
+            else:  # a folder output is replaced whole: written as a folder, published as one
+                tmp.mkdir()
+                pq.write_table(table, tmp / _output_file(output).name)
+            publish(tmp, output, replace=overwrite)
         except OSError as error:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
             raise _write_error(output, error) from error
+        finally:
+            if os.path.lexists(tmp):
+                remove(tmp)
     return table
 
 
@@ -382,7 +391,6 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
     field name. The output is written to a hidden temporary directory and
     renamed when the job succeeded: a failed job leaves nothing behind.
     """
-    from fink_t2.spark.processor import apply_t2, spark_session
 
     output = Path(output)
     check_separate(inputs, {"output": output})
@@ -398,6 +406,20 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
 
     check_score_job(files, schemas, output, cuts, "spark")  # unwritable output, cuts' columns: before Spark
     model_path = survey_model(survey, model_path)  # a bad model file fails here, before Spark reads anything
+    lock = _lock_output(output, overwrite, spark=True)
+    try:
+        return _score_spark_files(files_of, files, schemas, survey, output, model_path, cuts, overwrite, spark,
+                                  master, progress)
+    finally:
+        lock.release()
+
+
+def _score_spark_files(files_of: dict[str, list[Path]], files: list[Path], schemas: list[pa.Schema], survey: str,
+                       output: Path, model_path, cuts: Cuts | None, overwrite: bool, spark, master: str | None,
+                       progress: bool) -> Path:
+    """:func:`score_spark` once the checks passed and the output is locked: read, score, write, publish."""
+    from fink_t2.spark.processor import apply_t2, spark_session
+
     converted = None
     if any(is_avro(p) for p in files):
         converted = _temporary_sibling(output.absolute(), "avro")
@@ -437,7 +459,7 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
         try:
             output.absolute().parent.mkdir(parents=True, exist_ok=True)
             writer.parquet(str(tmp))
-            _publish(tmp, output)
+            publish(tmp, output, replace=overwrite)
         except OSError as error:
             raise _write_error(output, error) from error
         except Exception as error:  # the job failed: Py4JJavaError, PythonException, ...
