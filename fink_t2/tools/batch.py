@@ -49,6 +49,7 @@ from fink_t2.scoring.outputs import OutputLock, lock_output, publish, remove
 from fink_t2.scoring.readers import READERS, get_reader, light_curve_columns, survey_of_columns
 from fink_t2.spark.hadoop import check_spark_path, spark_literal
 from fink_t2.tools.avro_alerts import is_avro, read_avro, read_avro_schema
+from fink_t2.tools.cli import interrupted
 from fink_t2.tools.unify import UNFIT_COLUMN, decline_unfit, unify_frames
 
 LOGGER = logging.getLogger(__name__)
@@ -462,19 +463,36 @@ def _score_spark_files(files_of: dict[str, list[Path]], files: list[Path], schem
             publish(tmp, output, replace=overwrite)
         except OSError as error:
             raise _write_error(output, error) from error
+        except KeyboardInterrupt:
+            _stop_quietly(spark)  # no task may write into the temporary folder once it is removed
+            raise
         except Exception as error:  # the job failed: Py4JJavaError, PythonException, ...
+            if interrupted(error):  # Ctrl-C cancelled the job: say so, not "the job failed"
+                _stop_quietly(spark)
+                raise KeyboardInterrupt from None
             raise InputError(spark_failure(error, files)) from error
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
+        try:
+            for key, value in previous.items():
+                if value is None:
+                    spark.conf.unset(key)
+                else:
+                    spark.conf.set(key, value)
+        except Exception:  # noqa: BLE001 -- the JVM is gone (Ctrl-C reaches it too): nothing to restore
+            pass
         if converted is not None:
             shutil.rmtree(converted, ignore_errors=True)
     return output
+
+
+def _stop_quietly(spark) -> None:
+    """Stop the Spark session after a Ctrl-C, ignoring a JVM that is already gone."""
+    try:
+        spark.stop()
+    except Exception:  # noqa: BLE001 -- py4j errors of a JVM that received the Ctrl-C too
+        pass
 
 
 def _avro_as_parquet(files_of: dict[str, list[Path]], folder: Path) -> tuple[dict[str, list[Path]], list[pa.Schema]]:
