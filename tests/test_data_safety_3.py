@@ -174,3 +174,49 @@ def test_classify_reads_series_cells_like_lists(judged_columns):
     got = classify(as_series)
     assert expected.notna().all(axis=1).sum() > 10
     pd.testing.assert_frame_equal(got, expected)
+
+
+# --------------------------------------------------------------------------- 5, 6. training-side commands
+
+
+def test_train_without_the_train_extra_is_one_line(tmp_path, monkeypatch, capsys):
+    """Item 5: TensorFlow missing is one line saying which extra to install, as for pyspark."""
+    for name in ("tensorflow", "tf_keras"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails as when not installed
+    assert cli_main(["train", "--output", str(tmp_path / "run"), "--data-dir", str(tmp_path), "--quiet"]) == 2
+    line = _one_line(capsys.readouterr().err, "fink-t2 train: error:")
+    assert "tensorflow is not installed" in line and "pip install 'fink-t2[train]'" in line
+
+
+def _plasticc_folder(folder: Path, metadata: bytes, lightcurves: bytes) -> Path:
+    from fink_t2.training.plasticc import LIGHTCURVES_FILE, METADATA_FILE
+
+    folder.mkdir()
+    (folder / METADATA_FILE).write_bytes(metadata)
+    (folder / LIGHTCURVES_FILE).write_bytes(lightcurves)
+    return folder
+
+
+@pytest.mark.parametrize("which, said", [("not_gzip", "cannot be read as a gzipped CSV"),
+                                         ("no_target", "lacks the column(s) ['target']"),
+                                         ("lightcurves_without_flux", "lacks the column(s) ['flux']")])
+def test_evaluate_rubin_on_bad_plasticc_files_is_one_line(tmp_path, capsys, which, said):
+    """Item 6: files that are not gzip, or CSVs without the columns read, are one line naming the file."""
+    import gzip
+
+    from fink_t2.training.plasticc import LIGHTCURVES_FILE, METADATA_FILE
+
+    metadata = gzip.compress(b"object_id,target\n615,92\n")
+    lightcurves = gzip.compress(b"object_id,mjd,passband,flux,flux_err,detected_bool\n615,59750.4,2,-544.8,3.6,1\n")
+    named = METADATA_FILE
+    if which == "not_gzip":
+        metadata = b"object_id,target\n615,92\n"
+    elif which == "no_target":
+        metadata = gzip.compress(b"object_id,class\n615,92\n")
+    else:
+        lightcurves, named = gzip.compress(b"object_id,mjd,passband,flux_err,detected_bool\n615,1,2,3,1\n"), \
+            LIGHTCURVES_FILE
+    folder = _plasticc_folder(tmp_path / "D", metadata, lightcurves)
+    assert cli_main(["evaluate", "--rubin", "--data-dir", str(folder), "--output", str(tmp_path / "report")]) == 2
+    line = _one_line(capsys.readouterr().err, "fink-t2 evaluate: error:")
+    assert str(folder / named) in line and said in line
