@@ -10,7 +10,6 @@ import copy
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +88,7 @@ def test_shipped_models_are_within_the_ranges():
         load_model(path)
 
 
-# --------------------------------------------------------------------------- 4, 8. odd schemas: one line naming the file
+# --------------------------------------------------------------------------- 4, 8. odd schemas, one line
 
 
 def _with_column_twice(table: pa.Table, name: str) -> pa.Table:
@@ -220,3 +219,155 @@ def test_evaluate_rubin_on_bad_plasticc_files_is_one_line(tmp_path, capsys, whic
     assert cli_main(["evaluate", "--rubin", "--data-dir", str(folder), "--output", str(tmp_path / "report")]) == 2
     line = _one_line(capsys.readouterr().err, "fink-t2 evaluate: error:")
     assert str(folder / named) in line and said in line
+
+
+# --------------------------------------------------------------------------- 1. concurrent jobs on one output
+
+#: ``fink-t2`` with each input read ``SECONDS`` late (argv[1]): jobs started together are surely running together.
+SLOW_READ = r"""
+import sys, time
+import pyarrow.parquet as pq
+from fink_t2.tools.cli import main
+
+read = pq.read_table
+def slow(*args, **kwargs):
+    time.sleep(float(sys.argv[1]))
+    return read(*args, **kwargs)
+
+pq.read_table = slow
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _env(delay: float | None = None) -> dict:
+    from fink_t2.spark.processor import TEST_DELAY_ENV
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYSPARK_PYTHON"] = sys.executable
+    env["PYSPARK_SUBMIT_ARGS"] = ("--conf spark.ui.enabled=false --conf spark.ui.showConsoleProgress=false "
+                                  "--conf spark.sql.shuffle.partitions=1 --driver-memory 512m pyspark-shell")
+    env.pop(TEST_DELAY_ENV, None)
+    if delay is not None:
+        env[TEST_DELAY_ENV] = str(delay)
+    return env
+
+
+def _start(command: list[str], delay: float | None = None) -> subprocess.Popen:
+    """A job in its own process group (so that a test can signal it as a terminal would), stderr captured."""
+    return subprocess.Popen(command, cwd=ROOT, env=_env(delay), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    """Exit code and stderr of a job; the whole group killed if it overruns (the test then fails)."""
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        _, err = proc.communicate()
+        pytest.fail(f"job {proc.args} did not end within {timeout} s: {err.decode(errors='replace')[-2000:]}")
+    return proc.returncode, err.decode(errors="replace")
+
+
+def _two_inputs(tmp_path: Path, table: pa.Table) -> list[Path]:
+    paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    pq.write_table(table.slice(0, 100), paths[0])
+    pq.write_table(table.slice(100), paths[1])
+    return paths
+
+
+def _candids(path: Path) -> list[int]:
+    return sorted(pq.read_table(path, columns=["candid"]).column("candid").to_pylist())
+
+
+BUSY = ("is being written by another fink-t2 job", "appeared while this job ran", "already exists")
+
+
+def _check_one_winner(results: list[tuple[int, str]], inputs: list[Path], output: Path, prefix: str) -> None:
+    """Exactly one job published (exit 0); the other exited 2 with one line; the output is the winner's, whole."""
+    codes = [code for code, _ in results]
+    assert sorted(codes) == [0, 2], results
+    winner, loser = codes.index(0), codes.index(2)
+    line = _one_line(results[loser][1], prefix)
+    assert str(output) in line and any(text in line for text in BUSY), line
+    assert _candids(output) == _candids(inputs[winner])
+    assert not [p for p in output.parent.iterdir() if ".fink-t2-" in p.name]
+
+
+@pytest.mark.parametrize("overwrite, name", [(False, "scored.parquet"), (True, "scored")])
+def test_pandas_jobs_on_one_output_publish_once(tmp_path, sample_table, overwrite, name):
+    """Item 1, pandas engine: two real processes started together, same output; one publishes, one line for
+    the other. With --overwrite too (onto an existing output): never two results mixed or one silently lost."""
+    inputs = _two_inputs(tmp_path, sample_table)
+    out = tmp_path / name
+    flags = ["--overwrite"] if overwrite else []
+    if overwrite:
+        assert cli_main(["score", str(inputs[0]), "--engine", "pandas", "--output", str(out), "--no-progress"]) == 0
+    jobs = [_start([sys.executable, "-c", SLOW_READ, "6", "score", str(path), "--engine", "pandas", "--output",
+                    str(out), "--no-progress", *flags]) for path in inputs]
+    _check_one_winner([_finish(job) for job in jobs], inputs, out, "fink-t2 score: error:")
+
+
+@pytest.mark.spark
+def test_spark_jobs_on_one_output_publish_once(tmp_path, sample_table):
+    """Item 1, Spark engine: two real ``fink-t2 score`` processes started together on different inputs, same
+    output. Each Arrow batch is slowed (test hook) so that both would be running at once."""
+    inputs = _two_inputs(tmp_path, sample_table)
+    out = tmp_path / "scored"
+    jobs = [_start([sys.executable, "-m", "fink_t2.tools.cli", "score", str(path), "--output", str(out),
+                    "--no-progress", "--master", "local[1]"], delay=3) for path in inputs]
+    _check_one_winner([_finish(job) for job in jobs], inputs, out, "fink-t2 score: error:")
+
+
+def test_output_that_appears_while_the_job_runs_is_kept(tmp_path, sample_path, monkeypatch, capsys):
+    """Item 1, the publish step itself: an output another writer made meanwhile is never replaced."""
+    import fink_t2.tools.batch
+
+    out = tmp_path / "scored.parquet"
+    write = pq.write_table
+
+    def someone_else_first(table, where, **kwargs):
+        out.write_bytes(b"the other job's output")
+        write(table, where, **kwargs)
+
+    monkeypatch.setattr(fink_t2.tools.batch.pq, "write_table", someone_else_first)
+    assert cli_main(["score", str(sample_path), "--engine", "pandas", "--output", str(out), "--no-progress"]) == 2
+    assert "appeared while this job ran" in _one_line(capsys.readouterr().err)
+    assert out.read_bytes() == b"the other job's output"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.parquet"]
+
+
+def test_a_held_output_is_one_line_before_anything_is_read(tmp_path, sample_path, monkeypatch, capsys):
+    """Item 1: the lock is taken before any alert is read; its holder is named."""
+    import fink_t2.tools.batch
+    from fink_t2.scoring.outputs import lock_output
+
+    out = tmp_path / "scored.parquet"
+    monkeypatch.setattr(fink_t2.tools.batch, "_read_table", lambda path: pytest.fail("read while the output is held"))
+    with lock_output(out):
+        assert cli_main(["score", str(sample_path), "--engine", "pandas", "--output", str(out), "--no-progress"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"pid {os.getpid()}" in line and "another fink-t2 job" in line
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------- 2. --overwrite replaces the whole output
+
+
+@pytest.mark.parametrize("name, old_kind", [("scored", "folder"), ("scored.parquet", "file")])
+def test_pandas_overwrite_replaces_the_whole_output(tmp_path, sample_path, sample_table, name, old_kind):
+    """Item 2: a stale part file does not survive --overwrite (nor Spark's bookkeeping); a file output is replaced."""
+    out = tmp_path / name
+    if old_kind == "folder":
+        out.mkdir()
+        pq.write_table(sample_table.slice(0, 100), out / "part-00000-old.snappy.parquet")
+        (out / "_SUCCESS").write_bytes(b"")
+    else:
+        pq.write_table(sample_table.slice(0, 100), out)
+    assert cli_main(["score", str(sample_path), "--engine", "pandas", "--output", str(out), "--overwrite",
+                     "--no-progress"]) == 0
+    assert pq.read_table(out).num_rows == 329
+    if out.is_dir():
+        assert [p.name for p in out.iterdir()] == ["part-00000.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
