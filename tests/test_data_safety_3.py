@@ -10,6 +10,7 @@ import copy
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -371,3 +372,141 @@ def test_pandas_overwrite_replaces_the_whole_output(tmp_path, sample_path, sampl
     if out.is_dir():
         assert [p.name for p in out.iterdir()] == ["part-00000.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+SCRIPT = ROOT / "run_t2_stream.py"
+
+
+def _start_logged(command: list[str], log: Path, delay: float | None = None) -> subprocess.Popen:
+    """A job in its own process group, stdout and stderr to ``log`` (read while it runs)."""
+    with open(log, "wb") as handle:
+        return subprocess.Popen(command, cwd=ROOT, env=_env(delay), stdout=handle, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _wait_for_udf(proc: subprocess.Popen, log: Path, timeout: float = 240) -> None:
+    """Until a batch of ``proc`` has entered the UDF (the test hook's line in its log)."""
+    from fink_t2.spark.processor import TEST_DELAY_ENV
+
+    deadline = time.monotonic() + timeout
+    while f"{TEST_DELAY_ENV}: " not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, 9)
+            pytest.fail(f"the job never entered the UDF: {log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+
+
+def _sink_candids(output: Path) -> list[int]:
+    """The candids of a stream's output, read through its sink log (the files it committed)."""
+    import json
+    from urllib.parse import unquote, urlparse
+
+    files = [json.loads(line)["path"] for log in sorted((output / "_spark_metadata").iterdir())
+             if not log.name.startswith(".") for line in log.read_text().splitlines()[1:]]
+    return sorted(c for f in files for c in _candids(Path(unquote(urlparse(f).path))))
+
+
+@pytest.mark.spark
+def test_stream_output_and_checkpoint_are_held_by_one_job(tmp_path, sample_table):
+    """Item 1, the stream: while a stream runs, a second stream on its output (other checkpoint) and a third on
+    its checkpoint (other output), real processes, each exit 2 with one line; the first one's output is whole."""
+    from conftest import write_parts
+
+    lake = tmp_path / "lake"
+    write_parts(sample_table, lake, [100, 229])
+    out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+
+    def stream(output: Path, checkpoint: Path) -> list[str]:
+        return [sys.executable, str(SCRIPT), "--input", str(lake), "--output", str(output), "--checkpoint",
+                str(checkpoint), "--once", "--max-files-per-trigger", "1", "--master", "local[1]"]
+
+    log = tmp_path / "first.log"
+    first = _start_logged(stream(out, ckpt), log, delay=4)
+    _wait_for_udf(first, log)
+    others = [_start(stream(out, tmp_path / "ckpt2")), _start(stream(tmp_path / "out2", ckpt))]
+    results = [_finish(job, timeout=240) for job in others]
+    for (code, err), (what, path) in zip(results, [("output", out), ("checkpoint", ckpt)]):
+        assert code == 2, err
+        line = _one_line(err, "run_t2_stream: error:")
+        assert f"{what} {path} is being written by another fink-t2 job" in line
+    assert not (tmp_path / "ckpt2").exists() and not (tmp_path / "out2").exists()
+    code, _ = _finish(first)
+    assert code == 0, log.read_text(errors="replace")[-3000:]
+    assert _sink_candids(out) == sorted(sample_table.column("candid").to_pylist())
+    assert not [p for p in tmp_path.iterdir() if ".fink-t2-" in p.name]
+
+
+# --------------------------------------------------------------------------- 7. Ctrl-C
+
+
+@pytest.mark.spark
+def test_ctrl_c_during_a_spark_job_is_one_line_and_leaves_nothing(tmp_path, sample_path):
+    """Item 7: SIGINT to the job's process group (what a terminal's Ctrl-C does) while a batch is scored."""
+    out = tmp_path / "scored"
+    log = tmp_path / "job.log"
+    job = _start_logged([sys.executable, "-m", "fink_t2.tools.cli", "score", str(sample_path), "--output", str(out),
+                         "--no-progress", "--master", "local[1]"], log, delay=4)
+    _wait_for_udf(job, log)
+    os.killpg(job.pid, 2)
+    code, _ = _finish(job, timeout=120)
+    text = log.read_text(errors="replace")
+    assert code == 130, text[-3000:]
+    assert "nothing was written" in _one_line(text, "fink-t2 score: interrupted")
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".fink-t2-" in p.name]
+
+
+# --------------------------------------------------------------------------- 12. the stream on a full disk
+
+
+class _FailedQuery:
+    """A streaming query that fails as Spark's does when the sink's disk is full (a page of Java and py4j)."""
+
+    def __init__(self, output: Path) -> None:
+        self.isActive = True
+        self.error = RuntimeError(
+            f"[STREAM_FAILED] Query [id = 1] terminated with exception: Job aborted.\n"
+            f"org.apache.spark.SparkException: Task failed while writing rows to file:{output}/part-00000.parquet\n"
+            "\tat org.apache.spark.sql.errors.QueryExecutionErrors$.taskFailedWhileWritingRowsError\n"
+            "Caused by: java.io.IOException: No space left on device\n\tat java.io.FileOutputStream.writeBytes")
+
+    def awaitTermination(self, timeout=None):
+        self.isActive = False
+        raise self.error
+
+    def exception(self):
+        return self.error
+
+    @property
+    def recentProgress(self):
+        return []
+
+
+class _Conf(dict):
+    def get(self, key, default=None):
+        return super().get(key, default)
+
+    def set(self, key, value):
+        self[key] = value
+
+    def unset(self, key):
+        self.pop(key, None)
+
+
+def test_stream_on_a_full_disk_is_one_line(tmp_path, sample_path, stream_module, monkeypatch, capsys):
+    """Item 12: the disk named, where, and that a restart resumes; not py4j's page (or nothing at all)."""
+    import types
+
+    import fink_t2.spark.stream
+
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "a.parquet").write_bytes(sample_path.read_bytes())
+    out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+    monkeypatch.setattr(fink_t2.spark.stream, "start_query", lambda spark, config: _FailedQuery(out))
+    spark = types.SimpleNamespace(conf=_Conf())
+    code = stream_module.main(["--input", str(lake), "--output", str(out), "--checkpoint", str(ckpt), "--once"],
+                              spark=spark)
+    line = _one_line(capsys.readouterr().err, "run_t2_stream: error:")
+    assert code == 1
+    assert f"the disk holding {out} is full" in line and "restart with the same command resumes" in line
+    assert "\tat " not in line and len(line) < 400
