@@ -510,3 +510,112 @@ def test_stream_on_a_full_disk_is_one_line(tmp_path, sample_path, stream_module,
     assert code == 1
     assert f"the disk holding {out} is full" in line and "restart with the same command resumes" in line
     assert "\tat " not in line and len(line) < 400
+
+
+# --------------------------------------------------------------------------- 9. a damaged page, Spark engine
+
+
+def _damage_pages(source: Path, target: Path) -> None:
+    """``source`` with bytes of its data pages overwritten; the footer intact (it still opens)."""
+    data = bytearray(source.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little") + 8
+    for start in range(4 + 64, len(data) - footer - 64, 4096):
+        data[start:start + 64] = b"\xff" * 64
+    target.write_bytes(bytes(data))
+    pq.read_schema(target)
+
+
+@pytest.mark.spark
+def test_spark_names_the_damaged_file_whatever_its_name(spark, tmp_path, sample_path, capsys):
+    """Item 9: the damaged file is named even where Spark's error spells it otherwise (percent-encoded) or not
+    at all; a good file beside it is not blamed."""
+    lake = tmp_path / "night 1 %41 é"
+    lake.mkdir()
+    (lake / "a good one.parquet").write_bytes(sample_path.read_bytes())
+    damaged = lake / "b damaged #2.parquet"
+    _damage_pages(sample_path, damaged)
+    out = tmp_path / "out"
+    assert cli_main(["score", str(lake), "--output", str(out), "--no-progress"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"the Spark job failed reading {damaged}:" in line and "remove or replace it" in line
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".fink-t2-" in p.name]
+
+
+def test_damaged_file_is_found_when_spark_names_none(tmp_path, sample_path):
+    """Item 9, the rule itself: "Job aborted" without a path still names the file pyarrow cannot read."""
+    from fink_t2.tools.batch import spark_failure
+
+    good, damaged = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    good.write_bytes(sample_path.read_bytes())
+    _damage_pages(sample_path, damaged)
+    line = spark_failure(RuntimeError("org.apache.spark.SparkException: Job aborted.\n\tat org.apache..."),
+                         [good, damaged])
+    assert line.startswith(f"the Spark job failed reading {damaged}:")
+    assert "the Spark job failed:" in spark_failure(RuntimeError("Job aborted."), [good])
+
+
+# --------------------------------------------------------------------------- 10. one rule for mixed schemas
+
+
+def _widened(table: pa.Table, changes: dict) -> pa.Table:
+    """``table`` with every integer of candidate/prv_candidates int64 and every float double, and values set:
+    ``changes`` maps (row, column, field, history index or None) -> value."""
+    def wide(dtype):
+        if pa.types.is_struct(dtype):
+            return pa.struct([pa.field(f.name, wide(f.type)) for f in dtype])
+        if pa.types.is_list(dtype):
+            return pa.list_(wide(dtype.value_type))
+        if pa.types.is_integer(dtype):
+            return pa.int64()
+        return pa.float64() if pa.types.is_floating(dtype) else dtype
+
+    rows = table.to_pylist()
+    for (row, column, field, index), value in changes.items():
+        (rows[row][column] if index is None else rows[row][column][index])[field] = value
+    schema = pa.schema([pa.field(f.name, wide(f.type) if f.name in ("candidate", "prv_candidates") else f.type)
+                        for f in table.schema])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+@pytest.mark.spark
+def test_both_engines_score_a_mixed_schema_folder_alike(spark, tmp_path, sample_table):
+    """Item 10: values that do not fit the first file's type (fid 2**32 + 1, magpsf 1e39 in the alert and in its
+    history) are read as written by Spark too: every alert gets the pandas engine's reason and probabilities."""
+    first = sample_table.slice(0, 10)
+    history = next(i for i, h in enumerate(sample_table.slice(10, 10).column("prv_candidates").to_pylist())
+                   if h and len(h) > 2)
+    second = _widened(sample_table.slice(10, 10), {
+        (3, "candidate", "fid", None): 2**32 + 1,
+        (5, "candidate", "magpsf", None): 1e39,
+        (history, "prv_candidates", "magpsf", 1): 1e39,
+    })
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    pq.write_table(first, lake / "a.parquet")
+    pq.write_table(second, lake / "b.parquet")
+    out = tmp_path / "out"
+    assert cli_main(["score", str(lake), "--output", str(out), "--no-progress"]) == 0
+    from fink_t2.spark.hadoop import spark_literal
+
+    got = {r["candid"]: r["t2"].asDict() for r in spark.read.parquet(spark_literal(out)).collect()}
+    expected = {}
+    for name, table in (("a", first), ("b", second)):
+        scored = score_pandas_table(table, tmp_path / f"{name}-alone.parquet")
+        expected.update(scored)
+    assert set(got) == set(expected) and len(got) == 20
+    for candid, value in expected.items():
+        assert got[candid]["reason"] == value["reason"], candid
+        assert got[candid]["top_class"] == value["top_class"], candid
+        if value["reason"] is None:
+            keys = [k for k in value if k not in ("top_class", "reason")]
+            np.testing.assert_allclose([got[candid][k] for k in keys], [value[k] for k in keys], atol=1e-6)
+    assert sum(v["reason"] is None for v in expected.values()) >= 5
+
+
+def score_pandas_table(table: pa.Table, path: Path) -> dict:
+    """candid -> t2 of ``table`` scored alone by the pandas engine."""
+    from fink_t2.tools.batch import score_pandas
+
+    pq.write_table(table, path)
+    scored = score_pandas(path, None, progress=False)
+    return dict(zip(scored.column("candid").to_pylist(), scored.column("t2").to_pylist()))

@@ -519,9 +519,14 @@ def _avro_as_parquet(files_of: dict[str, list[Path]], folder: Path) -> tuple[dic
 
 
 def spark_failure(error: Exception, files: list[Path]) -> str:
-    """One line for a failed Spark job: the input file it names, if any, and what to do."""
+    """One line for a failed Spark job: the damaged input file, if any, and what to do.
+
+    The file is the one Spark's error names (a plain path or a URI, percent-encoded
+    or not); Spark often names none ("Job aborted"), so else every input is read
+    with pyarrow, row group by row group, and the first that cannot be read is named.
+    """
     text = str(error)
-    named = next((p for p in files if str(p.absolute()) in text or p.absolute().as_uri() in text), None)
+    named = next((p for p in files if _named_in(p, text)), None) or _unreadable_file(files)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     cause = next((line for line in lines if "Exception" in line or "Error" in line or "[" in line), None)
     cause = one_line(Exception(cause or (lines[0] if lines else type(error).__name__)), 240)
@@ -529,6 +534,28 @@ def spark_failure(error: Exception, files: list[Path]) -> str:
         return (f"the Spark job failed reading {named}: {cause} (the file is damaged: remove or replace it, then "
                 "rerun; nothing was written)")
     return f"the Spark job failed: {cause} (nothing was written; fix the cause and rerun)"
+
+
+def _named_in(path: Path, text: str) -> bool:
+    """Whether ``text`` (a Spark error) names ``path``: as a path, a URI, or either percent-encoded."""
+    from urllib.parse import quote
+
+    absolute = str(path.absolute())
+    return any(form in text for form in (absolute, path.absolute().as_uri(), quote(absolute)))
+
+
+def _unreadable_file(files: list[Path]) -> Path | None:
+    """The first parquet input whose data pyarrow cannot read (a damaged page behind a valid footer), or None."""
+    for path in files:
+        if is_avro(path):
+            continue
+        try:
+            parquet = pq.ParquetFile(path)
+            for group in range(parquet.metadata.num_row_groups):
+                parquet.read_row_group(group)
+        except Exception:  # noqa: BLE001 -- ArrowException, OSError: that file is the damaged one
+            return path
+    return None
 
 
 # --------------------------------------------------------------------------- summary
