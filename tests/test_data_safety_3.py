@@ -267,8 +267,9 @@ def _finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
         _, err = proc.communicate()
-        pytest.fail(f"job {proc.args} did not end within {timeout} s: {err.decode(errors='replace')[-2000:]}")
-    return proc.returncode, err.decode(errors="replace")
+        text = (err or b"").decode(errors="replace")
+        pytest.fail(f"job {proc.args} did not end within {timeout} s: {text[-2000:]}")
+    return proc.returncode, (err or b"").decode(errors="replace")
 
 
 def _two_inputs(tmp_path: Path, table: pa.Table) -> list[Path]:

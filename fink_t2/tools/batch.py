@@ -49,7 +49,6 @@ from fink_t2.scoring.outputs import OutputLock, lock_output, publish, remove
 from fink_t2.scoring.readers import READERS, get_reader, light_curve_columns, survey_of_columns
 from fink_t2.spark.hadoop import check_spark_path, spark_literal
 from fink_t2.tools.avro_alerts import is_avro, read_avro, read_avro_schema
-from fink_t2.tools.cli import interrupted
 from fink_t2.tools.unify import UNFIT_COLUMN, decline_unfit, unify_frames
 
 LOGGER = logging.getLogger(__name__)
@@ -485,6 +484,17 @@ def _score_spark_files(files_of: dict[str, list[Path]], files: list[Path], schem
         if converted is not None:
             shutil.rmtree(converted, ignore_errors=True)
     return output
+
+
+def interrupted(error: BaseException) -> bool:
+    """Whether ``error`` is, or was raised while handling, a KeyboardInterrupt (Ctrl-C)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _stop_quietly(spark) -> None:

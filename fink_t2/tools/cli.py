@@ -276,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{extra} extra, pip install 'fink-t2[{extra}]'", file=sys.stderr)
         return 2
     except BaseException as error:  # Ctrl-C, also when it surfaces as Spark's or py4j's errors
+        from fink_t2.tools.batch import interrupted
+
         if not interrupted(error):
             raise
         print(f"fink-t2 {args.command}: interrupted (Ctrl-C): stopped; nothing was written under the output's "
@@ -296,17 +298,6 @@ def missing_extra(error: ModuleNotFoundError, command: str) -> str | None:
     if not name or name == "fink_t2":
         return None
     return EXTRA_MODULES.get(name) or EXTRA_COMMANDS.get(command)
-
-
-def interrupted(error: BaseException) -> bool:
-    """Whether ``error`` is, or was raised while handling, a KeyboardInterrupt (Ctrl-C)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, KeyboardInterrupt):
-            return True
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return False
 
 
 if __name__ == "__main__":
