@@ -620,3 +620,27 @@ def score_pandas_table(table: pa.Table, path: Path) -> dict:
     pq.write_table(table, path)
     scored = score_pandas(path, None, progress=False)
     return dict(zip(scored.column("candid").to_pylist(), scored.column("t2").to_pylist()))
+
+
+@pytest.mark.spark
+def test_ctrl_c_during_the_stream_is_one_line_and_a_restart_resumes(tmp_path, sample_table):
+    """Item 7, the stream: Ctrl-C while a micro-batch is scored is one line and exit 130; the same command then
+    completes the output (every alert once)."""
+    from conftest import write_parts
+
+    lake = tmp_path / "lake"
+    write_parts(sample_table, lake, [100, 229])
+    out = tmp_path / "out"
+    command = [sys.executable, str(SCRIPT), "--input", str(lake), "--output", str(out), "--checkpoint",
+               str(tmp_path / "ckpt"), "--once", "--max-files-per-trigger", "1", "--master", "local[1]"]
+    log = tmp_path / "stream.log"
+    job = _start_logged(command, log, delay=4)
+    _wait_for_udf(job, log)
+    os.killpg(job.pid, 2)
+    code, _ = _finish(job, timeout=120)
+    text = log.read_text(errors="replace")
+    assert code == 130, text[-3000:]
+    assert "resumes from the checkpoint" in _one_line(text, "run_t2_stream: interrupted")
+    code, err = _finish(_start(command))
+    assert code == 0, err[-3000:]
+    assert _sink_candids(out) == sorted(sample_table.column("candid").to_pylist())

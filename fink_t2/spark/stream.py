@@ -242,14 +242,18 @@ def _run(config, spark) -> dict:
     query = start_query(spark, config)
     LOGGER.info("started %s: %s -> %s (checkpoint %s, %s)", config.query_name, config.input, config.output,
                 config.checkpoint, "available-now" if config.once else f"every {config.trigger_seconds:g} s")
-    stop = {"requested": False}
+    stop = {"requested": False, "interrupted": False}
 
     def request_stop(signum, frame):  # SIGTERM: finish cleanly, the checkpoint keeps the position
         stop["requested"] = True
+        stop["interrupted"] = stop["interrupted"] or signum == signal.SIGINT
 
-    previous = None
+    previous = previous_interrupt = None
     try:
         previous = signal.signal(signal.SIGTERM, request_stop)
+        # Ctrl-C too: pyspark's own handler cancels jobs inside the signal handler, in the middle of a py4j call
+        # (a page of chained py4j tracebacks); here the loop stops the query and says it was interrupted.
+        previous_interrupt = signal.signal(signal.SIGINT, request_stop)
     except ValueError:  # not in the main thread (e.g. under a test runner thread)
         previous = None
     seen: set = set()
@@ -264,6 +268,14 @@ def _run(config, spark) -> dict:
                 failure = error
                 break
             log_progress(query, seen, totals)
+            if stop["interrupted"]:
+                LOGGER.info("interrupted; stopping the query")
+                try:
+                    spark.sparkContext.setLogLevel("OFF")  # the cancelled tasks would each log a stack trace
+                    query.stop()
+                except Exception:  # noqa: BLE001 -- already stopping
+                    pass
+                raise KeyboardInterrupt
             if stop["requested"]:
                 LOGGER.info("stop requested; stopping the query")
                 query.stop()
@@ -277,6 +289,8 @@ def _run(config, spark) -> dict:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_interrupt is not None:
+            signal.signal(signal.SIGINT, previous_interrupt)
     log_progress(query, seen, totals)
     error = query.exception() or failure
     if error is not None:

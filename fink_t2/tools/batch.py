@@ -20,7 +20,9 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -431,6 +433,8 @@ def _score_spark_files(files_of: dict[str, list[Path]], files: list[Path], schem
     previous = {key: spark.conf.get(key, None) for key in _READ_SETTINGS}
     for key, value in _READ_SETTINGS.items():
         spark.conf.set(key, value)
+    ctrl_c = threading.Event()
+    handler = _cancel_on_interrupt(spark, ctrl_c)
     try:
         frames, first_files, arrow_schemas = [], [], []
         for item, found in files_of.items():
@@ -459,6 +463,8 @@ def _score_spark_files(files_of: dict[str, list[Path]], files: list[Path], schem
         try:
             output.absolute().parent.mkdir(parents=True, exist_ok=True)
             writer.parquet(str(tmp))
+            if ctrl_c.is_set():
+                raise KeyboardInterrupt
             publish(tmp, output, replace=overwrite)
         except OSError as error:
             raise _write_error(output, error) from error
@@ -466,13 +472,15 @@ def _score_spark_files(files_of: dict[str, list[Path]], files: list[Path], schem
             _stop_quietly(spark)  # no task may write into the temporary folder once it is removed
             raise
         except Exception as error:  # the job failed: Py4JJavaError, PythonException, ...
-            if interrupted(error):  # Ctrl-C cancelled the job: say so, not "the job failed"
+            if ctrl_c.is_set() or interrupted(error):  # Ctrl-C cancelled the job: say so, not "the job failed"
                 _stop_quietly(spark)
                 raise KeyboardInterrupt from None
             raise InputError(spark_failure(error, files)) from error
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
         try:
             for key, value in previous.items():
                 if value is None:
@@ -495,6 +503,33 @@ def interrupted(error: BaseException) -> bool:
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return False
+
+
+def _cancel_on_interrupt(spark, ctrl_c: threading.Event):
+    """Make Ctrl-C cancel the Spark job from a thread and set ``ctrl_c``; return the handler it replaces (None
+    when not in the main thread, where signals cannot be handled).
+
+    pyspark's own handler cancels the jobs inside the signal handler, re-entering py4j in the middle of the
+    main thread's call: a page of chained py4j tracebacks. Here the main thread's call returns the cancelled
+    job's error instead, which the job turns into KeyboardInterrupt; Spark's logs are silenced first (the
+    cancelled tasks would each log a stack trace).
+    """
+    def cancel() -> None:
+        try:
+            spark.sparkContext.setLogLevel("OFF")
+            spark.sparkContext.cancelAllJobs()
+        except Exception:  # noqa: BLE001 -- the JVM is already stopping
+            pass
+
+    def on_interrupt(signum, frame) -> None:
+        if not ctrl_c.is_set():
+            ctrl_c.set()
+            threading.Thread(target=cancel, daemon=True).start()
+
+    try:
+        return signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:  # not the main thread
+        return None
 
 
 def _stop_quietly(spark) -> None:
