@@ -393,7 +393,6 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
     field name. The output is written to a hidden temporary directory and
     renamed when the job succeeded: a failed job leaves nothing behind.
     """
-
     output = Path(output)
     check_separate(inputs, {"output": output})
     files_of = {str(item): find_alert_files([item]) for item in inputs}
@@ -428,6 +427,7 @@ def _score_spark_files(files_of: dict[str, list[Path]], files: list[Path], schem
         files_of, schemas = _avro_as_parquet(files_of, converted)
         files = [f for found in files_of.values() for f in found]
     schema_of = dict(zip(files, schemas))
+    own_session = spark is None  # stopped after a Ctrl-C; a caller's session is left running
     spark = spark or spark_session("fink-t2-score", master=master,
                                    conf={"spark.ui.showConsoleProgress": str(progress).lower()})
     previous = {key: spark.conf.get(key, None) for key in _READ_SETTINGS}
@@ -469,11 +469,11 @@ def _score_spark_files(files_of: dict[str, list[Path]], files: list[Path], schem
         except OSError as error:
             raise _write_error(output, error) from error
         except KeyboardInterrupt:
-            _stop_quietly(spark)  # no task may write into the temporary folder once it is removed
+            _stop_quietly(spark, own_session)  # no task may write into the temporary folder once it is removed
             raise
         except Exception as error:  # the job failed: Py4JJavaError, PythonException, ...
             if ctrl_c.is_set() or interrupted(error):  # Ctrl-C cancelled the job: say so, not "the job failed"
-                _stop_quietly(spark)
+                _stop_quietly(spark, own_session)
                 raise KeyboardInterrupt from None
             raise InputError(spark_failure(error, files)) from error
         finally:
@@ -532,10 +532,13 @@ def _cancel_on_interrupt(spark, ctrl_c: threading.Event):
         return None
 
 
-def _stop_quietly(spark) -> None:
-    """Stop the Spark session after a Ctrl-C, ignoring a JVM that is already gone."""
+def _stop_quietly(spark, own_session: bool) -> None:
+    """After a Ctrl-C: stop the job's own Spark session (a caller's: cancel its jobs), ignoring a JVM that is gone."""
     try:
-        spark.stop()
+        if own_session:
+            spark.stop()
+        else:
+            spark.sparkContext.cancelAllJobs()
     except Exception:  # noqa: BLE001 -- py4j errors of a JVM that received the Ctrl-C too
         pass
 
