@@ -42,8 +42,12 @@ class OutputLock:
     def __init__(self, output: str | Path, what: str = "output", flag: str = "--output") -> None:
         self.output, self.what, self.flag = Path(output), what, flag
         self.path = lock_path(output)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = self._acquire()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = self._acquire()
+        except OSError as error:
+            raise InputError(f"cannot lock {what} {output} ({error.strerror or error}, lock {self.path}): fix the "
+                             f"folder's permissions or choose another {flag}; nothing was written") from error
 
     def _acquire(self) -> int:
         while True:
