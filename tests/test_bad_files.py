@@ -299,7 +299,8 @@ def test_mixed_schemas_in_stream(tmp_path, sample_table, stream_module, capsys, 
 
 @pytest.mark.spark
 def test_irreconcilable_schemas_in_score_spark(spark, tmp_path, sample_table, capsys):
-    """The Spark engine unifies compatible schemas (test_batch); a 'candidate' that is not a struct is refused."""
+    """The Spark engine unifies compatible schemas (test_batch); a 'candidate' that is not a struct is refused
+    (since issue 26, by the footer check, before Spark reads anything)."""
     lake = tmp_path / "lake"
     lake.mkdir()
     pq.write_table(sample_table.slice(0, 10), lake / "a.parquet")
@@ -309,5 +310,5 @@ def test_irreconcilable_schemas_in_score_spark(spark, tmp_path, sample_table, ca
     out = tmp_path / "out"
     assert cli_main(["score", str(lake), "--output", str(out)]) == 2
     line = _one_error(capsys.readouterr().err, "fink-t2 score: error:")
-    assert "b.parquet" in line and "cannot be unified" in line and "separately" in line
+    assert "b.parquet" in line and "'candidate' column is not a struct (int64)" in line
     assert not out.exists()

@@ -353,6 +353,10 @@ def alert_columns(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
         table = pa.Table.from_pandas(table, preserve_index=False)
     if "candidate" not in table.column_names:
         raise ValueError("raw alerts need a 'candidate' column")
+    dtype = table.schema.field("candidate").type
+    if not pa.types.is_struct(dtype):
+        raise ValueError(f"the raw alerts' 'candidate' column is {str(dtype)[:80]}, not a struct (one current "
+                         "detection per alert)")
     fields = candidate_fields(table)
     missing = [f for f in NUMERIC_HISTORY[:4] if f not in fields]
     if missing:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from fink_t2.scoring.alerts import NUMERIC_HISTORY, REQUIRED_COLUMNS, struct_of
 from fink_t2.scoring.readers import survey_of_columns
-from fink_t2.scoring.rubin_alerts import CURRENT, ELASTICC_COLUMNS, FIELD_NAMES, RUBIN_COLUMNS, missing_fields
+from fink_t2.scoring.rubin_alerts import CURRENT, ELASTICC_COLUMNS, FIELD_NAMES, HISTORY, RUBIN_COLUMNS, missing_fields
 
 LOGGER = logging.getLogger(__name__)
 
@@ -153,6 +153,8 @@ def check_alert_schema(schema: pa.Schema, path: Path) -> None:
     under one of the names of the schema versions read
     (:data:`fink_t2.scoring.rubin_alerts.FIELD_NAMES`).
     """
+    check_unique_names(schema, path)
+    check_alert_shapes(schema, path)
     names = set(schema.names)
     if set(REQUIRED_COLUMNS) <= names:
         return
@@ -183,6 +185,58 @@ def check_alert_schema(schema: pa.Schema, path: Path) -> None:
         if missing:
             raise InputError(f"{path}: the '{column}' struct lacks {missing}, which every alert needs (fields: "
                              f"{sorted(fields)[:12]}...); these are not ZTF alerts, remove the file from the input")
+
+
+def check_unique_names(schema: pa.Schema, path: Path) -> None:
+    """InputError naming the file and the name when two columns (or two fields of one struct) share a name.
+
+    Every reader looks columns and fields up by name: with two of them, which one
+    is read is arbitrary (pyarrow raises KeyError, Spark an ambiguity error).
+    """
+    def duplicate(names: list[str]) -> str | None:
+        seen: set[str] = set()
+        return next((name for name in names if name in seen or seen.add(name)), None)
+
+    def walk(dtype: pa.DataType, where: str) -> None:
+        if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+            walk(dtype.value_type, where)
+        elif pa.types.is_struct(dtype):
+            fields = [dtype.field(i) for i in range(dtype.num_fields)]
+            name = duplicate([f.name for f in fields])
+            if name is not None:
+                raise InputError(f"{path}: the '{where}' struct has two fields named {name!r}: which one holds the "
+                                 "alert's values cannot be told; write the file again with one field of each name")
+            for field in fields:
+                walk(field.type, f"{where}.{field.name}")
+
+    name = duplicate(list(schema.names))
+    if name is not None:
+        raise InputError(f"{path} has two columns named {name!r}: which one holds the alerts cannot be told; write "
+                         "the file again with one column of each name")
+    for field in schema:
+        walk(field.type, field.name)
+
+
+def check_alert_shapes(schema: pa.Schema, path: Path) -> None:
+    """InputError naming the file when a raw alert column has the wrong shape.
+
+    The current detection (ZTF ``candidate``, Rubin ``diaSource``) is one struct per
+    alert, the history (``prv_candidates``, ``prvDiaSources``) a list of them (or null).
+    """
+    for current, history in (("candidate", "prv_candidates"), (CURRENT, HISTORY)):
+        if current in schema.names and not pa.types.is_struct(schema.field(current).type):
+            dtype = schema.field(current).type
+            kind = "a list" if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) else "not a struct"
+            raise InputError(f"{path}: the '{current}' column is {kind} ({str(dtype)[:80]}), where alerts have one "
+                             f"struct (the current detection); these are not alerts fink-t2 reads, remove the file "
+                             "from the input")
+        if history in schema.names:
+            dtype = schema.field(history).type
+            is_list = pa.types.is_list(dtype) or pa.types.is_large_list(dtype)
+            if not (pa.types.is_null(dtype) or (is_list and pa.types.is_struct(dtype.value_type))):
+                raise InputError(f"{path}: the '{history}' column is {str(dtype)[:80]}, where alerts have a list of "
+                                 "structs (the previous detections); these are not alerts fink-t2 reads, remove the "
+                                 "file from the input")
 
 
 def _warn_float32_times(schema: pa.Schema, path: Path) -> None:

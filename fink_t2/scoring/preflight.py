@@ -47,6 +47,8 @@ def check_writable(path: str | Path, what: str = "output", flag: str = "--output
             raise PreflightError(f"{what} {path} is a directory, not a file: choose a file name ending in "
                                  f".parquet for {flag}")
     base = _nearest_existing(path)
+    if base == Path(os.path.abspath(path)) and not directory and path.is_file():
+        base = base.parent  # a file replaced with --overwrite: the new one is written beside it
     if not base.is_dir():
         raise PreflightError(f"{what} {path} is not writable: {base} is a file, not a directory "
                              f"(move the file away or choose another {flag})")

@@ -86,6 +86,7 @@ def light_curve_columns(frame: pd.DataFrame, survey: str) -> pd.DataFrame:
     """The c* columns of ``survey`` (and its host redshift column) for ``frame``: its own when it has them all,
     else built from its raw alerts. A host redshift column ``frame`` carries (a cross-match's) is kept."""
     reader = get_reader(survey)
+    frame = plain_alert_columns(frame, reader)
     if survey == "rubin":
         frame = rubin_alerts.rename_elasticc_columns(frame)
     if set(reader.columns) <= set(frame.columns):
@@ -121,3 +122,21 @@ def raw_position(current: pd.Series) -> pd.DataFrame:
         out[name] = values.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False) \
             if (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)) else np.full(len(values), np.nan)
     return pd.DataFrame(out)
+
+
+def plain_alert_columns(frame: pd.DataFrame, reader: AlertReader) -> pd.DataFrame:
+    """``frame`` with the columns ``reader`` reads checked: a name given twice is a ValueError naming it (the
+    caller's mistake: which column holds the alerts cannot be told), and cells that are pandas Series are read
+    as the arrays of their values (a Series' own index would otherwise be taken for positions)."""
+    wanted = {*reader.columns, *reader.optional_columns, reader.current_column, reader.history_column,
+              reader.host_redshift_column, *rubin_alerts.ELASTICC_COLUMNS}
+    twice = sorted({str(name) for name in frame.columns[frame.columns.duplicated()] if name in wanted})
+    if twice:
+        raise ValueError(f"the alerts frame has two columns named {twice[0]!r}: which one holds the alerts cannot "
+                         "be told; keep one of them (e.g. frame.loc[:, ~frame.columns.duplicated()])")
+    converted = {}
+    for name in wanted & set(frame.columns):
+        column = frame[name]
+        if column.dtype == object and any(isinstance(cell, pd.Series) for cell in column):
+            converted[name] = [cell.to_numpy() if isinstance(cell, pd.Series) else cell for cell in column]
+    return frame.assign(**converted) if converted else frame

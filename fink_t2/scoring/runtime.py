@@ -127,6 +127,7 @@ def _check_metadata_types(path: Path, meta: dict) -> None:
     if not isinstance(meta["preparation"], dict):
         raise bad("preparation", "a mapping of preparation parameters")
     _check_optional_types(path, meta)
+    _check_metadata_ranges(path, meta)
 
 
 def _is_number(value) -> bool:
@@ -191,6 +192,66 @@ def _check_optional_types(path: Path, meta: dict) -> None:
         if not (isinstance(name, str) and isinstance(prior, dict)
                 and all(isinstance(c, str) and _is_number(p) for c, p in prior.items())):
             raise fail(f"calibration.class_priors.{name}", prior, "a mapping of class name -> finite number")
+
+
+#: Largest model file read (the shipped models are tens of kB): a bigger ``size_bytes`` is refused, not allocated.
+MAX_MODEL_BYTES = 256 * 1024 * 1024
+
+#: Plausible ranges of every number the metadata sets that changes scores: dotted key -> (low, high), inclusive.
+#: A hash proves only that the file is what the folder says; values outside these ranges (``step_days: 1e308``,
+#: a temperature of 1e-310) would be scored silently.
+METADATA_RANGES = {
+    "size_bytes": (1, MAX_MODEL_BYTES),
+    "input_shape": (1, 4096),
+    "output_shape": (1, 4096),
+    "min_detections": (0, 1000),
+    "preparation.n_steps": (2, 4096),
+    "preparation.step_days": (1e-3, 1e4),
+    "preparation.time_scale_days": (1e-3, 1e5),
+    "preparation.wavelength_scale": (1.0, 1e6),
+    "preparation.noise_floor": (1e-6, 10.0),
+    "preparation.max_points": (1, 100_000),
+    "preparation.limit_noise_factor": (1e-3, 1e3),
+    "preparation.coarse_steps": (0, 4096),
+    "preparation.coarse_step_days": (0.0, 1e4),
+    "calibration.temperature": (1e-2, 1e2),
+    "calibration.class_priors": (1e-9, 1.0),
+    "held_out_flat_log_loss": (0.0, 1e3),
+    "held_out_balanced_accuracy": (0.0, 1.0),
+    "saved_model_bytes": (0, 1 << 40),
+}
+
+
+def _check_metadata_ranges(path: Path, meta: dict) -> None:
+    """ModelFileError (one line: the file, the key, the range, the fix) for a number outside :data:`METADATA_RANGES`."""
+    def check(key: str, value, range_key: str | None = None) -> None:
+        low, high = METADATA_RANGES[range_key or key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return  # types are checked elsewhere (a preparation flag, a null batch dimension)
+        if not low <= value <= high:  # NaN and infinities fail too; ints of any size compare exactly
+            raise ModelFileError(f"model metadata {path}: key {key!r} is {short(value)}, outside the plausible range "
+                                 f"[{low:g}, {high:g}]: the file was edited or damaged; {_FIX}")
+
+    for key in ("size_bytes", "min_detections", "held_out_flat_log_loss", "held_out_balanced_accuracy",
+                "saved_model_bytes"):
+        if key in meta:
+            check(key, meta[key])
+    for key in ("input_shape", "output_shape"):
+        for i, value in enumerate(meta.get(key) or []):
+            if i > 0:
+                check(f"{key}[{i}]", value, key)
+    preparation = meta["preparation"]
+    for name in ("n_steps", "step_days", "time_scale_days", "wavelength_scale", "noise_floor", "max_points",
+                 "limit_noise_factor", "coarse_steps", "coarse_step_days"):
+        if name in preparation:
+            check(f"preparation.{name}", preparation[name])
+    section = meta.get("calibration")
+    if isinstance(section, dict):
+        if "temperature" in section:
+            check("calibration.temperature", section["temperature"])
+        for name, prior in (section.get("class_priors") or {}).items():
+            for label, value in prior.items():
+                check(f"calibration.class_priors.{name}.{label}", value, "calibration.class_priors")
 
 
 def read_metadata(model_path: str | Path) -> dict:

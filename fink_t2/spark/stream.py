@@ -242,41 +242,104 @@ def _run(config, spark) -> dict:
     query = start_query(spark, config)
     LOGGER.info("started %s: %s -> %s (checkpoint %s, %s)", config.query_name, config.input, config.output,
                 config.checkpoint, "available-now" if config.once else f"every {config.trigger_seconds:g} s")
-    stop = {"requested": False}
+    stop = {"requested": False, "interrupted": False}
 
     def request_stop(signum, frame):  # SIGTERM: finish cleanly, the checkpoint keeps the position
         stop["requested"] = True
+        stop["interrupted"] = stop["interrupted"] or signum == signal.SIGINT
 
-    previous = None
+    previous = previous_interrupt = None
     try:
         previous = signal.signal(signal.SIGTERM, request_stop)
+        # Ctrl-C too: pyspark's own handler cancels jobs inside the signal handler, in the middle of a py4j call
+        # (a page of chained py4j tracebacks); here the loop stops the query and says it was interrupted.
+        previous_interrupt = signal.signal(signal.SIGINT, request_stop)
     except ValueError:  # not in the main thread (e.g. under a test runner thread)
         previous = None
     seen: set = set()
     totals: dict = {}
     started = time.perf_counter()
+    failure = None
     try:
         while query.isActive:
-            query.awaitTermination(1.0)
+            try:
+                query.awaitTermination(1.0)
+            except Exception as error:  # noqa: BLE001 -- the query failed (StreamingQueryException): said below
+                failure = error
+                break
             log_progress(query, seen, totals)
+            if stop["interrupted"]:
+                LOGGER.info("interrupted; stopping the query")
+                try:
+                    spark.sparkContext.setLogLevel("OFF")  # the cancelled tasks would each log a stack trace
+                    query.stop()
+                except Exception:  # noqa: BLE001 -- already stopping
+                    pass
+                raise KeyboardInterrupt
             if stop["requested"]:
                 LOGGER.info("stop requested; stopping the query")
                 query.stop()
     except KeyboardInterrupt:
         LOGGER.info("interrupted; stopping the query")
-        query.stop()
+        try:
+            query.stop()
+        except Exception:  # noqa: BLE001 -- Ctrl-C reached the JVM too: nothing left to stop
+            pass
+        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_interrupt is not None:
+            signal.signal(signal.SIGINT, previous_interrupt)
     log_progress(query, seen, totals)
-    error = query.exception()
+    error = query.exception() or failure
     if error is not None:
-        raise RuntimeError(f"streaming query failed: {error}")
+        raise RuntimeError(stream_failure(error, config))
     elapsed = time.perf_counter() - started
     totals["seconds"] = elapsed
     LOGGER.info("done: %d alerts in %d micro-batch(es), %d classified, %.1f s",
                 totals.get("alerts", 0), totals.get("batches", 0), totals.get("classified", 0), elapsed)
     return totals
+
+
+#: How an operating system says a disk is full (Java's IOException text, errno names).
+_DISK_FULL = ("No space left on device", "ENOSPC", "Disk quota exceeded", "EDQUOT")
+
+
+def stream_failure(error: BaseException, config) -> str:
+    """One line for a failed streaming query: the disk-full case named with its folder, else the first cause.
+
+    The sink commits a micro-batch with the checkpoint, so what is committed is
+    whole and a restart with the same command resumes at the failed batch.
+    """
+    text = str(error)
+    resume = ("a restart with the same command resumes from the checkpoint (the output committed so far is whole, "
+              "the failed micro-batch is redone)")
+    if any(mark in text for mark in _DISK_FULL):
+        where = [str(p) for p in (config.output, config.checkpoint)
+                 if str(Path(p).absolute()) in text or str(p) in text]
+        place = " and ".join(where) if where else f"{config.output} or {config.checkpoint}"
+        return f"the disk holding {place} is full (No space left on device): free some space there; {resume}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    cause = next((line for line in lines if "Exception" in line or "Error" in line), lines[0] if lines else
+                 type(error).__name__)
+    cause = " ".join(cause.split())
+    return f"streaming query failed: {cause[:300]}; {resume}"
+
+
+def _lock_paths(config) -> list:
+    """This stream's locks on its output and checkpoint (fink_t2.scoring.outputs): one job at a time on each."""
+    from fink_t2.scoring.outputs import lock_output
+
+    locks = []
+    try:
+        for path, what in ((config.output, "output"), (config.checkpoint, "checkpoint")):
+            locks.append(lock_output(path, what, f"--{what}"))
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        raise
+    return locks
 
 
 def main(argv: list[str] | None = None, spark=None, prog: str = "fink-t2 stream") -> int:
@@ -296,18 +359,26 @@ def run_args(args: argparse.Namespace, spark=None, prog: str = "fink-t2 stream")
             require_spark()
         config = load_config(args)
         preflight(config)
+        locks = _lock_paths(config)  # another stream or score job on the same output or checkpoint: refused
     except (ValueError, OSError, RuntimeError, SparkMissingError) as error:  # ConfigError, InputError, ...
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
-    if spark is None:
-        from fink_t2.spark.processor import spark_session
-
-        spark = spark_session("fink-t2-stream", master=args.master)
     try:
+        if spark is None:
+            from fink_t2.spark.processor import spark_session
+
+            spark = spark_session("fink-t2-stream", master=args.master)
         run(config, spark)
     except RuntimeError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted (Ctrl-C): stopped; the output committed so far is whole and a restart with the "
+              "same command resumes from the checkpoint", file=sys.stderr)
+        return 130
+    finally:
+        for lock in locks:
+            lock.release()
     return 0
 
 

@@ -20,7 +20,9 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -45,6 +47,7 @@ from fink_t2.scoring.inputs import (
     read_alert_schemas,
     schema_survey,
 )
+from fink_t2.scoring.outputs import OutputLock, lock_output, publish, remove
 from fink_t2.scoring.readers import READERS, get_reader, light_curve_columns, survey_of_columns
 from fink_t2.scoring.sky import sky_columns_of_table
 from fink_t2.spark.hadoop import check_spark_path, spark_literal
@@ -262,25 +265,19 @@ def _write_error(output: Path, error: OSError) -> InputError:
                       "choose another --output; nothing was written)")
 
 
-def _publish(tmp: Path, output: Path) -> None:
-    """Move the finished ``tmp`` to ``output``, replacing an existing one: no half-written output is ever visible."""
-    if tmp.is_file():
-        os.replace(tmp, output)
-        return
-    old = None
-    if output.exists():
-        old = _temporary_sibling(output, "old")
-        os.rename(output, old)
+def _lock_output(output: Path, overwrite: bool, spark: bool = False) -> OutputLock:
+    """This job's lock on ``output`` (OutputBusyError if another job holds it), the output checked again under it.
+
+    Taken after every other check and before anything is read or written; two jobs
+    given the same output cannot both pass, and one that finished meanwhile is seen.
+    """
+    lock = lock_output(output)
     try:
-        os.rename(tmp, output)
-    except OSError:
-        if old is not None:
-            os.rename(old, output)
+        _check_output(output, overwrite, spark)
+    except BaseException:
+        lock.release()
         raise
-    if old is not None and old.is_dir():
-        shutil.rmtree(old, ignore_errors=True)
-    elif old is not None:
-        old.unlink(missing_ok=True)
+    return lock
 
 
 def score_pandas(input_file: str | Path, output: str | Path | None, model_path=None, cuts: Cuts | None = None,
@@ -312,6 +309,17 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
                     _output_file(output) if output is not None else None)
 
     model_path = survey_model(survey, model_path)  # a bad model file, or one of another survey, fails here
+    lock = _lock_output(output, overwrite) if output is not None else None
+    try:
+        return _score_pandas_file(path, output, model_path, cuts, overwrite, progress, survey)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _score_pandas_file(path: Path, output: Path | None, model_path, cuts: Cuts | None, overwrite: bool,
+                       progress: bool, survey: str) -> pa.Table:
+    """:func:`score_pandas` once the checks passed and the output is locked: score, write, publish."""
     table = _read_table(path)
     parts = []
     with progress_bar(table.num_rows, progress) as bar:
@@ -325,17 +333,20 @@ def score_pandas(input_file: str | Path, output: str | Path | None, model_path=N
         table = table.drop(["t2"])
     table = table.append_column("t2", t2)
     if output is not None:
-        target = _output_file(output)
-        tmp = None
+        tmp = _temporary_sibling(output, "tmp")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _temporary_sibling(target, "tmp")
-            pq.write_table(table, tmp)
-            _publish(tmp, target)
+            output.parent.mkdir(parents=True, exist_ok=True)
+            if _output_file(output) == output:
+                pq.write_table(table, tmp)
+            else:  # a folder output is replaced whole: written as a folder, published as one
+                tmp.mkdir()
+                pq.write_table(table, tmp / _output_file(output).name)
+            publish(tmp, output, replace=overwrite)
         except OSError as error:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
             raise _write_error(output, error) from error
+        finally:
+            if os.path.lexists(tmp):
+                remove(tmp)
     return table
 
 
@@ -384,8 +395,6 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
     field name. The output is written to a hidden temporary directory and
     renamed when the job succeeded: a failed job leaves nothing behind.
     """
-    from fink_t2.spark.processor import apply_t2, spark_session
-
     output = Path(output)
     check_separate(inputs, {"output": output})
     files_of = {str(item): find_alert_files([item]) for item in inputs}
@@ -400,17 +409,34 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
 
     check_score_job(files, schemas, output, cuts, "spark")  # unwritable output, cuts' columns: before Spark
     model_path = survey_model(survey, model_path)  # a bad model file fails here, before Spark reads anything
+    lock = _lock_output(output, overwrite, spark=True)
+    try:
+        return _score_spark_files(files_of, files, schemas, survey, output, model_path, cuts, overwrite, spark,
+                                  master, progress)
+    finally:
+        lock.release()
+
+
+def _score_spark_files(files_of: dict[str, list[Path]], files: list[Path], schemas: list[pa.Schema], survey: str,
+                       output: Path, model_path, cuts: Cuts | None, overwrite: bool, spark, master: str | None,
+                       progress: bool) -> Path:
+    """:func:`score_spark` once the checks passed and the output is locked: read, score, write, publish."""
+    from fink_t2.spark.processor import apply_t2, spark_session
+
     converted = None
     if any(is_avro(p) for p in files):
         converted = _temporary_sibling(output.absolute(), "avro")
         files_of, schemas = _avro_as_parquet(files_of, converted)
         files = [f for found in files_of.values() for f in found]
     schema_of = dict(zip(files, schemas))
+    own_session = spark is None  # stopped after a Ctrl-C; a caller's session is left running
     spark = spark or spark_session("fink-t2-score", master=master,
                                    conf={"spark.ui.showConsoleProgress": str(progress).lower()})
     previous = {key: spark.conf.get(key, None) for key in _READ_SETTINGS}
     for key, value in _READ_SETTINGS.items():
         spark.conf.set(key, value)
+    ctrl_c = threading.Event()
+    handler = _cancel_on_interrupt(spark, ctrl_c)
     try:
         frames, first_files, arrow_schemas = [], [], []
         for item, found in files_of.items():
@@ -439,22 +465,84 @@ def score_spark(inputs: list[str | Path], output: str | Path, model_path=None, c
         try:
             output.absolute().parent.mkdir(parents=True, exist_ok=True)
             writer.parquet(str(tmp))
-            _publish(tmp, output)
+            if ctrl_c.is_set():
+                raise KeyboardInterrupt
+            publish(tmp, output, replace=overwrite)
         except OSError as error:
             raise _write_error(output, error) from error
+        except KeyboardInterrupt:
+            _stop_quietly(spark, own_session)  # no task may write into the temporary folder once it is removed
+            raise
         except Exception as error:  # the job failed: Py4JJavaError, PythonException, ...
+            if ctrl_c.is_set() or interrupted(error):  # Ctrl-C cancelled the job: say so, not "the job failed"
+                _stop_quietly(spark, own_session)
+                raise KeyboardInterrupt from None
             raise InputError(spark_failure(error, files)) from error
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
+        try:
+            for key, value in previous.items():
+                if value is None:
+                    spark.conf.unset(key)
+                else:
+                    spark.conf.set(key, value)
+        except Exception:  # noqa: BLE001 -- the JVM is gone (Ctrl-C reaches it too): nothing to restore
+            pass
         if converted is not None:
             shutil.rmtree(converted, ignore_errors=True)
     return output
+
+
+def interrupted(error: BaseException) -> bool:
+    """Whether ``error`` is, or was raised while handling, a KeyboardInterrupt (Ctrl-C)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _cancel_on_interrupt(spark, ctrl_c: threading.Event):
+    """Make Ctrl-C cancel the Spark job from a thread and set ``ctrl_c``; return the handler it replaces (None
+    when not in the main thread, where signals cannot be handled).
+
+    pyspark's own handler cancels the jobs inside the signal handler, re-entering py4j in the middle of the
+    main thread's call: a page of chained py4j tracebacks. Here the main thread's call returns the cancelled
+    job's error instead, which the job turns into KeyboardInterrupt; Spark's logs are silenced first (the
+    cancelled tasks would each log a stack trace).
+    """
+    def cancel() -> None:
+        try:
+            spark.sparkContext.setLogLevel("OFF")
+            spark.sparkContext.cancelAllJobs()
+        except Exception:  # noqa: BLE001 -- the JVM is already stopping
+            pass
+
+    def on_interrupt(signum, frame) -> None:
+        if not ctrl_c.is_set():
+            ctrl_c.set()
+            threading.Thread(target=cancel, daemon=True).start()
+
+    try:
+        return signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:  # not the main thread
+        return None
+
+
+def _stop_quietly(spark, own_session: bool) -> None:
+    """After a Ctrl-C: stop the job's own Spark session (a caller's: cancel its jobs), ignoring a JVM that is gone."""
+    try:
+        if own_session:
+            spark.stop()
+        else:
+            spark.sparkContext.cancelAllJobs()
+    except Exception:  # noqa: BLE001 -- py4j errors of a JVM that received the Ctrl-C too
+        pass
 
 
 def _avro_as_parquet(files_of: dict[str, list[Path]], folder: Path) -> tuple[dict[str, list[Path]], list[pa.Schema]]:
@@ -481,9 +569,14 @@ def _avro_as_parquet(files_of: dict[str, list[Path]], folder: Path) -> tuple[dic
 
 
 def spark_failure(error: Exception, files: list[Path]) -> str:
-    """One line for a failed Spark job: the input file it names, if any, and what to do."""
+    """One line for a failed Spark job: the damaged input file, if any, and what to do.
+
+    The file is the one Spark's error names (a plain path or a URI, percent-encoded
+    or not); Spark often names none ("Job aborted"), so else every input is read
+    with pyarrow, row group by row group, and the first that cannot be read is named.
+    """
     text = str(error)
-    named = next((p for p in files if str(p.absolute()) in text or p.absolute().as_uri() in text), None)
+    named = next((p for p in files if _named_in(p, text)), None) or _unreadable_file(files)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     cause = next((line for line in lines if "Exception" in line or "Error" in line or "[" in line), None)
     cause = one_line(Exception(cause or (lines[0] if lines else type(error).__name__)), 240)
@@ -491,6 +584,28 @@ def spark_failure(error: Exception, files: list[Path]) -> str:
         return (f"the Spark job failed reading {named}: {cause} (the file is damaged: remove or replace it, then "
                 "rerun; nothing was written)")
     return f"the Spark job failed: {cause} (nothing was written; fix the cause and rerun)"
+
+
+def _named_in(path: Path, text: str) -> bool:
+    """Whether ``text`` (a Spark error) names ``path``: as a path, a URI, or either percent-encoded."""
+    from urllib.parse import quote
+
+    absolute = str(path.absolute())
+    return any(form in text for form in (absolute, path.absolute().as_uri(), quote(absolute)))
+
+
+def _unreadable_file(files: list[Path]) -> Path | None:
+    """The first parquet input whose data pyarrow cannot read (a damaged page behind a valid footer), or None."""
+    for path in files:
+        if is_avro(path):
+            continue
+        try:
+            parquet = pq.ParquetFile(path)
+            for group in range(parquet.metadata.num_row_groups):
+                parquet.read_row_group(group)
+        except Exception:  # noqa: BLE001 -- ArrowException, OSError: that file is the damaged one
+            return path
+    return None
 
 
 # --------------------------------------------------------------------------- summary

@@ -268,6 +268,36 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, SparkMissingError, ModelFileError) as error:
         print(f"fink-t2 {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as error:
+        extra = missing_extra(error, args.command)
+        if extra is None:
+            raise
+        print(f"fink-t2 {args.command}: error: {error.name} is not installed: 'fink-t2 {args.command}' needs the "
+              f"{extra} extra, pip install 'fink-t2[{extra}]'", file=sys.stderr)
+        return 2
+    except BaseException as error:  # Ctrl-C, also when it surfaces as Spark's or py4j's errors
+        from fink_t2.tools.batch import interrupted
+
+        if not interrupted(error):
+            raise
+        print(f"fink-t2 {args.command}: interrupted (Ctrl-C): stopped; nothing was written under the output's "
+              "name (no partial output, no temporary folder)", file=sys.stderr)
+        return 130
+
+
+#: Third-party modules of the optional extras (top-level name -> extra); other commands' needs by command.
+EXTRA_MODULES = {"tensorflow": "train", "tf_keras": "train", "tensorflow_model_optimization": "train",
+                 "fastavro": "avro", "pyspark": "spark", "fink_science": "bench", "fink_utils": "bench",
+                 "george": "bench", "torch": "bench", "supernnova": "bench"}
+EXTRA_COMMANDS = {"train": "train", "evaluate": "train", "compress": "train", "bench": "bench"}
+
+
+def missing_extra(error: ModuleNotFoundError, command: str) -> str | None:
+    """The extra that installs the module ``error`` lacks (None for a module of fink-t2 itself: a real bug)."""
+    name = (error.name or "").split(".")[0]
+    if not name or name == "fink_t2":
+        return None
+    return EXTRA_MODULES.get(name) or EXTRA_COMMANDS.get(command)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,14 @@
 Fink's files differ: 4.02 stores the ``candidate`` fields in alphabetical
 order, the ZTF schema in its own; some store float64/int64 where the ZTF
 schema has float32/int32; a column may be all null in one file. Spark's own
-cast would match struct fields by position. Here every file is cast to the
-first file's types field by field (``try_cast``), and an alert with a value
-that does not fit is declined with a reason naming the field (the batch
-scorer's Spark engine, :func:`fink_t2.tools.batch.score_spark`).
+cast would match struct fields by position. Here every file is cast to one
+schema field by field (``try_cast``): numbers take the widest of the files'
+types (int32 and int64: int64; float and double: double), so every value is
+read as written, as the pandas engine reads each file, and both engines score
+an alert alike (fid 2**32 + 1, magpsf 1e39: an unusable point, dropped);
+other leaves take the first file's type, and an alert with a value that does
+not fit it is declined with a reason naming the field (the batch scorer's
+Spark engine, :func:`fink_t2.tools.batch.score_spark`).
 """
 
 from __future__ import annotations
@@ -44,8 +48,22 @@ class _Mismatch(ValueError):
     """Two schemas cannot be aligned (a struct against a number, ...)."""
 
 
+#: Numeric types by family, narrowest first: two files' leaves of one family are read in the wider type.
+_NUMERIC_FAMILIES = (("tinyint", "smallint", "int", "bigint"), ("float", "double"))
+
+
+def _wider(first, other):
+    """The wider of two leaf types of one numeric family (int32/int64, float/double), else ``first``."""
+    for family in _NUMERIC_FAMILIES:
+        names = (first.simpleString(), other.simpleString())
+        if names[0] in family and names[1] in family:
+            return first if family.index(names[0]) >= family.index(names[1]) else other
+    return first
+
+
 def merged_type(first, other, where: str = ""):
-    """``first`` with the nested fields only ``other`` has appended (leaf types: ``first``'s)."""
+    """``first`` with the nested fields only ``other`` has appended; numeric leaves the wider of the two types
+    (:func:`_wider`), other leaves ``first``'s."""
     from pyspark.sql.types import ArrayType, MapType, NullType, StructField, StructType
 
     if isinstance(first, NullType):  # a column that is all null in the first file takes the other's type
@@ -68,7 +86,7 @@ def merged_type(first, other, where: str = ""):
         return ArrayType(merged_type(first.elementType, other.elementType, where), True)
     if isinstance(first, MapType) != isinstance(other, MapType):
         raise _Mismatch(f"{where or 'a column'} is a map in one file, not in the other")
-    return first
+    return _wider(first, other)
 
 
 def _nulled(spark_type, arrow_type):
@@ -154,8 +172,9 @@ def _unfit(expr: str, src, dst, label: str, depth: int = 0) -> list[tuple[str, s
 def unify_frames(frames: list, first_files: list[str], arrow_schemas: list[pa.Schema] | None = None):
     """One DataFrame from groups of files with different schemas, nested fields aligned BY NAME.
 
-    Types are the first group's (fields only later groups have are appended);
-    values that do not fit them become null and the alert is declined (column
+    Types are the first group's, numbers widened to the widest group's (fields
+    only later groups have are appended); values that do not fit become null
+    and the alert is declined (column
     :data:`UNFIT_COLUMN`, see :func:`decline_unfit`). Spark's own cast would
     match struct fields by position and mis-score every alert of a file whose
     fields are in another order. ``arrow_schemas`` (one per frame) mark the

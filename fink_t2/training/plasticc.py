@@ -18,6 +18,7 @@ views are in two splits.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -115,6 +116,28 @@ def default_data_dir() -> Path:
     return shared_path("data", "plasticc")
 
 
+#: The columns this package reads from each PLAsTiCC file.
+METADATA_COLUMNS = ("object_id", "target")
+LIGHTCURVE_COLUMNS = ("object_id", "mjd", "passband", "flux", "flux_err", "detected_bool")
+
+
+def read_plasticc_csv(path: Path, columns: tuple[str, ...], **options) -> pd.DataFrame:
+    """A PLAsTiCC gzipped CSV with at least ``columns``; ValueError (one line: the file, what it lacks) otherwise."""
+    try:
+        frame = pd.read_csv(path, **options)
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error, pd.errors.ParserError, pd.errors.EmptyDataError) \
+            as error:  # BadGzipFile (not gzip), truncated, not text, not CSV
+        text = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ValueError(f"PLAsTiCC file {path} cannot be read as a gzipped CSV ({text}): replace it with the "
+                         "PLAsTiCC training set's file, or pass --data-dir pointing to its folder") from error
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"PLAsTiCC file {path} lacks the column(s) {missing} (it has {list(frame.columns)[:10]}): "
+                         "replace it with the PLAsTiCC training set's file, or pass --data-dir pointing to its folder")
+    return frame
+
+
 def load_plasticc(data_dir: str | Path | None = None, max_objects: int | None = None, seed: int = 0,
                   survey: Survey | str = ZTF) -> PlasticcData:
     """Read the PLAsTiCC training set (gzipped CSV) and keep objects of the 14 modelled classes,
@@ -128,8 +151,7 @@ def load_plasticc(data_dir: str | Path | None = None, max_objects: int | None = 
     for path in (lc_path, meta_path):
         if not path.exists():
             raise FileNotFoundError(f"PLAsTiCC file not found: {path} (pass --data-dir pointing to its folder)")
-    meta = pd.read_csv(meta_path, skipinitialspace=True)
-    meta.columns = [c.strip() for c in meta.columns]
+    meta = read_plasticc_csv(meta_path, METADATA_COLUMNS, skipinitialspace=True)
     meta = meta[meta["target"].isin(CLASS_CODES)].reset_index(drop=True)
     if max_objects is not None and max_objects < len(meta):
         rng = np.random.default_rng(seed)
@@ -139,7 +161,7 @@ def load_plasticc(data_dir: str | Path | None = None, max_objects: int | None = 
             k = max(2, int(round(fraction * len(group))))
             picked.extend(rng.choice(group.index.to_numpy(), size=min(k, len(group)), replace=False))
         meta = meta.loc[sorted(picked)].reset_index(drop=True)
-    lightcurves = pd.read_csv(lc_path)
+    lightcurves = read_plasticc_csv(lc_path, LIGHTCURVE_COLUMNS)
     lightcurves = lightcurves[lightcurves["object_id"].isin(meta["object_id"])]
     object_ids = meta["object_id"].to_numpy()
     forced, _ = observations_from_plasticc(lightcurves, object_ids=object_ids, keep_nondetection_flux=True,

@@ -107,7 +107,11 @@ def elasticc_recall(models: dict, alerts_dir: Path) -> dict:
         path = alerts_dir / filename
         if not path.is_file():
             continue
-        columns = rubin_alert_columns(pq.read_table(path))
+        try:
+            columns = rubin_alert_columns(pq.read_table(path))
+        except (OSError, KeyError, ValueError) as error:  # ArrowInvalid is a ValueError: not parquet, not alerts
+            raise ValueError(f"ELAsTiCC alert file {path} cannot be read as Rubin alerts ({str(error)[:200]}): "
+                             "replace it, or remove it from the folder") from error
         obs, reason = observations_from_rubin(*(columns[c] for c in RUBIN_COLUMNS))
         host_z = columns[HOST_Z_COLUMN].to_numpy(np.float64)
         readable = np.equal(reason, None)
