@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import importlib
 
+# Before any alert file is read: pyarrow < 14.0.1 would unpickle a crafted file's metadata (CVE-2023-47248).
+from fink_t2.scoring import arrow_compat  # noqa: F401
+
 #: Public name -> the module of ``fink_t2.scoring`` that defines it.
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("CLASSES", "CLASS_CODES", "CLASS_FIELDS", "FIELD_OF_CLASS", "N_CLASSES"), "classes"),
