@@ -618,21 +618,15 @@ def test_stream_literal_lake_with_a_readme_and_partitions(spark, tmp_path, sampl
 # --------------------------------------------------------------------------- 10. decisions
 
 
-def test_mistyped_test_hook_does_not_fail_batches(monkeypatch, sample_columns, capsys):
+def test_udf_body_writes_nothing_to_stdout_or_stderr(sample_columns, capsys):
+    """The serving path logs through ``logging`` only: a Spark worker's streams stay clean."""
     from fink_t2.scoring import Cuts
     from fink_t2.spark import processor
 
-    monkeypatch.setenv(processor.TEST_DELAY_ENV, "4s")
-    assert processor.test_delay() == 0.0
-    columns = tuple(sample_columns[c].iloc[:5] for c in ("cjd", "cfid", "cmagpsf", "csigmapsf"))
+    columns = tuple(sample_columns[c].iloc[:40] for c in ("cjd", "cfid", "cmagpsf", "csigmapsf"))
     scores = processor.score_batch(columns, None, Cuts())
-    assert scores is not None
-    assert "ignored" in capsys.readouterr().err
-    for bad in ("nan", "-1", "inf"):
-        monkeypatch.setenv(processor.TEST_DELAY_ENV, bad)
-        assert processor.test_delay() == 0.0
-    monkeypatch.setenv(processor.TEST_DELAY_ENV, "0.01")
-    assert processor.test_delay() == 0.01
+    assert scores.classified.any() and (~scores.classified).any()
+    assert capsys.readouterr() == ("", "")
 
 
 def test_float32_times_are_scored_with_a_warning(tmp_path, sample_table, caplog):

@@ -127,14 +127,14 @@ def test_model_loaded_once_per_worker_across_batches(spark, raw):
         stats = raw.limit(5).select(worker_stats(F.col("candid")).alias("s")).toPandas()["s"]
     finally:
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
-    per_worker = {}
+    loads = {}
     for text in stats:
-        pid, loads, batches = (int(v) for v in text.split(":"))
-        per_worker[pid] = (loads, batches)
-    # 329 alerts in batches of 16 over 3 partitions: at least 21 batches went through this worker.
-    for loads, batches in per_worker.values():
-        assert loads == 1, per_worker
-        assert batches >= 21, per_worker
+        pid, count = (int(v) for v in text.split(":"))
+        loads[pid] = count
+    # 329 alerts in Arrow batches of 16 (at least 21 batches) went through these worker processes (reused,
+    # fewer than the batches): each loaded the model once.
+    assert loads and len(loads) < 21
+    assert set(loads.values()) == {1}, loads
 
 
 def test_arrow_and_pandas_flavours_give_the_same_column(raw):
