@@ -118,7 +118,8 @@ def test_t2_flattens_into_fink_hbase_columns_nulls_where_declined(spark, sample_
     from fink_t2.spark.processor import apply_t2
 
     scored = apply_t2(spark.read.parquet(str(sample_path)), cuts=Cuts(enabled=False))
-    flat = scored.select([F.col(key).alias(hbase_name(key)).cast(spec["type"]) for key, spec in T2_HBASE_COLUMNS.items()])
+    flat = scored.select([F.col(key).alias(hbase_name(key)).cast(spec["type"])
+                          for key, spec in T2_HBASE_COLUMNS.items()])
     assert flat.columns == [f"t2_{name}" for name in T2_FIELDS]
     assert [f.dataType.simpleString() for f in flat.schema.fields] == [s["type"] for s in T2_HBASE_COLUMNS.values()]
     rows = [row.asDict() for row in flat.collect()]

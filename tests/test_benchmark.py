@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.bench.harness import ARROW_BATCH_FINK_PERF, run_benchmark
 from fink_t2.bench.inputs import build_input, load_real_alerts, replicate
 from fink_t2.bench.measures import MEASURES, parse_measures, process_cpu_seconds, time_measure
 from fink_t2.bench.modules import MODULES as BENCH_MODULES
 from fink_t2.bench.report import cpu_roles_table, measures_table, results_table, write_report
 from fink_t2.bench.targets import TARGET_VS_IO_CEILING, evaluate_targets
+from fink_t2.scoring.arrow_compat import struct_field
 
 ALERTS = 3_000
 

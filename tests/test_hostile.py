@@ -27,10 +27,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2 import CLASSES
 from fink_t2.scoring import MIN_DETECTIONS, Cuts, classify_with_reasons, reason_too_few, t2_probabilities
 from fink_t2.scoring.alerts import alert_columns
+from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.lightcurves import REASON_NO_DATA, REASON_NO_DETECTION
 from fink_t2.scoring.paths import SHARED_ZTF_ALERTS
 
@@ -348,7 +348,7 @@ def test_both_schema_versions_from_the_original_files(sample_columns, sample_tab
 def test_raw_alerts_without_optional_fields(sample_table, monkeypatch):
     """Raw alerts whose candidate struct lacks diffmaglim/isdiffpos/jdstarthist, and without prv_candidates."""
     import pyarrow as pa
-    
+
     table = sample_table.slice(0, 30)
     candidate = table.column("candidate").combine_chunks()
     keep = ["jd", "fid", "magpsf", "sigmapsf"]

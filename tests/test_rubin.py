@@ -520,6 +520,8 @@ def test_every_rubin_file_scored_by_the_spark_engine(name, spark, rubin_model, t
     from fink_t2.tools.batch import score_spark
 
     path = _input_path(name)
+    if path.suffix == ".avro" and pyarrow_version() < (10,):
+        pytest.skip("pyarrow < 10 builds no map column from dicts: Rubin Avro files are read on Fink's Rubin image")
     out = score_spark([path], tmp_path / "scored", model_path=rubin_model, spark=spark, progress=False)
     result = spark.read.parquet(str(out))
     n = (pq.read_metadata(path).num_rows if path.suffix == ".parquet" else 7)

@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.alerts import history_array
+from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.paths import SAMPLE_ALERTS, SAMPLE_RUBIN_ALERTS, SHARED_ZTF_ALERTS, checkout_root
 from fink_t2.scoring.readers import get_reader
 from fink_t2.scoring.surveys import get_survey

@@ -22,7 +22,6 @@ import yaml
 
 from fink_t2.scoring.safe_yaml import error_text, read_text, short, strict_load
 
-
 #: Union types as ``typing.get_origin`` reports them (``X | None`` is types.UnionType from Python 3.10 on).
 _UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))
 

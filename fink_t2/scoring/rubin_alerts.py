@@ -33,7 +33,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.alerts import (
     REASON_LENGTHS,
     _flatten_numeric,
@@ -42,6 +41,7 @@ from fink_t2.scoring.alerts import (
     string_lists,
     struct_of,
 )
+from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.lightcurves import Observations, njy_to_fluxcal
 from fink_t2.scoring.surveys import RUBIN
 

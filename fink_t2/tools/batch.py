@@ -30,8 +30,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.alerts import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, alert_columns, candidate_fields
+from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.classes import CLASS_FIELDS, CLASSES
 from fink_t2.scoring.classifier import Scores, score_alerts, score_columns
 from fink_t2.scoring.column import t2_arrow
