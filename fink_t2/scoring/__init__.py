@@ -32,7 +32,7 @@ _EXPORTS: dict[str, str] = {
                      "min_detections", "reason_too_few", "score_alerts", "score_columns", "score_stages"),
                     "classifier"),
     **dict.fromkeys(("T2_EXTRA_FIELDS", "T2_FIELDS", "T2_HBASE_COLUMNS", "T2_TYPE_DDL", "t2_arrow",
-                     "t2_arrow_type", "t2_frame", "t2_probabilities", "hbase_name"), "column"),
+                     "t2_arrow_type", "t2_frame", "t2_probabilities", "hbase_name", "top_classes"), "column"),
     "ConfigError": "config",
     "InputError": "inputs",
     "SAMPLE_ALERTS": "paths",

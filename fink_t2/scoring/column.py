@@ -70,6 +70,20 @@ def t2_arrow(scores: Scores) -> pa.StructArray:
     return pa.StructArray.from_arrays(fields, names=list(T2_FIELDS))
 
 
+def top_classes(probs: pd.DataFrame) -> pd.Series:
+    """The most probable class of each row of :func:`fink_t2.classify`'s output, None for a declined alert.
+
+    ``probs.idxmax(axis=1)`` fails on pandas 3 when a row is all NaN (a declined
+    alert) and returned NaN with a warning before; this works on every pandas.
+    """
+    values = probs.to_numpy(dtype=np.float64)
+    classified = ~np.isnan(values).any(axis=1) if values.size else np.zeros(len(probs), dtype=bool)
+    best = np.argmax(np.where(np.isnan(values), -np.inf, values), axis=1) if values.size else np.zeros(0, int)
+    names = np.asarray(probs.columns, dtype=object)
+    return pd.Series(np.where(classified, names[best] if len(names) else None, None), index=probs.index,
+                     dtype=object, name="top_class")
+
+
 def t2_probabilities(value) -> dict[str, float] | None:
     """Class name -> probability of one ``t2`` value (a dict, or a Spark Row), None for a declined alert.
 
