@@ -107,8 +107,10 @@ def test_cuts_need_their_columns_before_reading(raw):
 
     with pytest.raises(ValueError, match=r"\['roid', 'cdsxmatch'\]"):
         apply_t2(raw, cuts=Cuts(enabled=True))
-    with pytest.raises(ValueError, match=r"\['roid', 'cdsxmatch'\]"):  # the default is Fink's cuts
+    with pytest.raises(ValueError, match=r"\['roid', 'cdsxmatch'\]") as error:  # the default is Fink's cuts
         apply_t2(raw)
+    # It speaks to a Python caller: the argument to pass, not a configuration file to edit.
+    assert "cuts=Cuts(" in str(error.value) and "configuration" not in str(error.value)
     # Without the cross-match cuts, raw alerts are enough.
     apply_t2(raw, cuts=Cuts(enabled=True, exclude_solar_system=False, extragalactic_xmatch=False))
 
