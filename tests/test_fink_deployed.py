@@ -19,9 +19,9 @@ from fink_t2.bench import fink_deployed as fd  # noqa: E402
 from fink_t2.scoring.alerts import alert_columns_from_files, observations_from_alerts  # noqa: E402
 from fink_t2.scoring.classes import N_CLASSES  # noqa: E402
 from fink_t2.scoring.lightcurves import Observations  # noqa: E402
-from fink_t2.scoring.paths import SHARED_ZTF_ALERTS  # noqa: E402
+from fink_t2.scoring.paths import SHARED_ZTF_ALERTS, alert_files  # noqa: E402
 
-ALERT_FILES = sorted(SHARED_ZTF_ALERTS.glob("*.parquet"))
+ALERT_FILES = alert_files(SHARED_ZTF_ALERTS) if SHARED_ZTF_ALERTS.is_dir() else []
 
 
 @pytest.fixture(scope="module")

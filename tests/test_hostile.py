@@ -32,7 +32,7 @@ from fink_t2.scoring import MIN_DETECTIONS, Cuts, classify_with_reasons, reason_
 from fink_t2.scoring.alerts import alert_columns
 from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.lightcurves import REASON_NO_DATA, REASON_NO_DETECTION
-from fink_t2.scoring.paths import SHARED_ZTF_ALERTS
+from fink_t2.scoring.paths import SHARED_ZTF_ALERTS, alert_files
 
 ROOT = Path(__file__).resolve().parent.parent
 ZTF_FILES = SHARED_ZTF_ALERTS
@@ -321,8 +321,7 @@ def test_missing_optional_columns(judged_columns):
 
 def _real_files() -> list[Path]:
     """The original ZTF alert files of the shared data (not the labels beside them, such as vsx_labels.parquet)."""
-    files = sorted(ZTF_FILES.glob("*.parquet")) if ZTF_FILES.is_dir() else []
-    return [path for path in files if "candidate" in pq.read_schema(path).names]
+    return alert_files(ZTF_FILES) if ZTF_FILES.is_dir() else []
 
 
 @pytest.mark.skipif(not _real_files(), reason="../shared/data/ztf_alerts not present")

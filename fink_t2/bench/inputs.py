@@ -11,7 +11,6 @@ replicated to the requested count with a fresh alert id per copy (the survey's
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -27,7 +26,7 @@ import pyarrow.parquet as pq
 
 from fink_t2.scoring.alerts import history_array
 from fink_t2.scoring.arrow_compat import struct_field
-from fink_t2.scoring.paths import SAMPLE_ALERTS, SAMPLE_RUBIN_ALERTS, SHARED_ZTF_ALERTS, checkout_root
+from fink_t2.scoring.paths import SAMPLE_ALERTS, SAMPLE_RUBIN_ALERTS, SHARED_ZTF_ALERTS, alert_files, checkout_root
 from fink_t2.scoring.readers import get_reader
 from fink_t2.scoring.surveys import get_survey
 
@@ -70,9 +69,7 @@ def find_alert_files(inputs: Sequence[str | Path] = DEFAULT_INPUTS) -> list[Path
             # report's "files" says which alerts were replicated).
             continue
         if path.is_dir():
-            found = sorted(Path(p) for p in glob.glob(str(path / "*.parquet")))
-            # Alert files only: a folder of alerts may also hold labels or catalogues (vsx_labels.parquet).
-            files.extend(p for p in found if {"candidate", "diaSource"} & set(pq.read_schema(p).names))
+            files.extend(alert_files(path))  # not the labels beside the alerts (vsx_labels.parquet)
         elif path.is_file():
             files.append(path)
         else:

@@ -112,10 +112,10 @@ def simbad_confusion(model_paths: dict, alerts_dir: Path | None = None) -> dict:
 
     from fink_t2.scoring.alerts import alert_columns_from_files
     from fink_t2.scoring.classifier import classify_with_reasons
-    from fink_t2.scoring.paths import SHARED_ZTF_ALERTS
+    from fink_t2.scoring.paths import SHARED_ZTF_ALERTS, alert_files
 
     alerts_dir = alerts_dir or SHARED_ZTF_ALERTS
-    files = sorted(Path(alerts_dir).glob("*.parquet"))
+    files = alert_files(alerts_dir)  # not the labels beside them
     if not files:
         return {}
     frame = alert_columns_from_files(files, extra=("cdsxmatch",))
