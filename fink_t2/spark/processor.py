@@ -5,7 +5,14 @@ preparation as Arrow buffers, the column leaves as one: about 25 % more
 alerts per second than the pandas flavour); on older Spark (Fink's 3.4 and 3.5) it is
 a ``pandas_udf``. Both produce the same column (tests compare them).
 
-Registration in Fink's science stage (raw alerts or ``concat_col``-ed columns)::
+Registration in fink-broker's ``apply_science_modules``, like every Fink module, on the ``c*``
+columns Fink has built (docs/fink_integration.md has both stages' lines)::
+
+    from fink_t2.spark.processor import t2_fink, t2_rubin
+    df = df.withColumn("t2", t2_fink(*T2_FINK_ZTF_ARGS))        # ZTF, Fink's selection cuts on
+    df = df.withColumn("t2", t2_rubin(*T2_FINK_RUBIN_ARGS))     # Rubin, among the ``clf`` classifiers
+
+Outside Fink (raw alerts or ``concat_col``-ed columns), one call builds the ``c*`` columns too::
 
     from fink_t2.spark.processor import apply_t2
     df = apply_t2(df)                       # adds the column "t2" (Fink's selection cuts on)
@@ -23,13 +30,13 @@ or, on a DataFrame that already has Fink's ``c*`` columns::
 
 The column's type is :data:`fink_t2.scoring.T2_TYPE_DDL`::
 
-    struct<mu_Lens_Single: float, TDE: float, ..., SNIa: float, ...,  -- the 14 class probabilities
+    struct<mu_Lens_Single: double, TDE: double, ..., SNIa: double, ...,  -- the 14 class probabilities
                                                                     -- (fink_t2.scoring.classes.CLASS_FIELDS:
                                                                     -- Avro-legal), null if declined
            top_class: string,                   -- most probable class, null if declined
            reason: string>                      -- why the alert was declined, null if classified
 
-One float field per class keeps the class -> probability access of Fink's
+One double field per class keeps the class -> probability access of Fink's
 historical ``t2`` map (``t2.SNIa`` or ``t2['SNIa']``) and costs Spark half as
 much per alert; a declined alert gets no probabilities at all rather than
 made-up ones.
