@@ -2,18 +2,27 @@
 
 from setuptools import find_packages, setup
 
+# Lower bounds are Fink's ZTF image (Python 3.9, numpy 1.23.5, pandas 1.3.5, pyarrow 9.0.0): installing
+# fink-t2 into Fink's images must never upgrade their pinned packages (Fink installs without constraints).
 RUNTIME = [
-    "numpy>=1.26,<3",
-    "pandas>=1.5,<4",
-    "pyarrow>=14.0.1,<27",  # 14.0.0 and older unpickle file metadata (CVE-2023-47248)
+    "numpy>=1.23.5,<3",
+    "pandas>=1.3.5,<4",
+    "pyarrow>=9,<27",
+    # pyarrow < 14.0.1 unpickles extension types from file metadata (CVE-2023-47248): fink_t2 imports the
+    # hotfix where the installed pyarrow needs it (fink_t2.scoring.arrow_safety); a no-op on newer pyarrow.
+    "pyarrow-hotfix>=0.6,<1",
     "pyyaml>=6,<7",
     "tqdm>=4.60,<5",  # the batch scorer's progress bar
-    "ai-edge-litert>=1.2,<3",
+    # The LiteRT interpreter. From 2.2 on ai-edge-litert requires ml_dtypes, whose newest release needs
+    # numpy 2: a plain install into Fink's numpy 1.2x images would upgrade numpy and break pandas. The 1.2 to
+    # 2.1 wheels need only numpy >= 1.23.2 (2.1.0 is the newest with a Python 3.9 wheel). Python 3.14+ wheels
+    # start at 2.1.x too.
+    "ai-edge-litert>=1.2,<2.2",
 ]
 
 # The Spark science module, `fink-t2 score --engine spark` and `fink-t2 stream` (Fink runs 3.4; tested:
 # 3.4.1, 3.5.9, 4.x in .ci/run). Scoring with pandas (`fink_t2.classify`, `--engine pandas`) needs none.
-SPARK = ["pyspark>=3.4,<5"]
+SPARK = ["pyspark>=3.4.1,<5"]
 
 TRAIN = [
     "tensorflow>=2.16,<2.22",
@@ -23,7 +32,7 @@ TRAIN = [
 ]
 
 # `fink-t2 score` on Avro alert files (Fink's distribution format; fink_t2.tools.avro_alerts).
-AVRO = ["fastavro>=1.9,<2"]
+AVRO = ["fastavro>=1.6,<2"]  # Fink's ZTF image: 1.6.0
 
 TEST = ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5", *AVRO, *SPARK]
 
@@ -46,7 +55,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.10",
+    python_requires=">=3.9",
     packages=find_packages(include=["fink_t2", "fink_t2.*"]),
     # resources/: the sample alerts and the default configurations (symbolic links to data/ and conf/ in
     # the checkout; the build copies the files they point to).

@@ -132,3 +132,15 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+#: Tests that take minutes on a 2-core machine, besides those marked ``tensorflow`` (training): ``slow``.
+SLOW_TESTS = ("test_sigkill_mid_batch_then_restart_neither_loses_nor_duplicates",
+              "test_smoke_run_report_is_complete_and_consistent")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the slow tests ``slow`` (deselected by pyproject's addopts; .ci/run runs them with -m slow)."""
+    for item in items:
+        if item.get_closest_marker("tensorflow") or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

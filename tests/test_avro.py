@@ -110,26 +110,21 @@ def test_enriched_alerts_round_trip_through_avro(spark, sample_path):
 
 
 @pytest.mark.spark
-def test_t2_flattens_into_typed_hbase_columns_with_defaults(spark, sample_path):
+def test_t2_flattens_into_fink_hbase_columns_nulls_where_declined(spark, sample_path):
+    """As fink-broker's ZTF HBase ingestion flattens a whitelisted nested column: ``t2.SNIa`` -> ``t2_SNIa``."""
     from pyspark.sql import functions as F
 
+    from fink_t2.scoring import hbase_name
     from fink_t2.spark.processor import apply_t2
 
     scored = apply_t2(spark.read.parquet(str(sample_path)), cuts=Cuts(enabled=False))
-    # Declined too: an alert with no magnitudes.
-    scored = scored.union(apply_t2(spark.read.parquet(str(sample_path)).limit(1)
-                                   .withColumn("candidate", F.col("candidate").withField("magpsf", F.lit(None)))
-                                   .withColumn("prv_candidates", F.lit(None).cast(scored.schema["prv_candidates"]
-                                                                                  .dataType)),
-                                   cuts=Cuts(enabled=False)))
-    flat = scored.select([F.col("t2").getField(name).alias(f"t2.{name}") for name in T2_FIELDS])
-    assert flat.columns == list(T2_HBASE_COLUMNS)
-    for field in flat.schema.fields:
-        assert field.dataType.simpleString() == T2_HBASE_COLUMNS[field.name]["type"], field.name
-    filled = flat.select([F.coalesce(F.col(f"`{name}`"), F.lit(spec["default"]).cast(spec["type"])).alias(name)
-                          for name, spec in T2_HBASE_COLUMNS.items()])
-    assert [f.dataType.simpleString() for f in filled.schema.fields] == [s["type"] for s in T2_HBASE_COLUMNS.values()]
-    rows = filled.collect()
-    assert all(value is not None for row in rows for value in row)
-    declined = [row for row in rows if row["t2.top_class"] == ""]
-    assert declined and all(row["t2.SNIa"] == 0.0 and row["t2.reason"] for row in declined)
+    flat = scored.select([F.col(key).alias(hbase_name(key)).cast(spec["type"])
+                          for key, spec in T2_HBASE_COLUMNS.items()])
+    assert flat.columns == [f"t2_{name}" for name in T2_FIELDS]
+    assert [f.dataType.simpleString() for f in flat.schema.fields] == [s["type"] for s in T2_HBASE_COLUMNS.values()]
+    rows = [row.asDict() for row in flat.collect()]
+    declined = [row for row in rows if row["t2_reason"] is not None]
+    classified = [row for row in rows if row["t2_reason"] is None]
+    assert declined and classified
+    assert all(row["t2_SNIa"] is None and row["t2_top_class"] is None for row in declined)  # stored as nulls
+    assert all(abs(sum(row[f"t2_{c}"] for c in CLASS_FIELDS) - 1) < 1e-6 for row in classified)

@@ -78,7 +78,7 @@ def test_pandas_engine_keeps_columns_and_adds_t2(sample_path, sample_table, samp
 
 def test_existing_t2_column_is_replaced(sample_table, tmp_path):
     old = sample_table.slice(0, 10)
-    old = old.append_column("t2", pa.array([{"SNIa": 0.0}] * 10, type=pa.map_(pa.string(), pa.float32())))
+    old = old.append_column("t2", pa.array([[("SNIa", 0.0)]] * 10, type=pa.map_(pa.string(), pa.float32())))
     pq.write_table(old, tmp_path / "old.parquet")
     table = score_pandas(tmp_path / "old.parquet", None, progress=False)
     assert table.schema.field("t2").type == t2_arrow_type()

@@ -22,6 +22,7 @@ from fink_t2.bench.measures import MEASURES, parse_measures, process_cpu_seconds
 from fink_t2.bench.modules import MODULES as BENCH_MODULES
 from fink_t2.bench.report import cpu_roles_table, measures_table, results_table, write_report
 from fink_t2.bench.targets import TARGET_VS_IO_CEILING, evaluate_targets
+from fink_t2.scoring.arrow_compat import struct_field
 
 ALERTS = 3_000
 
@@ -344,9 +345,9 @@ def test_rubin_input_has_unique_diasourceid_and_fink_rubin_columns(tmp_path: Pat
     history = pc.list_value_length(raw.column("prvDiaSources")).fill_null(0).to_pylist()
     for i in (0, real.num_rows - 1):
         copy = table.slice(i + 2 * real.num_rows, 1).to_pylist()[0]
-        assert copy["cmidpointMjdTai"][-1] == pytest.approx(pc.struct_field(current, "midpointMjdTai")[i].as_py())
-        assert copy["cpsfFlux"][-1] == pytest.approx(pc.struct_field(current, "psfFlux")[i].as_py())
-        assert copy["cband"][-1] == pc.struct_field(current, "band")[i].as_py()
+        assert copy["cmidpointMjdTai"][-1] == pytest.approx(struct_field(current, "midpointMjdTai")[i].as_py())
+        assert copy["cpsfFlux"][-1] == pytest.approx(struct_field(current, "psfFlux")[i].as_py())
+        assert copy["cband"][-1] == struct_field(current, "band")[i].as_py()
         assert len(copy["cband"]) == history[i] + 1
     path, built = build_input(100, tmp_path, None, "rubin")
     assert built["survey"] == "rubin" and built["alerts"] == 100

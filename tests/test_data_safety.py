@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import copy_model
 
+from fink_t2.scoring.arrow_compat import pyarrow_version
 from fink_t2.scoring.inputs import InputError, check_pyarrow, find_parquet, read_alert_schemas
 from fink_t2.scoring.paths import SAMPLE_ALERTS, SHARED_ZTF_ALERTS
 from fink_t2.tools.batch import score_pandas
@@ -181,7 +182,7 @@ def test_overwrite_refuses_a_directory_of_other_files(tmp_path, sample_path, cap
 def _reorder(table: pa.Table, order) -> pa.Table:
     """``table`` with the candidate / prv_candidates struct fields in another order (same values)."""
     def struct(dtype: pa.StructType) -> pa.StructType:
-        fields = [dtype.field(i) for i in range(dtype.num_fields)]
+        fields = list(dtype)
         return pa.struct(order(fields))
 
     cand = struct(table.schema.field("candidate").type)
@@ -283,7 +284,7 @@ def _wide_with_fid(table: pa.Table, row: int, fid: int) -> pa.Table:
     """``table`` with int64 integers in candidate, and one alert's candidate.fid set to ``fid``."""
     cand = table.schema.field("candidate").type
     wide = pa.struct([pa.field(f.name, pa.int64() if pa.types.is_integer(f.type) else f.type)
-                      for f in (cand.field(i) for i in range(cand.num_fields))])
+                      for f in cand])
     rows = table.to_pylist()
     rows[row]["candidate"]["fid"] = fid
     schema = pa.schema([pa.field(f.name, wide if f.name == "candidate" else f.type) for f in table.schema])
@@ -468,6 +469,8 @@ def test_spark_corrupt_data_page_is_one_line_and_leaves_nothing(spark, tmp_path,
     assert cli_main(["score", str(lake), "--output", str(out), "--no-progress"]) == 0
 
 
+@pytest.mark.skipif(pyarrow_version() < (10,), reason="pyarrow 9 (Fink's ZTF image) may crash the process on a "
+                    "corrupt data page (a native fault, no exception to report): not testable in-process there")
 def test_pandas_corrupt_data_page_is_one_line(tmp_path, sample_path, capsys):
     path = tmp_path / "broken.parquet"
     _corrupt_pages(sample_path, path)
@@ -480,13 +483,13 @@ def test_pandas_corrupt_data_page_is_one_line(tmp_path, sample_path, capsys):
 # --------------------------------------------------------------------------- 7. pyarrow's pickle CVE
 
 
-def test_setup_requires_a_fixed_pyarrow():
+def test_an_exposed_pyarrow_is_refused_unless_hotfixed():
     text = (ROOT / "setup.py").read_text()
-    spec = re.search(r'"pyarrow([^"]*)"', text).group(1)
-    assert ">=14.0.1" in spec and "<27" in spec  # the old CI stack's pyarrow <= 17 stays allowed
+    assert re.search(r'"pyarrow-hotfix[^"]*"', text)  # Fink's ZTF image keeps pyarrow 9: the hotfix closes it
     with pytest.raises(InputError, match="CVE-2023-47248"):
-        check_pyarrow("14.0.0")
-    check_pyarrow("14.0.1")
+        check_pyarrow("14.0.0", hotfixed=False)
+    check_pyarrow("9.0.0", hotfixed=True)
+    check_pyarrow("14.0.1", hotfixed=False)
     check_pyarrow(pa.__version__)
 
 
@@ -519,8 +522,7 @@ def test_py_extension_type_payload_is_never_run(tmp_path, sample_table, capsys):
 
 def _without_history_field(table: pa.Table, field: str) -> pa.Table:
     element = table.schema.field("prv_candidates").type.value_type
-    kept = pa.list_(pa.struct([element.field(i) for i in range(element.num_fields)
-                               if element.field(i).name != field]))
+    kept = pa.list_(pa.struct([f for f in element if f.name != field]))
     rows = table.to_pylist()
     for row in rows:
         for point in row["prv_candidates"] or []:
@@ -617,27 +619,21 @@ def test_stream_literal_lake_with_a_readme_and_partitions(spark, tmp_path, sampl
 # --------------------------------------------------------------------------- 10. decisions
 
 
-def test_mistyped_test_hook_does_not_fail_batches(monkeypatch, sample_columns, capsys):
+def test_udf_body_writes_nothing_to_stdout_or_stderr(sample_columns, capsys):
+    """The serving path logs through ``logging`` only: a Spark worker's streams stay clean."""
     from fink_t2.scoring import Cuts
     from fink_t2.spark import processor
 
-    monkeypatch.setenv(processor.TEST_DELAY_ENV, "4s")
-    assert processor.test_delay() == 0.0
-    columns = tuple(sample_columns[c].iloc[:5] for c in ("cjd", "cfid", "cmagpsf", "csigmapsf"))
+    columns = tuple(sample_columns[c].iloc[:40] for c in ("cjd", "cfid", "cmagpsf", "csigmapsf"))
     scores = processor.score_batch(columns, None, Cuts())
-    assert scores is not None
-    assert "ignored" in capsys.readouterr().err
-    for bad in ("nan", "-1", "inf"):
-        monkeypatch.setenv(processor.TEST_DELAY_ENV, bad)
-        assert processor.test_delay() == 0.0
-    monkeypatch.setenv(processor.TEST_DELAY_ENV, "0.01")
-    assert processor.test_delay() == 0.01
+    assert scores.classified.any() and (~scores.classified).any()
+    assert capsys.readouterr() == ("", "")
 
 
 def test_float32_times_are_scored_with_a_warning(tmp_path, sample_table, caplog):
     cand = sample_table.schema.field("candidate").type
     narrow = pa.struct([pa.field(f.name, pa.float32() if f.name == "jd" else f.type)
-                        for f in (cand.field(i) for i in range(cand.num_fields))])
+                        for f in cand])
     table = sample_table.slice(0, 5)
     table = table.set_column(table.column_names.index("candidate"), "candidate",
                              table.column("candidate").cast(narrow))

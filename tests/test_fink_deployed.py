@@ -16,16 +16,12 @@ import pytest
 pytest.importorskip("george")
 
 from fink_t2.bench import fink_deployed as fd  # noqa: E402
-from fink_t2.scoring.alerts import (  # noqa: E402
-    alert_columns_from_files,
-    observations_from_alerts,
-    raw_alert_files,
-)
+from fink_t2.scoring.alerts import alert_columns_from_files, observations_from_alerts  # noqa: E402
 from fink_t2.scoring.classes import N_CLASSES  # noqa: E402
 from fink_t2.scoring.lightcurves import Observations  # noqa: E402
-from fink_t2.scoring.paths import SHARED_ZTF_ALERTS  # noqa: E402
+from fink_t2.scoring.paths import SHARED_ZTF_ALERTS, alert_files  # noqa: E402
 
-ALERT_FILES = raw_alert_files(SHARED_ZTF_ALERTS) if SHARED_ZTF_ALERTS.is_dir() else []
+ALERT_FILES = alert_files(SHARED_ZTF_ALERTS) if SHARED_ZTF_ALERTS.is_dir() else []
 
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,10 @@ from hypothesis import strategies as st
 
 from fink_t2 import CLASSES
 from fink_t2.scoring import MIN_DETECTIONS, Cuts, classify_with_reasons, reason_too_few, t2_probabilities
-from fink_t2.scoring.alerts import alert_columns, raw_alert_files
+from fink_t2.scoring.alerts import alert_columns
+from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.lightcurves import REASON_NO_DATA, REASON_NO_DETECTION
-from fink_t2.scoring.paths import SHARED_ZTF_ALERTS
+from fink_t2.scoring.paths import SHARED_ZTF_ALERTS, alert_files
 
 ROOT = Path(__file__).resolve().parent.parent
 ZTF_FILES = SHARED_ZTF_ALERTS
@@ -319,7 +320,8 @@ def test_missing_optional_columns(judged_columns):
 
 
 def _real_files() -> list[Path]:
-    return raw_alert_files(ZTF_FILES) if ZTF_FILES.is_dir() else []
+    """The original ZTF alert files of the shared data (not the labels beside them, such as vsx_labels.parquet)."""
+    return alert_files(ZTF_FILES) if ZTF_FILES.is_dir() else []
 
 
 @pytest.mark.skipif(not _real_files(), reason="../shared/data/ztf_alerts not present")
@@ -345,12 +347,11 @@ def test_both_schema_versions_from_the_original_files(sample_columns, sample_tab
 def test_raw_alerts_without_optional_fields(sample_table, monkeypatch):
     """Raw alerts whose candidate struct lacks diffmaglim/isdiffpos/jdstarthist, and without prv_candidates."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     table = sample_table.slice(0, 30)
     candidate = table.column("candidate").combine_chunks()
     keep = ["jd", "fid", "magpsf", "sigmapsf"]
-    slim = pa.StructArray.from_arrays([pc.struct_field(candidate, k) for k in keep], names=keep)
+    slim = pa.StructArray.from_arrays([struct_field(candidate, k) for k in keep], names=keep)
     raw = pa.table({"candid": table.column("candid"), "candidate": slim})
     cols = alert_columns(raw)
     assert cols["cdiffmaglim"].isna().all() and cols["cisdiffpos"].isna().all()
@@ -368,7 +369,7 @@ def test_raw_alerts_without_optional_fields(sample_table, monkeypatch):
     np.testing.assert_allclose(probs.to_numpy(), expected.to_numpy(), atol=1e-6)
     with pytest.raises(ValueError, match=r"lacks \['magpsf'\]"):
         alert_columns(pa.table({"candidate": pa.StructArray.from_arrays(
-            [pc.struct_field(candidate, k) for k in ("jd", "fid", "sigmapsf")], names=["jd", "fid", "sigmapsf"])}))
+            [struct_field(candidate, k) for k in ("jd", "fid", "sigmapsf")], names=["jd", "fid", "sigmapsf"])}))
 
 
 # --------------------------------------------------------------------------- property tests

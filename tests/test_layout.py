@@ -43,7 +43,7 @@ ALLOWED: dict[str, set[str]] = {
 #: Further subpackages a module may import lazily only (inside a function).
 LAZY_ALLOWED: dict[str, set[str]] = {"fink_t2.tools.cli": {"training", "bench"}}
 #: Third-party top-level packages the serving core may import (the standard library aside).
-CORE_THIRD_PARTY = {"numpy", "pandas", "pyarrow", "yaml", "ai_edge_litert", "tflite_runtime"}
+CORE_THIRD_PARTY = {"numpy", "pandas", "pyarrow", "pyarrow_hotfix", "yaml", "ai_edge_litert", "tflite_runtime"}
 #: Never imported by the serving core, not even lazily.
 CORE_FORBIDDEN = {"pyspark", "tensorflow", "tf_keras", "tensorflow_model_optimization", "keras"}
 
@@ -106,9 +106,20 @@ def subpackage(dotted: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[1] in SUBPACKAGES else "fink_t2"
 
 
+def standard_library() -> set[str]:
+    """Top-level names of the standard library (``sys.stdlib_module_names`` from Python 3.10; listed on 3.9)."""
+    if hasattr(sys, "stdlib_module_names"):
+        return set(sys.stdlib_module_names)
+    import pkgutil
+    import sysconfig
+
+    folder = sysconfig.get_paths()["stdlib"]
+    return {m.name for m in pkgutil.iter_modules([folder, f"{folder}/lib-dynload"])} | set(sys.builtin_module_names)
+
+
 def violations(root: Path) -> list[str]:
     """Every import that breaks the layout rule, as 'module:line: what' (empty when the layout holds)."""
-    stdlib = set(sys.stdlib_module_names)
+    stdlib = standard_library()
     problems = []
     for name, path in package_modules(root).items():
         own = subpackage(name)

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from fink_t2.scoring.arrow_compat import pyarrow_version, struct_field
 from fink_t2.scoring.lightcurves import NJY_TO_FLUXCAL
 from fink_t2.scoring.paths import SAMPLE_RUBIN_ALERTS, SHARED_RUBIN_ALERTS
 from fink_t2.scoring.rubin_alerts import (
@@ -86,14 +86,14 @@ def test_every_schema_version_reads_history_first_current_last(name):
     assert set(np.unique(obs.band)) <= set(range(6)) and obs.detected.all()
     # the current alert is the last point of each alert: its time is the alert's latest
     last = np.array([t[-1] for t in frame["cmidpointMjdTai"]])
-    current = pc.struct_field(table.column("diaSource").combine_chunks(), fields[0]).to_numpy()
+    current = struct_field(table.column("diaSource").combine_chunks(), fields[0]).to_numpy()
     np.testing.assert_array_equal(last, current)
 
 
 def test_elasticc_host_redshift_and_all_six_bands():
     table = pq.read_table(shared("fink_science_elasticc_sample.parquet"))
     frame = rubin_alert_columns(table)
-    zphot = pc.struct_field(table.column("diaObject").combine_chunks(), "hostgal_zphot").to_numpy(
+    zphot = struct_field(table.column("diaObject").combine_chunks(), "hostgal_zphot").to_numpy(
         zero_copy_only=False).astype(float)
     known = np.isfinite(zphot) & (zphot >= 0)
     assert 0 < known.sum() < len(zphot)  # ELAsTiCC marks an unknown host redshift with a negative value
@@ -203,6 +203,13 @@ def test_sample_is_real_rubin_alerts_with_histories():
     assert (lengths >= 20).sum() >= 10 and (lengths == 1).sum() >= 10  # long histories and lone detections
 
 
+#: pyarrow 9 (Fink's ZTF image) cannot build the Rubin Avro files' map columns from Python dicts; Rubin
+#: alerts are read in Fink's Rubin image (pyarrow 16).
+OLD_PYARROW_MAPS = pytest.mark.skipif(pyarrow_version() < (10,), reason="pyarrow < 10 builds no map column from "
+                                      "dicts: the Rubin Avro files are read on Fink's Rubin image, not the ZTF one")
+
+
+@OLD_PYARROW_MAPS
 def test_avro_reader_matches_the_records():
     fastavro = pytest.importorskip("fastavro", reason="fastavro (the Avro reader's dependency) not installed")
     from fink_t2.tools.avro_alerts import read_avro
@@ -386,13 +393,15 @@ def test_every_rubin_file_scored_by_the_pandas_engine(name, rubin_model, tmp_pat
     from fink_t2.tools.cli import main as cli_main
 
     path = _input_path(name)
+    if path.suffix == ".avro" and pyarrow_version() < (10,):
+        pytest.skip("pyarrow < 10 builds no map column from dicts: Rubin Avro files are read on Fink's Rubin image")
     out = tmp_path / "scored.parquet"
     assert cli_main(["score", str(path), "--engine", "pandas", "--model", str(rubin_model), "--output", str(out),
                      "--summary", "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert " alerts: " in text
     table = pq.read_table(out)
-    ids = pc.struct_field(table.column("diaSource").combine_chunks(), "diaObjectId").to_pylist()
+    ids = struct_field(table.column("diaSource").combine_chunks(), "diaObjectId").to_pylist()
     assert any(f" {int(i)} " in text for i in ids)  # the examples name alerts by their diaObjectId
     outcome = _check_t2(table.column("t2").to_pylist(), table.num_rows)
     assert outcome["classified"] > 0
@@ -462,7 +471,7 @@ def test_spark_udf_on_rubin_alerts_matches_pandas(spark, rubin_model):
         rows = scored.select("diaSource.diaSourceId", "t2").collect()
         table = pq.read_table(path)
         probs, reasons = classify_with_reasons(table.to_pandas(), rubin_model)
-        order = {i: k for k, i in enumerate(pc.struct_field(table.column("diaSource").combine_chunks(),
+        order = {i: k for k, i in enumerate(struct_field(table.column("diaSource").combine_chunks(),
                                                              "diaSourceId").to_pylist())}
         for row in rows:
             k = order[row.diaSourceId]
@@ -511,6 +520,8 @@ def test_every_rubin_file_scored_by_the_spark_engine(name, spark, rubin_model, t
     from fink_t2.tools.batch import score_spark
 
     path = _input_path(name)
+    if path.suffix == ".avro" and pyarrow_version() < (10,):
+        pytest.skip("pyarrow < 10 builds no map column from dicts: Rubin Avro files are read on Fink's Rubin image")
     out = score_spark([path], tmp_path / "scored", model_path=rubin_model, spark=spark, progress=False)
     result = spark.read.parquet(str(out))
     n = (pq.read_metadata(path).num_rows if path.suffix == ".parquet" else 7)
@@ -610,7 +621,7 @@ def test_schema_versions_scored_in_one_spark_job_as_one_by_one(spark, rubin_mode
     expected = {}
     for path in paths:
         table = score_pandas(path, None, model_path=rubin_model, progress=False)
-        ids = pc.struct_field(table.column("diaSource").combine_chunks(), "diaSourceId").to_pylist()
+        ids = struct_field(table.column("diaSource").combine_chunks(), "diaSourceId").to_pylist()
         expected.update(zip(ids, table.column("t2").to_pylist()))
     assert set(got) == set(expected) and len(rows) == len(expected)
     for key, want in expected.items():

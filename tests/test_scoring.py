@@ -255,3 +255,16 @@ def test_large_batches_are_scored_in_chunks_with_the_same_result(sample_columns,
     assert all(reasons[i] == "cut: known solar-system object (roid=3)" for i in range(0, n, 11))
     assert reasons[bad] is not None and (as_arrow or reasons[bad].startswith("error: "))
     assert 0.5 < np.mean([r is None for r in reasons]) < 0.95
+
+
+def test_top_classes_of_a_frame_with_declined_rows(sample_columns):
+    """``probs.idxmax(axis=1)`` breaks on pandas 3 for a declined (all-NaN) row: top_classes gives None there."""
+    from fink_t2.scoring import top_classes
+
+    probs = fink_t2.classify(sample_columns.iloc[:60])
+    top = top_classes(probs)
+    declined = probs.isna().all(axis=1)
+    assert declined.any() and (~declined).any()
+    assert top[declined].isna().all()
+    assert (top[~declined] == probs[~declined].idxmax(axis=1)).all()
+    assert top.index.equals(probs.index)

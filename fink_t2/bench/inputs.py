@@ -25,8 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fink_t2.scoring.alerts import history_array
-from fink_t2.scoring.paths import SAMPLE_ALERTS, SAMPLE_RUBIN_ALERTS, SHARED_ZTF_ALERTS, checkout_root
-from fink_t2.scoring.readers import get_reader, survey_of_columns
+from fink_t2.scoring.arrow_compat import struct_field
+from fink_t2.scoring.paths import SAMPLE_ALERTS, SAMPLE_RUBIN_ALERTS, SHARED_ZTF_ALERTS, alert_files, checkout_root
+from fink_t2.scoring.readers import get_reader
 from fink_t2.scoring.surveys import get_survey
 
 #: Real alerts replicated to build the input (files or directories of parquet files).
@@ -67,9 +68,8 @@ def find_alert_files(inputs: Sequence[str | Path] = DEFAULT_INPUTS) -> list[Path
             # A user's clone has no shared data: the default is then the shipped sample alone (the
             # report's "files" says which alerts were replicated).
             continue
-        if path.is_dir():  # alert files only: shared folders keep label tables (vsx_labels.parquet) beside them
-            files.extend(p for p in sorted(path.glob("*.parquet"))
-                         if survey_of_columns(pq.read_schema(p).names) is not None)
+        if path.is_dir():
+            files.extend(alert_files(path))  # not the labels beside the alerts (vsx_labels.parquet)
         elif path.is_file():
             files.append(path)
         else:
@@ -80,7 +80,7 @@ def find_alert_files(inputs: Sequence[str | Path] = DEFAULT_INPUTS) -> list[Path
 
 
 def _candidate(table: pa.Table, name: str, dtype: pa.DataType) -> pa.Array:
-    return pc.struct_field(table.column("candidate").combine_chunks(), name).cast(dtype)
+    return struct_field(table.column("candidate").combine_chunks(), name).cast(dtype)
 
 
 def alerts_table(path: Path) -> pa.Table:
@@ -165,8 +165,8 @@ def rubin_alerts_table(path: Path) -> pa.Table:
     frame = reader.columns_from_raw(raw)
     current = raw.column(reader.current_column).combine_chunks()
     columns: dict[str, pa.Array] = {
-        "diaSourceId": pc.struct_field(current, "diaSourceId").cast(pa.int64()),
-        "diaObjectId": pc.struct_field(current, "diaObjectId").cast(pa.int64()),
+        "diaSourceId": struct_field(current, "diaSourceId").cast(pa.int64()),
+        "diaObjectId": struct_field(current, "diaObjectId").cast(pa.int64()),
     }
     for name in reader.columns:
         element = pa.string() if name == "cband" else pa.float64()
@@ -217,7 +217,8 @@ def load_real_alerts(inputs: Sequence[str | Path] | None = None, survey: str = "
     host = get_reader(survey).host_redshift_column
     if host is not None and host in table.column_names:
         facts["host_z_known"] = int(table.num_rows - table.column(host).null_count)
-    history = pc.list_value_length(table.column(get_survey(survey).columns[0])).to_numpy(zero_copy_only=False)
+    history = pc.list_value_length(table.column(get_survey(survey).columns[0]).combine_chunks()).to_numpy(
+        zero_copy_only=False)
     facts["entries_per_alert"] = {"mean": float(np.mean(history)), "median": float(np.median(history)),
                                   "max": int(np.max(history))}
     return table, facts

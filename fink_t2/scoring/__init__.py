@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import importlib
 
+# Before any alert file is read: pyarrow < 14.0.1 would unpickle a crafted file's metadata (CVE-2023-47248).
+from fink_t2.scoring import arrow_compat  # noqa: F401
+
 #: Public name -> the module of ``fink_t2.scoring`` that defines it.
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("CLASSES", "CLASS_CODES", "CLASS_FIELDS", "FIELD_OF_CLASS", "N_CLASSES"), "classes"),
@@ -29,7 +32,7 @@ _EXPORTS: dict[str, str] = {
                      "min_detections", "reason_too_few", "score_alerts", "score_columns", "score_stages"),
                     "classifier"),
     **dict.fromkeys(("T2_EXTRA_FIELDS", "T2_FIELDS", "T2_HBASE_COLUMNS", "T2_TYPE_DDL", "t2_arrow",
-                     "t2_arrow_type", "t2_frame", "t2_probabilities"), "column"),
+                     "t2_arrow_type", "t2_frame", "t2_probabilities", "hbase_name", "top_classes"), "column"),
     "ConfigError": "config",
     "InputError": "inputs",
     "SAMPLE_ALERTS": "paths",

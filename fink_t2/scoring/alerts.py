@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.lightcurves import _LN10_OVER_2P5, Observations, mag_to_fluxcal
 
 #: Columns ``classify`` needs: Fink's concatenated alert columns (history first, current alert last).
@@ -307,7 +308,7 @@ def history_array(table: pa.Table, field: str, dtype: pa.DataType, current_colum
     with the history's lengths (so the alert's arrays stay aligned); an absent
     history column, or one that is not a list (all null: pandas gives it the null type), means no history.
     """
-    current = pc.struct_field(table.column(current_column).combine_chunks(), field).cast(dtype)
+    current = struct_field(table.column(current_column).combine_chunks(), field).cast(dtype)
     n = len(current)
     history_field = field if history_field is None else history_field
     history_type = table.schema.field(history_column).type if history_column in table.column_names else None
@@ -317,7 +318,7 @@ def history_array(table: pa.Table, field: str, dtype: pa.DataType, current_colum
         elements = prv.flatten()
         struct = struct_of(prv.type)
         if struct is not None and struct.get_field_index(history_field) >= 0:
-            past = pc.struct_field(elements, history_field).cast(dtype)
+            past = struct_field(elements, history_field).cast(dtype)
         else:  # an optional field the history lacks (e.g. isdiffpos): unknown there, same lengths
             past = pa.nulls(len(elements), dtype)
     else:
@@ -395,16 +396,6 @@ def observations_from_columns(frame: pd.DataFrame) -> tuple[Observations, np.nda
     """(Observations, reason per alert) of a frame of Fink's ``c*`` columns, as :func:`alert_columns` makes it."""
     return observations_from_alerts(*(frame[c] for c in REQUIRED_COLUMNS),
                                     **{c: frame[c] for c in OPTIONAL_COLUMNS if c in frame})
-
-
-def raw_alert_files(folder) -> list:
-    """The parquet files directly in ``folder`` that hold raw ZTF alerts (a ``candidate`` column), sorted.
-
-    Shared-data folders keep label tables beside the alerts (``vsx_labels.parquet``): those are not alerts.
-    """
-    from pathlib import Path
-
-    return [p for p in sorted(Path(folder).glob("*.parquet")) if "candidate" in pq.read_schema(p).names]
 
 
 def alert_columns_from_files(paths, extra: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import types
 import typing
 from pathlib import Path
@@ -20,6 +21,9 @@ from pathlib import Path
 import yaml
 
 from fink_t2.scoring.safe_yaml import error_text, read_text, short, strict_load
+
+#: Union types as ``typing.get_origin`` reports them (``X | None`` is types.UnionType from Python 3.10 on).
+_UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))
 
 
 class ConfigError(ValueError):
@@ -37,7 +41,7 @@ def _coerce(value, tp, source: str, key: str):
     """``value`` of ``key`` checked against the annotation ``tp`` (str/int/float/bool, Optional, list, dataclass)."""
     where = f"{source}: key {key!r}"
     origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
+    if origin in _UNIONS:
         options = typing.get_args(tp)
         if value is None and type(None) in options:
             return None
@@ -78,9 +82,52 @@ def _coerce(value, tp, source: str, key: str):
     raise ConfigError(f"{where} must be {_type_name(tp)}, got {type(value).__name__} {short(value)}")
 
 
+def _field_types(cls) -> dict:
+    """The evaluated annotations of dataclass ``cls``, ``X | None`` ones included on Python 3.9.
+
+    On 3.9 ``typing.get_type_hints`` cannot evaluate ``X | None`` (a string under
+    ``from __future__ import annotations``): each top-level ``|`` alternative is
+    then evaluated alone and the alternatives joined into ``typing.Union``.
+    """
+    try:
+        return typing.get_type_hints(cls)
+    except TypeError:
+        if sys.version_info >= (3, 10):
+            raise
+    namespace = vars(sys.modules[cls.__module__])
+    hints = {}
+    for klass in reversed(cls.__mro__):
+        for name, annotation in getattr(klass, "__annotations__", {}).items():
+            if not isinstance(annotation, str):
+                hints[name] = annotation
+                continue
+            options = tuple(_evaluate(part, namespace) for part in _top_level_alternatives(annotation))
+            hints[name] = typing.Union[options] if len(options) > 1 else options[0]
+    return hints
+
+
+def _evaluate(annotation: str, namespace: dict):
+    """One annotation without a top-level ``|``, evaluated by ``typing.get_type_hints`` in ``namespace``."""
+    holder = type("_Annotation", (), {"__annotations__": {"value": annotation}})
+    return typing.get_type_hints(holder, globalns=namespace)["value"]
+
+
+def _top_level_alternatives(annotation: str) -> list[str]:
+    """``"tuple[int, ...] | None"`` -> ``["tuple[int, ...]", "None"]`` (a ``|`` inside brackets is kept)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(annotation):
+        depth += ch in "[("
+        depth -= ch in "])"
+        if ch == "|" and depth == 0:
+            parts.append(annotation[start:i].strip())
+            start = i + 1
+    parts.append(annotation[start:].strip())
+    return parts
+
+
 def build(cls, values: dict, source: str, prefix: str = ""):
     """An instance of dataclass ``cls`` from ``values``; errors name ``source`` and the dotted key."""
-    hints = typing.get_type_hints(cls)
+    hints = _field_types(cls)
     known = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = [k for k in values if k not in known]
     if unknown:

@@ -33,13 +33,20 @@ class InputError(ValueError):
 MIN_PYARROW = (14, 0, 1)
 
 
-def check_pyarrow(version: str | None = None) -> None:
-    """InputError if the installed pyarrow unpickles file metadata (setup.py requires a fixed one)."""
+def check_pyarrow(version: str | None = None, hotfixed: bool | None = None) -> None:
+    """InputError if the installed pyarrow unpickles file metadata: older than 14.0.1 and not hotfixed.
+
+    Fink's ZTF image keeps pyarrow 9.0.0: there ``pyarrow_hotfix`` (imported by
+    :mod:`fink_t2.scoring.arrow_compat`) refuses the pickled extension type instead.
+    """
+    from fink_t2.scoring.arrow_compat import PROTECTED
+
     version = version or pa.__version__
+    hotfixed = PROTECTED if hotfixed is None else hotfixed
     parts = tuple(int(p) for p in re.findall(r"\d+", version)[:3])
-    if parts < MIN_PYARROW:
+    if parts < MIN_PYARROW and not hotfixed:
         raise InputError(f"pyarrow {version} runs code hidden in a parquet file's metadata (CVE-2023-47248): "
-                         "install pyarrow >= 14.0.1 before reading any file")
+                         "install pyarrow >= 14.0.1 or pyarrow-hotfix before reading any file")
 
 
 #: Names of Spark/Hadoop bookkeeping (``_SUCCESS``, ``_spark_metadata``, ``.crc``, hidden files): not data.
@@ -180,7 +187,7 @@ def check_alert_schema(schema: pa.Schema, path: Path) -> None:
             if column == "prv_candidates" and pa.types.is_null(schema.field(column).type):
                 continue
             continue  # not a struct: reported by the schema unification or the scorer
-        fields = {struct.field(i).name for i in range(struct.num_fields)}
+        fields = {field.name for field in struct}  # (StructType.field() is pyarrow >= 13)
         missing = [f for f in NUMERIC_HISTORY[:4] if f not in fields]
         if missing:
             raise InputError(f"{path}: the '{column}' struct lacks {missing}, which every alert needs (fields: "
@@ -247,7 +254,7 @@ def _warn_float32_times(schema: pa.Schema, path: Path) -> None:
         struct = struct_of(schema.field(column).type)
         if struct is None or struct.get_field_index("jd") < 0:
             return None
-        return struct.field("jd").type
+        return struct[struct.get_field_index("jd")].type
 
     types = [jd_type("candidate"), jd_type("prv_candidates")]
     if "cjd" in schema.names and pa.types.is_list(schema.field("cjd").type):

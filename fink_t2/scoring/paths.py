@@ -73,3 +73,14 @@ SHARED_RUBIN_ALERTS = shared_path("data", "rubin_alerts")
 #: The project's real ZTF alerts: ``data/ztf_alerts`` in the shared-data folder (``$FINK_T2_SHARED``,
 #: else ``../shared`` beside a checkout). It may not exist (a user's clone).
 SHARED_ZTF_ALERTS = shared_path("data", "ztf_alerts")
+
+
+def alert_files(folder: str | Path) -> list[Path]:
+    """The parquet files of ``folder`` that hold alerts (a ZTF ``candidate`` or Rubin ``diaSource`` column), sorted.
+
+    The shared alert folder also holds labels beside the alerts (``vsx_labels.parquet``): they are left out.
+    """
+    import pyarrow.parquet as pq
+
+    files = sorted(Path(folder).glob("*.parquet"))
+    return [path for path in files if {"candidate", "diaSource"} & set(pq.read_schema(path).names)]

@@ -41,6 +41,7 @@ from fink_t2.scoring.alerts import (
     string_lists,
     struct_of,
 )
+from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.lightcurves import Observations, njy_to_fluxcal
 from fink_t2.scoring.surveys import RUBIN
 
@@ -111,7 +112,7 @@ def host_redshift(table: pa.Table) -> np.ndarray:
         if struct.get_field_index(name) < 0:
             continue
         try:
-            values = pc.struct_field(column, name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+            values = struct_field(column, name).cast(pa.float64()).to_numpy(zero_copy_only=False)
         except (pa.ArrowException, TypeError, ValueError):
             continue  # a non-numeric field: unknown
         with np.errstate(invalid="ignore"):

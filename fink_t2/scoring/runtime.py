@@ -29,6 +29,7 @@ import yaml
 from fink_t2.scoring.calibration import FLAT, calibrate, prior_vector
 from fink_t2.scoring.classes import CLASSES
 from fink_t2.scoring.lightcurves import PreparationConfig
+from fink_t2.scoring.native_log import litert_notices_dropped
 from fink_t2.scoring.paths import MODELS
 from fink_t2.scoring.safe_yaml import error_text, read_text, short, strict_load
 from fink_t2.scoring.surveys import DEFAULT_SURVEY, Survey, UnknownSurveyError, model_survey
@@ -348,7 +349,8 @@ class T2Model:
         if batch > self._batch:
             batch = 1 << (batch - 1).bit_length()
             self.interpreter.resize_tensor_input(self._input["index"], [batch, *self.input_shape])
-            self.interpreter.allocate_tensors()
+            with litert_notices_dropped():
+                self.interpreter.allocate_tensors()
             self._input = self.interpreter.get_input_details()[0]
             self._output = self.interpreter.get_output_details()[0]
             self._batch = batch
@@ -442,7 +444,8 @@ def load_model(model_path: str | Path | None = None, num_threads: int = 1, prior
                              f"{preparation.survey!r}, its survey is {survey.name!r} ({_FIX})")
     try:
         interpreter = interpreter_class()(model_content=data, num_threads=num_threads)
-        interpreter.allocate_tensors()
+        with litert_notices_dropped():  # LiteRT's "Created ... XNNPACK delegate" notice, once per worker
+            interpreter.allocate_tensors()
     except ImportError:
         raise
     except Exception as error:  # the interpreter raises ValueError/RuntimeError on a bad flatbuffer

@@ -5,7 +5,14 @@ preparation as Arrow buffers, the column leaves as one: about 25 % more
 alerts per second than the pandas flavour); on older Spark (Fink's 3.4 and 3.5) it is
 a ``pandas_udf``. Both produce the same column (tests compare them).
 
-Registration in Fink's science stage (raw alerts or ``concat_col``-ed columns)::
+Registration in fink-broker's ``apply_science_modules``, like every Fink module, on the ``c*``
+columns Fink has built (docs/fink_integration.md has both stages' lines)::
+
+    from fink_t2.spark.processor import t2_fink, t2_rubin
+    df = df.withColumn("t2", t2_fink(*T2_FINK_ZTF_ARGS))        # ZTF, Fink's selection cuts on
+    df = df.withColumn("t2", t2_rubin(*T2_FINK_RUBIN_ARGS))     # Rubin, among the ``clf`` classifiers
+
+Outside Fink (raw alerts or ``concat_col``-ed columns), one call builds the ``c*`` columns too::
 
     from fink_t2.spark.processor import apply_t2
     df = apply_t2(df)                       # adds the column "t2" (Fink's selection cuts on)
@@ -23,13 +30,13 @@ or, on a DataFrame that already has Fink's ``c*`` columns::
 
 The column's type is :data:`fink_t2.scoring.T2_TYPE_DDL`::
 
-    struct<mu_Lens_Single: float, TDE: float, ..., SNIa: float, ...,  -- the 14 class probabilities
+    struct<mu_Lens_Single: double, TDE: double, ..., SNIa: double, ...,  -- the 14 class probabilities
                                                                     -- (fink_t2.scoring.classes.CLASS_FIELDS:
                                                                     -- Avro-legal), null if declined
            top_class: string,                   -- most probable class, null if declined
            reason: string>                      -- why the alert was declined, null if classified
 
-One float field per class keeps the class -> probability access of Fink's
+One double field per class keeps the class -> probability access of Fink's
 historical ``t2`` map (``t2.SNIa`` or ``t2['SNIa']``) and costs Spark half as
 much per alert; a declined alert gets no probabilities at all rather than
 made-up ones.
@@ -46,7 +53,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -61,7 +67,7 @@ except ModuleNotFoundError as error:  # one line naming the Spark extra, not a b
     raise SparkMissingError(SPARK_MISSING) from error
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
-from pyspark.sql.types import FloatType, StringType, StructField, StructType
+from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from fink_t2.scoring import runtime
 from fink_t2.scoring.classes import CLASS_FIELDS
@@ -82,44 +88,31 @@ T2_LIGHT_CURVE_INPUTS: tuple[str, ...] = T2_INPUTS[:6]
 
 #: Spark type of the ``t2`` column (same as :data:`fink_t2.scoring.T2_TYPE_DDL`; built as an
 #: object because parsing DDL needs an active SparkContext, and the UDF is created at import).
-T2_TYPE = StructType([StructField(name, FloatType(), True) for name in CLASS_FIELDS]
+T2_TYPE = StructType([StructField(name, DoubleType(), True) for name in CLASS_FIELDS]
                      + [StructField(name, StringType(), True) for name in T2_EXTRA_FIELDS])
-
-#: Arrow batches scored by this Python process (with runtime.LOAD_COUNT, shows model reuse).
-BATCHES_SCORED = 0
-
-#: Test hook, off unless this environment variable is set: seconds each Arrow batch sleeps
-#: inside the UDF before scoring (announced by a line on the worker's stderr).
-#: tests/test_stream_faults.py sets it so that a SIGKILL lands while a micro-batch is
-#: being scored. Never set it in production.
-TEST_DELAY_ENV = "FINK_T2_TEST_UDF_DELAY"
-
 
 def score_batch(columns: tuple, model_path: str | None, cuts: Cuts, survey: str = "ztf") -> Scores:
     """Body of the UDF: one Arrow batch -> scores, model taken from the process cache.
 
     ``columns`` are pandas Series (pandas UDF) or pyarrow arrays (Arrow UDF):
     :data:`T2_INPUTS` for ZTF, the survey's c* columns then its host redshift
-    column for another survey (Rubin: :func:`rubin_input_columns`).
+    column for another survey (Rubin: :func:`rubin_input_columns`; the host
+    redshift may be left out). Arguments are matched by position, so optional
+    context columns can be appended to :data:`T2_INPUTS` without breaking callers.
     """
-    global BATCHES_SCORED
     if survey != "ztf":
         reader = get_reader(survey)
         n_columns = len(reader.columns)
-        if len(columns) != n_columns + 1:
-            raise TypeError(f"t2 for {survey} takes {n_columns + 1} columns "
+        if not n_columns <= len(columns) <= n_columns + 1:
+            raise TypeError(f"t2 for {survey} takes {n_columns} or {n_columns + 1} columns "
                             f"{[*reader.columns, reader.host_redshift_column]}, got {len(columns)}")
         model = runtime.get_model(model_path)
-        _sleep_if_testing(len(columns[0]))
-        scores = score_columns(list(columns[:n_columns]), {reader.host_redshift_column: columns[n_columns]},
-                               survey=survey, model=model)
-        BATCHES_SCORED += 1
-        return scores
+        host = {reader.host_redshift_column: columns[n_columns]} if len(columns) > n_columns else {}
+        return score_columns(list(columns[:n_columns]), host, survey=survey, model=model)
     if not _N_REQUIRED <= len(columns) <= len(T2_INPUTS):
         raise TypeError(f"t2 takes {_N_REQUIRED} to {len(T2_INPUTS)} columns {list(T2_INPUTS)}, got {len(columns)}")
     named = dict(zip(T2_INPUTS, columns))
     model = runtime.get_model(model_path)
-    _sleep_if_testing(len(columns[0]))
     select = (make_selector(cuts, *(_as_pandas(named.get(name)) for name in ("jdstarthist", "roid", "cdsxmatch")))
               if cuts.enabled else None)
     scores = score_alerts(
@@ -127,42 +120,7 @@ def score_batch(columns: tuple, model_path: str | None, cuts: Cuts, survey: str 
         cisdiffpos=named.get("cisdiffpos"), cdiffmaglim=named.get("cdiffmaglim"),
         model=model, select=select,
     )
-    BATCHES_SCORED += 1
     return scores
-
-
-def _sleep_if_testing(n_alerts: int) -> None:
-    """The test hook :data:`TEST_DELAY_ENV`: sleep (announced on stderr) before scoring, if set."""
-    delay = test_delay()
-    if delay:
-        print(f"{TEST_DELAY_ENV}: {n_alerts} alerts, sleeping {delay} s", file=sys.stderr, flush=True)
-        time.sleep(delay)
-
-
-def test_delay() -> float:
-    """Seconds of the test hook :data:`TEST_DELAY_ENV`: 0 unless set to a finite number >= 0.
-
-    A test hook must never fail production batches: a value that is not a number
-    (``"4s"``, ``"nan"``) is ignored with one warning on stderr, instead of raising
-    in every UDF batch, outside the per-alert isolation.
-    """
-    text = os.environ.get(TEST_DELAY_ENV)
-    if not text:
-        return 0.0
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (0.0 <= value < 3600.0):
-        if text not in _WARNED:
-            _WARNED.add(text)
-            print(f"{TEST_DELAY_ENV}={text!r} is not a number of seconds in [0, 3600): ignored",
-                  file=sys.stderr, flush=True)
-        return 0.0
-    return value
-
-
-_WARNED: set[str] = set()
 
 
 def _as_pandas(column):
@@ -232,15 +190,34 @@ def t2_typed_udf(score: Callable[[tuple], Scores], engine: str = "auto") -> Call
 #: The science module with the shipped model and no cuts (see :func:`apply_t2` for cuts).
 t2 = make_t2_udf()
 
+#: t2 as Fink runs it on ZTF alerts: the shipped model and Fink's selection cuts
+#: (:data:`fink_t2.scoring.FINK_CUTS`), on the ``c*`` columns fink-broker's
+#: ``apply_science_modules`` builds (docs/fink_integration.md)::
+#:
+#:     df = df.withColumn("t2", t2_fink(*T2_FINK_ZTF_ARGS))
+t2_fink = make_t2_udf(cuts=FINK_CUTS)
+
+#: t2 on Rubin alerts: the shipped six-band model, no cuts; arguments ``cmidpointMjdTai, cband,
+#: cpsfFlux, cpsfFluxErr`` (Fink's Rubin ``c*`` columns), then optionally a host redshift column.
+t2_rubin = make_t2_udf(survey="rubin")
+
+#: The arguments of :data:`t2_fink` in fink-broker's ZTF stage, in order: the ``c*`` columns Fink has built
+#: (``concat_col``), the first detection's date from the raw alert, and the ``roid`` and ``cdsxmatch``
+#: columns Fink's earlier stages add. New optional context columns go at the end.
+T2_FINK_ZTF_ARGS: tuple = ("cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos",
+                           "candidate.jdstarthist", "roid", "cdsxmatch")
+
+#: The arguments of :data:`t2_rubin` in fink-broker's Rubin stage (its ``c*`` columns).
+T2_FINK_RUBIN_ARGS: tuple = ("cmidpointMjdTai", "cband", "cpsfFlux", "cpsfFluxErr")
+
 
 @pandas_udf(StringType())
 def worker_stats(anything: pd.Series) -> pd.Series:
-    """Diagnostic: ``"pid:model_loads:batches_scored"`` of the Python worker evaluating each row."""
-    # Read the counters through the modules: this function is pickled by value, its globals with it.
+    """Diagnostic: ``"pid:model_loads"`` of the Python worker evaluating each row (the model cache at work)."""
+    # Read the counter through the module: this function is pickled by value, its globals with it.
     import fink_t2.scoring.runtime as live_runtime
-    import fink_t2.spark.processor as processor
 
-    text = f"{os.getpid()}:{live_runtime.LOAD_COUNT}:{processor.BATCHES_SCORED}"
+    text = f"{os.getpid()}:{live_runtime.LOAD_COUNT}"
     return pd.Series([text] * len(anything))
 
 
@@ -339,8 +316,10 @@ def check_cut_columns(df: DataFrame, cuts: Cuts) -> None:
     missing = [c for c in cuts.needed_columns() if not available[c]]
     if missing:
         raise ValueError(f"the selection cuts need column(s) {missing}, absent from the alerts; add them "
-                         "(Fink's enriched alerts have them) or switch those cuts off in the configuration "
-                         "(cuts.exclude_solar_system / cuts.extragalactic_xmatch / cuts.enabled)")
+                         "(Fink's enriched alerts have them), or pass cuts without those cuts, e.g. "
+                         "apply_t2(df, cuts=Cuts(exclude_solar_system=False, extragalactic_xmatch=False)) "
+                         "or cuts=Cuts(enabled=False) to classify every alert "
+                         "(from fink_t2.scoring import Cuts)")
 
 
 def dataframe_survey(df: DataFrame, survey: str | None = None) -> str:

@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fink_t2.scoring.alerts import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, alert_columns, candidate_fields
+from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.classes import CLASS_FIELDS, CLASSES
 from fink_t2.scoring.classifier import Scores, score_alerts, score_columns
 from fink_t2.scoring.column import t2_arrow
@@ -81,7 +81,7 @@ def _extra(table: pa.Table, name: str):
     if name == "jdstarthist" and "candidate" in table.column_names:
         if name not in candidate_fields(table):
             return None
-        return pc.struct_field(table.column("candidate").combine_chunks(), "jdstarthist").to_pandas()
+        return struct_field(table.column("candidate").combine_chunks(), "jdstarthist").to_pandas()
     return table.column(name).to_pandas() if name in table.column_names else None
 
 
@@ -677,7 +677,7 @@ def summary_frame(table: pa.Table) -> pd.DataFrame:
         if name in names:
             columns[name] = table.column(name).to_pylist()
         elif current is not None and current.type.get_field_index(name) >= 0:
-            columns[name] = pc.struct_field(current, name).to_pylist()
+            columns[name] = struct_field(current, name).to_pylist()
         else:
             columns[name] = [None] * table.num_rows
     return pd.DataFrame({**columns, "t2": table.column("t2").to_pylist()})

@@ -98,8 +98,8 @@ def _nulled(spark_type, arrow_type):
     if pa.types.is_null(arrow_type):
         return NullType()
     if isinstance(spark_type, StructType) and pa.types.is_struct(arrow_type):
-        names = [arrow_type.field(i).name for i in range(arrow_type.num_fields)]
-        return StructType([StructField(f.name, _nulled(f.dataType, arrow_type.field(f.name).type
+        names = [field.name for field in arrow_type]
+        return StructType([StructField(f.name, _nulled(f.dataType, arrow_type[arrow_type.get_field_index(f.name)].type
                                                        if f.name in names else None), True)
                            for f in spark_type.fields])
     if isinstance(spark_type, ArrayType) and (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)):
@@ -189,7 +189,7 @@ def unify_frames(frames: list, first_files: list[str], arrow_schemas: list[pa.Sc
         if arrow_schemas is None:
             return schema
         arrow = arrow_schemas[i]
-        return StructType([StructField(f.name, _nulled(f.dataType, arrow.field(f.name).type
+        return StructType([StructField(f.name, _nulled(f.dataType, arrow[arrow.get_field_index(f.name)].type
                                                        if f.name in arrow.names else None), True)
                            for f in schema.fields])
 

@@ -117,12 +117,12 @@ def simbad_confusion(model_paths: dict, alerts_dir: Path | None = None) -> dict:
     """Per model: for each SIMBAD-labelled class, how many alerts got each top class (and the recall)."""
     import pandas as pd
 
-    from fink_t2.scoring.alerts import alert_columns_from_files, raw_alert_files
+    from fink_t2.scoring.alerts import alert_columns_from_files
     from fink_t2.scoring.classifier import classify_with_reasons
-    from fink_t2.scoring.paths import SHARED_ZTF_ALERTS
+    from fink_t2.scoring.paths import SHARED_ZTF_ALERTS, alert_files
 
     alerts_dir = alerts_dir or SHARED_ZTF_ALERTS
-    files = raw_alert_files(alerts_dir)
+    files = alert_files(alerts_dir)  # not the labels beside them
     if not files:
         return {}
     frame = alert_columns_from_files(files, extra=("cdsxmatch",))
@@ -157,28 +157,38 @@ def plot_real(curves: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     snia = CLASSES.index("SNIa")
-    fig, axes = plt.subplots(1, len(REAL_EPOCHS) + 1, figsize=(4.2 * (len(REAL_EPOCHS) + 1), 4.2))
+    # A grid of panels (not one long row), one shared legend below them, outside every curve.
+    n_panels = len(REAL_EPOCHS) + 1
+    n_cols = 3
+    n_rows = -(-n_panels // n_cols)
+    fig, grid = plt.subplots(n_rows, n_cols, figsize=(4.0 * n_cols, 3.9 * n_rows + 1.2), squeeze=False)
+    axes = grid.ravel()[:n_panels]
+    for ax in grid.ravel()[n_panels:]:
+        ax.set_visible(False)
     for name, (predictions, metrics) in curves.items():
+        aucs = []
         for ax, epoch in zip(axes, REAL_EPOCHS):
             p = predictions[epoch]
             fpr, tpr = roc_curve(p["label"] == snia, p["probabilities"][:, snia])
-            ax.plot(fpr, tpr, lw=1.3, label=f"{name} ({metrics[epoch]['snia_vs_rest_auc']:.2f})")
+            (line,) = ax.plot(fpr, tpr, lw=1.3)
+            aucs.append(f"{metrics[epoch]['snia_vs_rest_auc']:.2f}")
             ax.set_title(f"SN Ia vs rest, {epoch}", fontsize=10)
             ax.set_xlabel("false-positive rate")
         curve = metrics["alert epochs pooled"]["snia_reliability"]
         mean_p = [m for m, c in zip(curve["mean_probability"], curve["count"]) if c]
         observed = [o for o, c in zip(curve["observed_fraction"], curve["count"]) if c]
-        axes[-1].plot(mean_p, observed, "o-", lw=1.3, label=name)
+        axes[-1].plot(mean_p, observed, "o-", lw=1.3, color=line.get_color(),
+                      label=f"{name} (SN Ia AUC {' / '.join(aucs)})")
     for ax in axes[:-1]:
         ax.plot([0, 1], [0, 1], ":", color="grey")
-        ax.legend(fontsize=7, loc="lower right", title="AUC")
-    axes[0].set_ylabel("true-positive rate")
+        ax.set_ylabel("true-positive rate")
     axes[-1].plot([0, 1], [0, 1], ":", color="grey")
     axes[-1].set_title("SN Ia reliability, alert epochs pooled", fontsize=10)
     axes[-1].set_xlabel("predicted p(SN Ia)")
     axes[-1].set_ylabel("observed SN Ia fraction")
-    axes[-1].legend(fontsize=7)
-    fig.tight_layout()
+    fig.legend(*axes[-1].get_legend_handles_labels(), loc="lower center", ncol=1, fontsize=8, frameon=False,
+               title=f"model (SN Ia vs rest AUC at {', '.join(REAL_EPOCHS)})", title_fontsize=8)
+    fig.tight_layout(rect=(0, 0.03 + 0.025 * len(curves), 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

@@ -105,9 +105,10 @@ def real_alert_check(predictors: dict, alerts_dir: Path = SHARED_ZTF_ALERTS) -> 
     """
     import pandas as pd
 
-    from fink_t2.scoring.alerts import alert_columns_from_files, observations_from_columns, raw_alert_files
+    from fink_t2.scoring.alerts import alert_columns_from_files, observations_from_columns
+    from fink_t2.scoring.paths import alert_files
 
-    files = raw_alert_files(alerts_dir)
+    files = alert_files(alerts_dir)  # not the labels beside them
     if not files:
         return {}
     frame = alert_columns_from_files(files, extra=("tnsclass",))
