@@ -59,6 +59,9 @@ def test_ztf_stage_lines_with_fink_utils(spark, sample_path):
         df = concat_col(df, name, prefix="c")
     # Fink's earlier stages: the cross-match and the asteroid catcher (their test values here).
     df = df.withColumn("cdsxmatch", F.lit("Unknown")).withColumn("roid", F.lit(0).cast("int"))
+    no_galaxy = [F.lit(v) for field in ("HyperLEDA_name", "2MASS_name", "lum_dist", "ang_dist")
+                 for v in (field, "None")]
+    df = df.withColumn("mangrove", F.create_map(*no_galaxy))  # crossmatch_mangrove's map, nothing within 60"
     df = df.withColumn("t2", t2_fink(*T2_FINK_ZTF_ARGS))  # the line of docs/fink_integration.md
     df = df.drop(*["c" + name for name in expanded])
     rows = df.select("candid", "t2").collect()

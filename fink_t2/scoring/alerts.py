@@ -385,7 +385,7 @@ def _position(table: pa.Table) -> dict:
     for name in ("ra", "dec"):
         if struct.type.get_field_index(name) < 0:
             return {}
-        values = struct.field(name)
+        values = struct_field(struct, name)
         if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
             return {}
         out[name] = values.cast(pa.float64())

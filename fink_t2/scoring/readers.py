@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fink_t2.scoring import alerts, rubin_alerts
+from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.lightcurves import Observations
 from fink_t2.scoring.sky import DEC_COLUMN, RA_COLUMN, SKY_COLUMNS
 from fink_t2.scoring.surveys import get_survey
@@ -118,7 +119,7 @@ def raw_position(current: pd.Series) -> pd.DataFrame:
     combined = table.column("current").combine_chunks()
     out = {}
     for name in (RA_COLUMN, DEC_COLUMN):
-        values = combined.field(name)
+        values = struct_field(combined, name)
         out[name] = values.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False) \
             if (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)) else np.full(len(values), np.nan)
     return pd.DataFrame(out)

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from fink_t2.scoring.arrow_compat import struct_field
+
 #: Columns that carry sky context beside the light curve, in a pandas frame or a Spark DataFrame.
 RA_COLUMN, DEC_COLUMN = "ra", "dec"
 #: Fink's ZTF cross-match: a struct (dict) of strings, ``lum_dist`` in Mpc or ``"None"``.
@@ -275,7 +277,7 @@ def sky_columns_of_table(table: pa.Table) -> dict:
         kinds = struct.type
         if kinds.get_field_index(RA_COLUMN) < 0 or kinds.get_field_index(DEC_COLUMN) < 0:
             continue
-        fields = {name: struct.field(name) for name in (RA_COLUMN, DEC_COLUMN)}
+        fields = {name: struct_field(struct, name) for name in (RA_COLUMN, DEC_COLUMN)}
         if all(pa.types.is_floating(f.type) or pa.types.is_integer(f.type) for f in fields.values()):
             out.update({name: f.cast(pa.float64()) for name, f in fields.items()})
         break

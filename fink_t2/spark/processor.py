@@ -78,10 +78,14 @@ from fink_t2.scoring.paths import default_model
 from fink_t2.scoring.readers import get_reader, survey_of_columns
 from fink_t2.scoring.rubin_alerts import ELASTICC_COLUMNS, FIELD_NAMES, HOST_Z_FIELDS
 
-#: Arguments of the UDF, in order (the first four are required).
+#: Arguments of the UDF, in order (the first four are required). The last three are the sky context a model
+#: with sky channels reads (the alert's position and Fink's Mangrove cross-match, :mod:`fink_t2.scoring.sky`).
 T2_INPUTS: tuple[str, ...] = (
     "cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos", "jdstarthist", "roid", "cdsxmatch",
+    "ra", "dec", "mangrove",
 )
+#: The sky-context arguments (the last of :data:`T2_INPUTS`).
+T2_SKY_INPUTS: tuple[str, ...] = T2_INPUTS[9:]
 _N_REQUIRED = 4
 #: The light-curve arguments, in order (the required four, ``cdiffmaglim``, ``cisdiffpos``); the rest feed the cuts.
 T2_LIGHT_CURVE_INPUTS: tuple[str, ...] = T2_INPUTS[:6]
@@ -115,10 +119,11 @@ def score_batch(columns: tuple, model_path: str | None, cuts: Cuts, survey: str 
     model = runtime.get_model(model_path)
     select = (make_selector(cuts, *(_as_pandas(named.get(name)) for name in ("jdstarthist", "roid", "cdsxmatch")))
               if cuts.enabled else None)
+    sky = {name: named[name] for name in T2_SKY_INPUTS if named.get(name) is not None}
     scores = score_alerts(
         named["cjd"], named["cfid"], named["cmagpsf"], named["csigmapsf"],
         cisdiffpos=named.get("cisdiffpos"), cdiffmaglim=named.get("cdiffmaglim"),
-        model=model, select=select,
+        model=model, select=select, sky=sky,
     )
     return scores
 
@@ -202,10 +207,10 @@ t2_fink = make_t2_udf(cuts=FINK_CUTS)
 t2_rubin = make_t2_udf(survey="rubin")
 
 #: The arguments of :data:`t2_fink` in fink-broker's ZTF stage, in order: the ``c*`` columns Fink has built
-#: (``concat_col``), the first detection's date from the raw alert, and the ``roid`` and ``cdsxmatch``
-#: columns Fink's earlier stages add. New optional context columns go at the end.
+#: (``concat_col``), the first detection's date from the raw alert, the ``roid`` and ``cdsxmatch`` columns
+#: Fink's earlier stages add, then the sky context: the alert's position and Fink's ``mangrove`` cross-match.
 T2_FINK_ZTF_ARGS: tuple = ("cjd", "cfid", "cmagpsf", "csigmapsf", "cdiffmaglim", "cisdiffpos",
-                           "candidate.jdstarthist", "roid", "cdsxmatch")
+                           "candidate.jdstarthist", "roid", "cdsxmatch", "candidate.ra", "candidate.dec", "mangrove")
 
 #: The arguments of :data:`t2_rubin` in fink-broker's Rubin stage (its ``c*`` columns).
 T2_FINK_RUBIN_ARGS: tuple = ("cmidpointMjdTai", "cband", "cpsfFlux", "cpsfFluxErr")
@@ -264,12 +269,15 @@ def _candidate_fields(df: DataFrame) -> set[str]:
     return set(dtype.fieldNames()) if isinstance(dtype, StructType) else set()
 
 
-def t2_input_columns(df: DataFrame, with_cut_columns: bool = True) -> list[Column]:
+def t2_input_columns(df: DataFrame, with_cut_columns: bool = True, with_sky: bool = False) -> list[Column]:
     """The UDF arguments for ``df``: Fink's ``c*`` columns if present, else built from raw alerts.
 
     Nine columns, or the six light-curve ones with ``with_cut_columns=False``
     (without cuts ``jdstarthist``, ``roid`` and ``cdsxmatch`` are unused, and
-    every column costs a JVM -> Python transfer per alert).
+    every column costs a JVM -> Python transfer per alert). ``with_sky`` adds the
+    three sky-context columns (:data:`T2_SKY_INPUTS`: ``ra``, ``dec`` from the
+    frame or the raw ``candidate``, Fink's ``mangrove``; null where absent), for
+    a model that reads them (the cut columns are then always passed, null without cuts).
 
     The light-curve arrays all come from one source: the existing ``c*`` columns
     when all four required ones are there, else the raw ``candidate`` and
@@ -294,7 +302,7 @@ def t2_input_columns(df: DataFrame, with_cut_columns: bool = True) -> list[Colum
                              f"columns to build it from (columns: {sorted(names)})")
         else:
             columns.append(F.lit(None).cast(f"array<{_HISTORY_TYPES[field]}>"))
-    if not with_cut_columns:
+    if not with_cut_columns and not with_sky:
         return columns
     if raw and "jdstarthist" in fields:
         columns.append(F.col("candidate.jdstarthist").cast("double"))
@@ -304,7 +312,24 @@ def t2_input_columns(df: DataFrame, with_cut_columns: bool = True) -> list[Colum
         columns.append(F.lit(None).cast("double"))
     columns.append(F.col("roid").cast("double") if "roid" in names else F.lit(None).cast("double"))
     columns.append(F.col("cdsxmatch").cast("string") if "cdsxmatch" in names else F.lit(None).cast("string"))
+    if with_sky:
+        columns += _sky_columns(df, names, fields)
     return columns
+
+
+def _sky_columns(df: DataFrame, names: set, fields: set) -> list[Column]:
+    """``ra``, ``dec`` (the frame's, else the raw candidate's) and ``mangrove`` (Fink's cross-match), null where
+    absent: without ``mangrove`` the scorer cross-matches the position with the package's catalogue copy."""
+    out = []
+    for name in ("ra", "dec"):
+        if name in names:
+            out.append(F.col(name).cast("double"))
+        elif "candidate" in names and name in fields:
+            out.append(F.col(f"candidate.{name}").cast("double"))
+        else:
+            out.append(F.lit(None).cast("double"))
+    out.append(F.col("mangrove") if "mangrove" in names else F.lit(None).cast("map<string,string>"))
+    return out
 
 
 def check_cut_columns(df: DataFrame, cuts: Cuts) -> None:
@@ -354,10 +379,10 @@ def t2_column(df: DataFrame, model_path: str | Path | None = None, cuts: Cuts | 
     cuts = cuts if cuts is not None else FINK_CUTS
     from fink_t2.scoring.classifier import model_for
 
-    model_for("ztf", model_path=model_path)  # verify the file now (sha256, shapes, survey), not in a worker
+    model = model_for("ztf", model_path=model_path)  # verify the file now (sha256, shapes, survey), not in a worker
     check_cut_columns(df, cuts)
     udf = make_t2_udf(model_path, cuts)
-    return udf(*t2_input_columns(df, with_cut_columns=cuts.enabled))
+    return udf(*t2_input_columns(df, with_cut_columns=cuts.enabled, with_sky=model.preparation.sky_context))
 
 
 def apply_t2(df: DataFrame, model_path: str | Path | None = None, cuts: Cuts | None = None,
