@@ -425,8 +425,9 @@ def _mutate(data, row: dict, kind: str) -> tuple[dict, dict | None]:
 
 @pytest.fixture(scope="module")
 def sample_scores(sample_columns):
-    """Each sample alert's reference probabilities and reason (scored in a batch of good alerts)."""
-    probs, reasons = classify_with_reasons(sample_columns)
+    """Each sample alert's reference probabilities and reason (scored in a batch of good alerts), from the
+    light-curve columns the hostile rows carry (no sky context: tests/test_sky.py attacks that)."""
+    probs, reasons = classify_with_reasons(sample_columns[list(COLUMNS)])
     return probs.to_numpy(), reasons.to_numpy()
 
 

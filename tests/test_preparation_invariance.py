@@ -70,7 +70,10 @@ def _context_by_hand(kept, objects, t_ref, first_detection, config) -> np.ndarra
     for row, obj in enumerate(objects):
         mine = kept.object_index == obj
         for step in range(config.n_steps):
-            when = t_ref[obj] - (config.n_steps - 1 - step) * config.step_days
+            fine = config.n_steps - config.coarse_steps  # the newest steps, step_days apart; older: coarser
+            back = ((config.n_steps - 1 - step) * config.step_days if step >= config.coarse_steps else
+                    (fine - 1) * config.step_days + (config.coarse_steps - step) * config.coarse_step_days)
+            when = t_ref[obj] - back
             out[row, step, 0] = np.arcsinh((when - first_detection[obj]) / AGE_SCALE_DAYS)
             for band in range(len(BANDS)):
                 times = kept.time[mine & (kept.band == band)]

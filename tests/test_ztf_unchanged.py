@@ -3,7 +3,9 @@
 The reference (tests/data/ztf_reference.npz) was computed by main 3ab7337, before the survey
 generalisation, with tests/data/make_ztf_reference.py on data/alerts_sample.parquet, with the model
 shipped then (v7): tests/data/ztf_reference_t2.tflite and its YAML, kept so that the serving path is
-still pinned when the shipped model changes (its preparation is the shipped one's; a test says so).
+still pinned when the shipped model changes. Since session 10 the shipped model's preparation adds the
+coarse grid tail and the sky context (docs/model_card.md); the reference pins the preparation every
+older model file still carries, and a test checks that the new keys leave it alone.
 """
 
 from pathlib import Path
@@ -35,7 +37,8 @@ def _sample():
 
 def test_shipped_preparation_of_the_ztf_sample_is_unchanged():
     _, obs = _sample()
-    assert load_model().preparation == load_model(REFERENCE_MODEL).preparation  # the shipped one's, too
+    reference = load_model(REFERENCE_MODEL).preparation
+    assert not reference.sky_context and reference.coarse_steps == 0  # a model file from before those keys
     batch = prepare(obs, load_model(REFERENCE_MODEL).preparation)
     assert batch.values.shape == REFERENCE["shipped_values"].shape
     np.testing.assert_allclose(batch.values, REFERENCE["shipped_values"], rtol=0, atol=ATOL)

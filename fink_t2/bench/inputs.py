@@ -37,7 +37,7 @@ DEFAULT_INPUTS: tuple[Path, ...] = (SAMPLE_ALERTS, SHARED_ZTF_ALERTS)
 DEFAULT_WORKDIR = (checkout_root() or Path.cwd()) / "runs" / "bench"
 
 #: Bump when the cached input's layout changes.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 #: Per-alert history columns (``c`` + field), with the ZTF Avro types (schema 3.3).
 HISTORY_FIELDS: dict[str, pa.DataType] = {
@@ -49,8 +49,10 @@ HISTORY_FIELDS: dict[str, pa.DataType] = {
 CANDIDATE_FIELDS: dict[str, pa.DataType] = {
     "jd": pa.float64(), "fid": pa.int32(), "magpsf": pa.float32(), "sigmapsf": pa.float32(),
     "jdstarthist": pa.float64(), "ndethist": pa.int32(), "sgscore1": pa.float32(), "ssdistnr": pa.float32(),
-    "distpsnr1": pa.float32(),
+    "distpsnr1": pa.float32(), "ra": pa.float64(), "dec": pa.float64(),
 }
+#: Fink's ``mangrove`` column as its ZTF stage makes it (crossmatch_mangrove: a map of strings).
+MANGROVE_FIELDS = ("HyperLEDA_name", "2MASS_name", "lum_dist", "ang_dist")
 #: Fink's test value for a cross-match that needs a web service.
 XMATCH_TEST_VALUE = "Unknown"
 
@@ -112,8 +114,29 @@ def alerts_table(path: Path) -> pa.Table:
             XMATCH_TEST_VALUE)
     else:
         columns["cdsxmatch"] = pa.array([XMATCH_TEST_VALUE] * n, type=pa.string())
+    columns["mangrove"] = mangrove_column(columns["ra"], columns["dec"])
     columns["source_file"] = pa.array([path.name] * n, type=pa.string())
     return pa.table(columns)
+
+
+def mangrove_column(ra: pa.Array, dec: pa.Array) -> pa.Array:
+    """Fink's ``mangrove`` column for these positions: the nearest Mangrove galaxy within 60" (the package's
+    catalogue copy, the same match), as the map of strings Fink's stage attaches before the classifiers run.
+
+    Fink computes it upstream of every classifier, so its cost is not t2's; the galaxy names are not in the
+    copy and read ``"None"`` (t2 reads only ``lum_dist``)."""
+    from fink_t2.scoring.mangrove import nearest_galaxy_distance
+    from fink_t2.scoring.sky import valid_position
+
+    ra_values = ra.to_numpy(zero_copy_only=False).astype(np.float64)
+    dec_values = dec.to_numpy(zero_copy_only=False).astype(np.float64)
+    distance = np.full(len(ra_values), np.nan)
+    searched = valid_position(ra_values, dec_values)
+    if searched.any():
+        distance[searched] = nearest_galaxy_distance(ra_values[searched], dec_values[searched])
+    rows = [[(field, f"{d:.6g}" if field == "lum_dist" and np.isfinite(d) else "None") for field in MANGROVE_FIELDS]
+            for d in distance]
+    return pa.array(rows, type=pa.map_(pa.string(), pa.string()))
 
 
 def _fill_roid(table: pa.Table) -> tuple[pa.Table, str]:

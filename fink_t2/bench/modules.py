@@ -111,10 +111,12 @@ def _t2_io_only_column(df, ctx: dict):
     measure however fast its scoring becomes. Bench-only: the constant
     probabilities never leave this diagnostic.
     """
+    from fink_t2.scoring.runtime import get_model
     from fink_t2.spark.processor import t2_input_columns, t2_typed_udf
 
+    with_sky = get_model(ctx.get("model_path")).preparation.sky_context  # the columns t2 itself is given
     udf = t2_typed_udf(lambda columns: uniform_scores(len(columns[0])))
-    return udf(*t2_input_columns(df, with_cut_columns=False))
+    return udf(*t2_input_columns(df, with_cut_columns=False, with_sky=with_sky))
 
 
 def _rubin_t2_column(df, ctx: dict):

@@ -198,10 +198,13 @@ def sky_context(n: int, ra=None, dec=None, mangrove=None, mangrove_lum_dist=None
                 cross_match: bool = True) -> SkyContext:
     """The sky context of ``n`` alerts from whatever columns are given (each optional, one cell per alert).
 
-    The host comes from ``mangrove`` (ZTF), else ``mangrove_lum_dist`` (Rubin);
-    if neither is given but the position is, and ``cross_match``, from the
-    package's copy of the Mangrove catalogue (:mod:`fink_t2.scoring.mangrove`),
-    matched as Fink does. A cell that cannot be read is unknown context.
+    The host comes from ``mangrove`` (ZTF), else ``mangrove_lum_dist`` (Rubin,
+    where null means "nothing matched"); where neither gives it (no column, or a
+    null ``mangrove`` cell: not cross-matched yet) but the position does, and
+    ``cross_match``, from the package's copy of the Mangrove catalogue
+    (:mod:`fink_t2.scoring.mangrove`), matched as Fink does. Every engine and
+    file layout thus gives an alert the same context. A value that cannot be
+    read (not a plausible distance or position) is unknown context.
     """
     ra_values = dec_values = None
     if ra is not None and dec is not None:
@@ -209,23 +212,26 @@ def sky_context(n: int, ra=None, dec=None, mangrove=None, mangrove_lum_dist=None
         dec_values = np.array([_number(c) for c in _cells(dec, n)], dtype=np.float64)
     known = np.zeros(n, dtype=bool)
     distance = np.full(n, np.nan)
+    to_match = np.ones(n, dtype=bool)  # rows whose host is not given: matched from the position, if any
     if mangrove is not None:
-        pairs = [mangrove_distance(c) for c in _cells(mangrove, n)]
+        cells = _cells(mangrove, n)
+        pairs = [mangrove_distance(c) for c in cells]
+        to_match = np.array([_is_missing(c) for c in cells], dtype=bool)  # a null cell: not cross-matched yet
     elif mangrove_lum_dist is not None:
-        pairs = [_rubin_distance(c) for c in _cells(mangrove_lum_dist, n)]
+        pairs = [_rubin_distance(c) for c in _cells(mangrove_lum_dist, n)]  # null: searched, nothing matched
+        to_match[:] = False
     else:
-        pairs = None
-    if pairs is not None:
-        if pairs:
-            known[:] = [p[0] for p in pairs]
-            distance[:] = [p[1] for p in pairs]
-    elif ra_values is not None and cross_match:
-        from fink_t2.scoring.mangrove import nearest_galaxy_distance
-
-        searched = valid_position(ra_values, dec_values)
+        pairs = []
+    if pairs:
+        known[:] = [p[0] for p in pairs]
+        distance[:] = [p[1] for p in pairs]
+    if ra_values is not None and cross_match:
+        searched = to_match & valid_position(ra_values, dec_values)
         if searched.any():
+            from fink_t2.scoring.mangrove import nearest_galaxy_distance
+
             distance[searched] = nearest_galaxy_distance(ra_values[searched], dec_values[searched])
-        known = searched
+            known[searched] = True
     return SkyContext(known, distance)
 
 
