@@ -43,6 +43,25 @@ def copy_model(folder: Path, data: bytes | None = None, meta_changes: dict | Non
     return path
 
 
+#: Slows every t2 UDF batch from outside the package (slow_workers/sitecustomize.py): the variable and its log line.
+SLOW_WORKERS = Path(__file__).resolve().parent / "slow_workers"
+SLOW_BATCH_ENV, SLOW_BATCH_MARKER = "T2_TEST_BATCH_SECONDS", "t2 test batch: "
+
+
+def job_env(delay: float | None = None) -> dict:
+    """The environment of a fink-t2 job a test starts; with ``delay``, every UDF batch waits that long."""
+    env = dict(os.environ)
+    first = [str(SLOW_WORKERS)] if delay is not None else []
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (*first, str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYSPARK_PYTHON"] = sys.executable
+    env["PYSPARK_SUBMIT_ARGS"] = ("--conf spark.ui.enabled=false --conf spark.ui.showConsoleProgress=false "
+                                  "--conf spark.sql.shuffle.partitions=1 --driver-memory 512m pyspark-shell")
+    env.pop(SLOW_BATCH_ENV, None)
+    if delay is not None:
+        env[SLOW_BATCH_ENV] = str(delay)
+    return env
+
+
 def write_parts(table, folder: Path, sizes: list[int], prefix: str = "alerts") -> list[Path]:
     """Consecutive slices of ``table`` as parquet files (size 0 gives a file with the schema and no rows)."""
     import pyarrow.parquet as pq

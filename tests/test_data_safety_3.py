@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import copy_model
+from conftest import SLOW_BATCH_MARKER, copy_model, job_env
 
 from fink_t2.scoring.runtime import DEFAULT_MODEL, ModelFileError, load_model, metadata_path
 from fink_t2.tools.cli import main as cli_main
@@ -240,23 +240,8 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-#: Slows every UDF batch from outside the package (tests/slow_workers/sitecustomize.py), and its log line.
-SLOW_WORKERS = Path(__file__).resolve().parent / "slow_workers"
-SLOW_BATCH_ENV, SLOW_BATCH_MARKER = "T2_TEST_BATCH_SECONDS", "t2 test batch: "
-
-
 def _env(delay: float | None = None) -> dict:
-    """A job's environment; with ``delay``, every UDF batch waits that long (slow_workers/sitecustomize.py)."""
-    env = dict(os.environ)
-    first = [str(SLOW_WORKERS)] if delay is not None else []
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (*first, str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env["PYSPARK_PYTHON"] = sys.executable
-    env["PYSPARK_SUBMIT_ARGS"] = ("--conf spark.ui.enabled=false --conf spark.ui.showConsoleProgress=false "
-                                  "--conf spark.sql.shuffle.partitions=1 --driver-memory 512m pyspark-shell")
-    env.pop(SLOW_BATCH_ENV, None)
-    if delay is not None:
-        env[SLOW_BATCH_ENV] = str(delay)
-    return env
+    return job_env(delay)
 
 
 def _start(command: list[str], delay: float | None = None) -> subprocess.Popen:

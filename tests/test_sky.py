@@ -306,3 +306,25 @@ def test_a_null_mangrove_cell_is_cross_matched_like_a_missing_column():
     hosted = frame[frame["mangrove"].map(lambda m: m["lum_dist"] != "None")].head(5)
     sky = sky_context(len(hosted), ra=hosted["ra"], dec=hosted["dec"], mangrove=[None] * len(hosted))
     np.testing.assert_allclose(sky.host_distance_mpc, [float(m["lum_dist"]) for m in hosted["mangrove"]], rtol=1e-6)
+
+
+def test_every_layout_of_the_mangrove_column_reads_alike():
+    """Arrow struct, Arrow map (Spark's Arrow UDF), pandas frame (a struct in a pandas UDF), dicts and key/value
+    pairs (a map in a pandas UDF) give what the per-cell reading gives, hostile values included."""
+    values = ["None", "100.0", " 42 ", "nan", "-3", "1e300", "0", "abc", None, "7.5", "inf", ""]
+    n = len(values)
+    rows = [{"HyperLEDA_name": "x", "2MASS_name": "y", "lum_dist": v, "ang_dist": "None"} for v in values]
+    rows[3] = None  # a missing cell: to be cross-matched
+    expected = [mangrove_distance(r) if r is not None else (False, np.nan) for r in rows]
+    struct = pa.array(rows)
+    pairs = [None if r is None else list(r.items()) for r in rows]
+    layouts = {"struct": struct, "map": pa.array(pairs, type=pa.map_(pa.string(), pa.string())),
+               "pandas frame": pd.DataFrame([r or dict.fromkeys(rows[0]) for r in rows]),
+               "dicts": pd.Series(rows, dtype=object), "pairs": pairs}
+    for name, column in layouts.items():
+        sky = sky_context(n, mangrove=column)
+        np.testing.assert_array_equal(sky.host_known, [k for k, _ in expected], err_msg=name)
+        np.testing.assert_array_equal(np.isnan(sky.host_distance_mpc), [np.isnan(d) for _, d in expected],
+                                      err_msg=name)
+        finite = np.isfinite(sky.host_distance_mpc)
+        np.testing.assert_allclose(sky.host_distance_mpc[finite], [d for _, d in expected if np.isfinite(d)])

@@ -24,28 +24,18 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_parts
+from conftest import SLOW_BATCH_MARKER, job_env, write_parts
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "run_t2_stream.py"
-SLOW_WORKERS = Path(__file__).resolve().parent / "slow_workers"
-MARKER = "t2 test batch: "  # slow_workers/sitecustomize.py's line
+MARKER = SLOW_BATCH_MARKER  # slow_workers/sitecustomize.py's line
 #: Ceiling of a wait for an event (seconds): reached only if the job is stuck, never because the machine is busy.
 PATIENCE = 900
 
 
 def _env(delay: float | None = None) -> dict:
     """The job's environment; with ``delay``, every UDF batch waits that long (slow_workers/sitecustomize.py)."""
-    env = dict(os.environ)
-    first = [str(SLOW_WORKERS)] if delay is not None else []
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (*first, str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env["PYSPARK_PYTHON"] = sys.executable
-    env["PYSPARK_SUBMIT_ARGS"] = ("--conf spark.ui.enabled=false --conf spark.ui.showConsoleProgress=false "
-                                  "--conf spark.sql.shuffle.partitions=1 --driver-memory 512m pyspark-shell")
-    env.pop("T2_TEST_BATCH_SECONDS", None)
-    if delay is not None:
-        env["T2_TEST_BATCH_SECONDS"] = str(delay)
-    return env
+    return job_env(delay)
 
 
 def _start(args: list[str], log: Path, delay: float | None = None) -> subprocess.Popen:

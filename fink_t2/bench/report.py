@@ -104,9 +104,12 @@ def targets_table(report: dict, markdown: bool = False) -> str:
         threshold = t["threshold"]
         if isinstance(threshold, bool):
             bound = str(threshold)
+        elif threshold is None:
+            bound = "reported"
         else:
             sign = "<" if t["unit"] in ("MB", "s") else ">="
-            bound = f"{sign} {threshold:,g} {t['unit']}".strip()
+            on_cpu = " (CPU time)" if t.get("judged_on") == "cpu" else ""
+            bound = f"{sign} {threshold:,g} {t['unit']}{on_cpu}".strip()
         met = {True: "met", False: "NOT met", None: "-"}[t["met"]]
         cpu = t.get("measured_cpu")
         rows.append([t["target"], bound, shown, met, "-" if cpu is None else f"{cpu:,.3g} x"])

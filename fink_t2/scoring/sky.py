@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fink_t2.scoring.arrow_compat import struct_field
 
@@ -184,6 +185,83 @@ def mangrove_distance(cell) -> tuple[bool, float]:
     return True, distance
 
 
+_NO_FIELD = object()  # a struct without lum_dist: unknown context (not "nothing matched")
+
+
+def _raw_distance(cell):
+    """The ``lum_dist`` value of one ``mangrove`` cell as given (a string, a number, None), :data:`_NO_FIELD`
+    if the cell has no such field; None for a missing cell is told apart by the caller."""
+    if isinstance(cell, dict):
+        return cell.get("lum_dist", _NO_FIELD)
+    if isinstance(cell, (list, tuple)):  # an Arrow/Spark map as (key, value) pairs
+        for pair in cell:
+            if isinstance(pair, (list, tuple)) and len(pair) == 2 and pair[0] == "lum_dist":
+                return pair[1]
+        return _NO_FIELD
+    if hasattr(cell, "asDict"):  # pyspark Row
+        return cell.asDict().get("lum_dist", _NO_FIELD)
+    return _NO_FIELD
+
+
+def _raw_distances(column, n: int) -> tuple[list, np.ndarray]:
+    """(``lum_dist`` values, missing-cell mask) of a ``mangrove`` column, read without a Python object per field
+    where the column is Arrow (a struct or a map) or a pandas frame (a struct inside a pandas UDF)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if isinstance(column, pa.Array) and len(column) == n:
+        missing = column.is_null().to_numpy(zero_copy_only=False)
+        if pa.types.is_struct(column.type):
+            if column.type.get_field_index("lum_dist") < 0:
+                return [_NO_FIELD] * n, missing
+            return struct_field(column, "lum_dist"), missing
+        if pa.types.is_map(column.type) and hasattr(pc, "map_lookup"):
+            found = pc.map_lookup(column, pa.scalar("lum_dist", column.type.key_type), "first")
+            absent = np.flatnonzero(found.is_null().to_numpy(zero_copy_only=False) & ~missing)
+            if not len(absent):
+                return found, missing
+            values = found.to_pylist()  # a key missing or a null value: the per-cell reading tells them apart
+            for i, row in zip(absent, column.take(pa.array(absent)).to_pylist()):
+                values[i] = _raw_distance(row)
+            return values, missing
+    if isinstance(column, pd.DataFrame) and len(column) == n:
+        missing = column.isna().all(axis=1).to_numpy()
+        if "lum_dist" not in column.columns:
+            return [_NO_FIELD] * n, missing
+        values = column["lum_dist"].astype(object)
+        return values.where(values.notna(), None).tolist(), missing  # NA (pandas' null): a null field
+    cells = _cells(column, n)
+    missing = np.array([_is_missing(c) for c in cells], dtype=bool)
+    return [None if m else _raw_distance(c) for c, m in zip(cells, missing)], missing
+
+
+def _distances(values: list, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(known, distance) from raw ``lum_dist`` values, as :func:`mangrove_distance` reads one cell: "None" or
+    null is "searched, nothing matched"; a plausible number is the distance; anything else is unknown."""
+    n = len(values)
+    known = np.zeros(n, dtype=bool)
+    distance = np.full(n, np.nan)
+    if isinstance(values, pa.Array) and pa.types.is_string(values.type):  # Fink's strings: no per-cell Python
+        stripped = pc.utf8_trim_whitespace(values)
+        nothing = pc.fill_null(pc.equal(stripped, "None"), True).to_numpy(zero_copy_only=False)
+        numbers = pd.to_numeric(stripped.to_pandas(), errors="coerce").to_numpy(np.float64)
+        with np.errstate(invalid="ignore"):
+            plausible = (numbers > 0.0) & (numbers <= MAX_DISTANCE_MPC)
+        known[:] = (nothing | plausible) & ~missing
+        distance[plausible & ~missing] = numbers[plausible & ~missing]
+        return known, distance
+    if isinstance(values, pa.Array):
+        values = values.to_pylist()
+    text = pd.Series(values, dtype=object)
+    nothing = text.map(lambda v: v is None or (isinstance(v, str) and v.strip() == "None")).to_numpy(bool)
+    numbers = np.array([_number(v) if v is not _NO_FIELD and not isinstance(v, (bool, np.bool_)) else np.nan
+                        for v in values], dtype=np.float64) if n else np.zeros(0)
+    with np.errstate(invalid="ignore"):
+        plausible = (numbers > 0.0) & (numbers <= MAX_DISTANCE_MPC)
+    known[:] = (nothing | plausible) & ~missing
+    distance[plausible & ~missing] = numbers[plausible & ~missing]
+    return known, distance
+
+
 def _rubin_distance(cell) -> tuple[bool, float]:
     """(known, distance) of a ``mangrove_lum_dist`` cell: null means "searched, no galaxy"."""
     if _is_missing(cell):
@@ -192,6 +270,23 @@ def _rubin_distance(cell) -> tuple[bool, float]:
     if not (0.0 < distance <= MAX_DISTANCE_MPC):
         return False, math.nan
     return True, distance
+
+
+def _positions(column, n: int) -> np.ndarray:
+    """A per-alert coordinate column as float64 (NaN where a cell is not a number): numeric Arrow arrays and
+    pandas columns directly, anything else cell by cell."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    numeric = None
+    if isinstance(column, pa.Array) and (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+        numeric = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    elif isinstance(column, (pd.Series, np.ndarray)) and np.asarray(column).dtype.kind in "fiu":
+        numeric = np.asarray(column, dtype=np.float64)
+    if numeric is not None:
+        if len(numeric) != n:
+            raise ValueError(f"a sky-context column has {len(numeric)} rows, expected {n}")
+        return numeric
+    return np.array([_number(c) for c in _cells(column, n)], dtype=np.float64)
 
 
 def sky_context(n: int, ra=None, dec=None, mangrove=None, mangrove_lum_dist=None,
@@ -208,23 +303,19 @@ def sky_context(n: int, ra=None, dec=None, mangrove=None, mangrove_lum_dist=None
     """
     ra_values = dec_values = None
     if ra is not None and dec is not None:
-        ra_values = np.array([_number(c) for c in _cells(ra, n)], dtype=np.float64)
-        dec_values = np.array([_number(c) for c in _cells(dec, n)], dtype=np.float64)
+        ra_values, dec_values = _positions(ra, n), _positions(dec, n)
     known = np.zeros(n, dtype=bool)
     distance = np.full(n, np.nan)
     to_match = np.ones(n, dtype=bool)  # rows whose host is not given: matched from the position, if any
     if mangrove is not None:
-        cells = _cells(mangrove, n)
-        pairs = [mangrove_distance(c) for c in cells]
-        to_match = np.array([_is_missing(c) for c in cells], dtype=bool)  # a null cell: not cross-matched yet
+        values, to_match = _raw_distances(mangrove, n)  # a null cell: not cross-matched yet
+        known, distance = _distances(values, to_match)
     elif mangrove_lum_dist is not None:
         pairs = [_rubin_distance(c) for c in _cells(mangrove_lum_dist, n)]  # null: searched, nothing matched
         to_match[:] = False
-    else:
-        pairs = []
-    if pairs:
-        known[:] = [p[0] for p in pairs]
-        distance[:] = [p[1] for p in pairs]
+        if pairs:
+            known[:] = [p[0] for p in pairs]
+            distance[:] = [p[1] for p in pairs]
     if ra_values is not None and cross_match:
         searched = to_match & valid_position(ra_values, dec_values)
         if searched.any():
