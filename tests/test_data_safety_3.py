@@ -99,8 +99,9 @@ def _with_column_twice(table: pa.Table, name: str) -> pa.Table:
 def _with_struct_field_twice(table: pa.Table, column: str, field: str) -> pa.Table:
     struct = table.column(column).combine_chunks()
     children = [struct.field(i) for i in range(struct.type.num_fields)]
-    names = [struct.type.field(i).name for i in range(struct.type.num_fields)]
-    doubled = pa.StructArray.from_arrays([*children, struct.field(field)], names=[*names, field])
+    names = [f.name for f in struct.type]  # (StructType.field() is pyarrow >= 13)
+    doubled = pa.StructArray.from_arrays([*children, struct.field(struct.type.get_field_index(field))],
+                                         names=[*names, field])
     return table.set_column(table.column_names.index(column), column, doubled)
 
 

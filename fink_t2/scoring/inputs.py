@@ -208,7 +208,7 @@ def check_unique_names(schema: pa.Schema, path: Path) -> None:
         if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
             walk(dtype.value_type, where)
         elif pa.types.is_struct(dtype):
-            fields = [dtype.field(i) for i in range(dtype.num_fields)]
+            fields = list(dtype)  # iterating a StructType gives its fields (StructType.field() is pyarrow >= 13)
             name = duplicate([f.name for f in fields])
             if name is not None:
                 raise InputError(f"{path}: the '{where}' struct has two fields named {name!r}: which one holds the "
