@@ -165,24 +165,8 @@ def mangrove_distance(cell) -> tuple[bool, float]:
     """
     if _is_missing(cell):
         return False, math.nan
-    fields = None
-    if isinstance(cell, dict):
-        fields = cell
-    elif hasattr(cell, "asDict"):  # pyspark Row
-        fields = cell.asDict()
-    elif isinstance(cell, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in cell):
-        fields = dict(cell)  # an Arrow/Spark map as (key, value) pairs
-    if fields is None or "lum_dist" not in fields:
-        return False, math.nan
-    raw = fields["lum_dist"]
-    if isinstance(raw, str) and raw.strip() == "None":
-        return True, math.nan
-    if raw is None:  # Rubin-style null in a struct: nothing matched
-        return True, math.nan
-    distance = _number(raw)
-    if not (0.0 < distance <= MAX_DISTANCE_MPC):
-        return False, math.nan
-    return True, distance
+    known, distance = _distances([_raw_distance(cell)], np.zeros(1, dtype=bool))
+    return bool(known[0]), float(distance[0])
 
 
 _NO_FIELD = object()  # a struct without lum_dist: unknown context (not "nothing matched")
