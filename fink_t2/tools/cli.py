@@ -7,6 +7,7 @@ imports TensorFlow.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -281,8 +282,17 @@ def main(argv: list[str] | None = None) -> int:
         if not interrupted(error):
             raise
         print(f"fink-t2 {args.command}: interrupted (Ctrl-C): stopped; nothing was written under the output's "
-              "name (no partial output, no temporary folder)", file=sys.stderr)
+              "name (no partial output, no temporary folder)", file=sys.stderr, flush=True)
+        _quiet_shutdown()
         return 130
+
+
+def _quiet_shutdown() -> None:
+    """After the interrupted job's one line, nothing more: the interpreter's shutdown of the threads Spark and py4j
+    left (CPython 3.13.0 reports a bug of its own there, an 'Exception ignored' traceback) writes to nowhere."""
+    sys.stderr.flush()
+    sys.unraisablehook = lambda unraisable: None
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 -- kept open until the interpreter exits
 
 
 #: Third-party modules of the optional extras (top-level name -> extra); other commands' needs by command.
