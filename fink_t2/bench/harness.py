@@ -432,6 +432,8 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
         n_partitions = int(partitions or n_cores)
         config.update(cores=n_cores, partitions=n_partitions, master=spark.sparkContext.master,
                       spark=spark.version, driver_memory=driver_memory if own else None)
+        from fink_t2.spark.processor import restore_conf
+
         conf = _spark_conf(n_cores, arrow_batch)
         saved = {key: spark.conf.get(key, None) for key in conf}
         for key, value in conf.items():
@@ -497,11 +499,7 @@ def run_benchmark(alerts: int = 200_000, slow_alerts: int = 2_000, repeats: int 
                     result.extra.update(_summarize_output(name, out["_bench"].tolist()))
                 results[name] = result
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    spark.conf.unset(key)
-                else:
-                    spark.conf.set(key, value)
+            restore_conf(spark, saved)
             for frame in frames.values():
                 frame.unpersist()
             shutil.rmtree(sink_dir, ignore_errors=True)

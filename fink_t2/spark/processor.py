@@ -480,6 +480,15 @@ def rubin_input_columns(df: DataFrame) -> list[Column]:
 # --------------------------------------------------------------------------- session helper
 
 
+def restore_conf(spark: SparkSession, values: dict) -> None:
+    """Set each Spark SQL option of ``values`` back to its value there (None: it was unset)."""
+    for key, value in values.items():
+        if value is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, value)
+
+
 def spark_session(app_name: str = "fink-t2", master: str | None = None, conf: dict | None = None) -> SparkSession:
     """A SparkSession whose Python workers run this interpreter (unless PYSPARK_PYTHON says otherwise).
 

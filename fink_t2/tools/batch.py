@@ -421,7 +421,7 @@ def _score_spark_files(files_of: dict[str, list[Path]], files: list[Path], schem
                        output: Path, model_path, cuts: Cuts | None, overwrite: bool, spark, master: str | None,
                        progress: bool) -> Path:
     """:func:`score_spark` once the checks passed and the output is locked: read, score, write, publish."""
-    from fink_t2.spark.processor import apply_t2, spark_session
+    from fink_t2.spark.processor import apply_t2, restore_conf, spark_session
 
     converted = None
     if any(is_avro(p) for p in files):
@@ -484,11 +484,7 @@ def _score_spark_files(files_of: dict[str, list[Path]], files: list[Path], schem
         if handler is not None:
             signal.signal(signal.SIGINT, handler)
         try:
-            for key, value in previous.items():
-                if value is None:
-                    spark.conf.unset(key)
-                else:
-                    spark.conf.set(key, value)
+            restore_conf(spark, previous)
         except Exception:  # noqa: BLE001 -- the JVM is gone (Ctrl-C reaches it too): nothing to restore
             pass
         if converted is not None:
