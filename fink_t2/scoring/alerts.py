@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.lightcurves import _LN10_OVER_2P5, Observations, mag_to_fluxcal
+from fink_t2.scoring.sky import detection_position
 
 #: Columns ``classify`` needs: Fink's concatenated alert columns (history first, current alert last).
 REQUIRED_COLUMNS: tuple[str, ...] = ("cjd", "cfid", "cmagpsf", "csigmapsf")
@@ -371,25 +372,11 @@ def alert_columns(table: pa.Table | pd.DataFrame) -> pd.DataFrame:
         if name not in frame.columns:
             frame[name] = pd.Series([None] * table.num_rows, dtype=object)
     frame = frame[[*REQUIRED_COLUMNS, "cdiffmaglim", "cisdiffpos"]]
-    for name, column in _position(table).items():  # the host cross-match needs the alert's position
+    for name, column in detection_position(table.column("candidate")).items():  # for the host cross-match
         frame[name] = column.to_numpy(zero_copy_only=False)
     return frame
 
 
-def _position(table: pa.Table) -> dict:
-    """``ra``, ``dec`` of the current detection (float64), if the ``candidate`` struct has them as numbers."""
-    struct = table.column("candidate").combine_chunks()
-    if not pa.types.is_struct(struct.type):
-        return {}
-    out = {}
-    for name in ("ra", "dec"):
-        if struct.type.get_field_index(name) < 0:
-            return {}
-        values = struct_field(struct, name)
-        if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
-            return {}
-        out[name] = values.cast(pa.float64())
-    return out
 
 
 def observations_from_columns(frame: pd.DataFrame) -> tuple[Observations, np.ndarray]:

@@ -19,9 +19,8 @@ import pandas as pd
 import pyarrow as pa
 
 from fink_t2.scoring import alerts, rubin_alerts
-from fink_t2.scoring.arrow_compat import struct_field
 from fink_t2.scoring.lightcurves import Observations
-from fink_t2.scoring.sky import DEC_COLUMN, RA_COLUMN, SKY_COLUMNS
+from fink_t2.scoring.sky import RA_COLUMN, SKY_COLUMNS, detection_position
 from fink_t2.scoring.surveys import get_survey
 
 
@@ -113,16 +112,9 @@ def raw_position(current: pd.Series) -> pd.DataFrame:
     """``ra``, ``dec`` of each alert's current detection (a struct column: ``candidate``, ``diaSource``);
     empty (no columns) when the struct has no position fields."""
     table = pa.Table.from_pandas(current.to_frame("current"), preserve_index=False)
-    struct = table.column("current").type
-    if not pa.types.is_struct(struct) or struct.get_field_index("ra") < 0 or struct.get_field_index("dec") < 0:
-        return pd.DataFrame(index=range(len(current)))
-    combined = table.column("current").combine_chunks()
-    out = {}
-    for name in (RA_COLUMN, DEC_COLUMN):
-        values = struct_field(combined, name)
-        out[name] = values.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False) \
-            if (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)) else np.full(len(values), np.nan)
-    return pd.DataFrame(out)
+    position = detection_position(table.column("current"))
+    return pd.DataFrame({name: column.to_numpy(zero_copy_only=False) for name, column in position.items()},
+                        index=range(len(current)))
 
 
 def plain_alert_columns(frame: pd.DataFrame, reader: AlertReader) -> pd.DataFrame:

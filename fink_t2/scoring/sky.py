@@ -352,14 +352,21 @@ def sky_columns_of_table(table: pa.Table) -> dict:
     out.pop(RA_COLUMN, None)
     out.pop(DEC_COLUMN, None)
     for current in CURRENT_DETECTION_COLUMNS:
-        if current not in names or not pa.types.is_struct(table.schema.field(current).type):
-            continue
-        struct = table.column(current).combine_chunks()
-        kinds = struct.type
-        if kinds.get_field_index(RA_COLUMN) < 0 or kinds.get_field_index(DEC_COLUMN) < 0:
-            continue
-        fields = {name: struct_field(struct, name) for name in (RA_COLUMN, DEC_COLUMN)}
-        if all(pa.types.is_floating(f.type) or pa.types.is_integer(f.type) for f in fields.values()):
-            out.update({name: f.cast(pa.float64()) for name, f in fields.items()})
-        break
+        if current in names:
+            out.update(detection_position(table.column(current)))
+            break
     return out
+
+
+def detection_position(current: pa.Array | pa.ChunkedArray) -> dict:
+    """``ra``, ``dec`` (float64 Arrow arrays) of a current-detection struct column (``candidate``, ``diaSource``);
+    empty when it is no struct or lacks numeric position fields."""
+    struct = current.combine_chunks() if isinstance(current, pa.ChunkedArray) else current
+    if not pa.types.is_struct(struct.type):
+        return {}
+    if struct.type.get_field_index(RA_COLUMN) < 0 or struct.type.get_field_index(DEC_COLUMN) < 0:
+        return {}
+    fields = {name: struct_field(struct, name) for name in (RA_COLUMN, DEC_COLUMN)}
+    if not all(pa.types.is_floating(f.type) or pa.types.is_integer(f.type) for f in fields.values()):
+        return {}
+    return {name: f.cast(pa.float64()) for name, f in fields.items()}
