@@ -146,7 +146,7 @@ def score_stages(model: T2Model, columns: Sequence, optional: dict, select: Sele
     if lap is not None:
         lap("observations")
     obs = obs.subset(keep[obs.object_index])  # rejected alerts cost nothing below
-    sky = sky_context(n, **sky_columns) if model.preparation.sky_context else None
+    sky = sky_context(n, **sky_columns) if model.preparation.reads_sky else None
     batch = prepare(obs, model.preparation, host_z=None if host_z is None else _floats(host_z, n), sky=sky)
     if lap is not None:
         lap("preparation")
@@ -267,7 +267,7 @@ def score_columns(columns: Sequence, optional: dict | None = None, *, survey: st
     if reader.host_redshift_column is not None and given.get(reader.host_redshift_column) is not None:
         optional[reader.host_redshift_column] = given[reader.host_redshift_column]
     for name in SKY_COLUMNS:  # sky context (host galaxy, position): read only by a model that uses it
-        if given.get(name) is not None and model.preparation.sky_context:
+        if given.get(name) is not None and model.preparation.reads_sky:
             optional[name] = given[name]
     if n <= SCORING_CHUNK:
         return _score_chunk(model, columns, optional, select, 0)

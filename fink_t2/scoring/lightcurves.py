@@ -35,7 +35,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from fink_t2.scoring.config import build
-from fink_t2.scoring.sky import SKY_CHANNELS, SkyContext, sky_channels
+from fink_t2.scoring.sky import (
+    SCALED_LIMIT,
+    SKY_CHANNELS,
+    SkyContext,
+    distance_modulus,
+    luminosity_distance_mpc,
+    sky_channels,
+)
 from fink_t2.scoring.surveys import DEFAULT_SURVEY, ZTF, Survey, get_survey
 
 #: Band order of a ZTF model's input, fixed forever (the original used a Python set); other surveys:
@@ -56,6 +63,14 @@ CONTEXT_CHANNELS: tuple[str, ...] = ("age", "gap_g", "gap_r")
 #: The host-redshift channels (``PreparationConfig.host_redshift``), last: ``log(1 + z)`` (0 when
 #: unknown) and 1 where the redshift is known, 0 where not. Constant along time.
 REDSHIFT_CHANNELS: tuple[str, ...] = ("host_z", "host_z_known")
+#: The brightness channels (``PreparationConfig.brightness``), last: the apparent peak magnitude
+#: ``(m - 22) / 2`` (per-object peak scaling removes it from the band channels, and a faint alert is a far
+#: one), the absolute peak magnitude ``(M + 19) / 2`` at the host's distance (from the host photo-z, else
+#: from a Mangrove match; 0 when neither is known) and a "distance known" flag. Clipped to +-4.
+BRIGHTNESS_CHANNELS: tuple[str, ...] = ("peak_mag", "peak_absmag", "peak_absmag_known")
+APPARENT_MAG_CENTRE, ABSOLUTE_MAG_CENTRE, MAG_WIDTH = 22.0, -19.0, 2.0
+#: Host photo-z at or below this gives no distance (PLAsTiCC's 0 = Galactic; a photo-z of 0.001 is 4 Mpc).
+MIN_DISTANCE_REDSHIFT = 1e-3
 #: Scale (days) of the age channel, ``asinh(age / AGE_SCALE_DAYS)``.
 AGE_SCALE_DAYS: float = 20.0
 #: The gap channels are clipped at this many GP time scales.
@@ -93,6 +108,14 @@ class PreparationConfig:
     #: Add the sky-context channels (:data:`fink_t2.scoring.sky.SKY_CHANNELS`: host galaxy, Galactic
     #: latitude) last, constant along time.
     sky_context: bool = False
+    #: Add the brightness channels (:data:`BRIGHTNESS_CHANNELS`: apparent and absolute peak magnitude) last.
+    brightness: bool = False
+
+    @property
+    def reads_sky(self) -> bool:
+        """Whether the preparation uses the sky context (the sky channels, or a Mangrove distance for the
+        absolute brightness)."""
+        return bool(self.sky_context or self.brightness)
 
     @property
     def survey_description(self) -> Survey:
@@ -113,6 +136,8 @@ class PreparationConfig:
             names += REDSHIFT_CHANNELS
         if self.sky_context:
             names += SKY_CHANNELS
+        if self.brightness:
+            names += BRIGHTNESS_CHANNELS
         return names
 
     @property
@@ -151,7 +176,7 @@ class PreparationConfig:
         values = asdict(self)
         if self.survey == DEFAULT_SURVEY:
             del values["survey"]
-        for name in ("host_redshift", "coarse_steps", "coarse_step_days", "sky_context"):
+        for name in ("host_redshift", "coarse_steps", "coarse_step_days", "sky_context", "brightness"):
             if not values[name]:
                 del values[name]
         return values
@@ -541,6 +566,35 @@ def sky_input(sky: SkyContext | None, peak_flux: np.ndarray, n_objects: int) -> 
     return sky_channels(sky, peak_mag)
 
 
+def brightness_input(peak_flux: np.ndarray, host_z: np.ndarray | None, sky: SkyContext | None,
+                     n_objects: int) -> np.ndarray:
+    """(n_objects, len(BRIGHTNESS_CHANNELS)): apparent peak magnitude, absolute peak magnitude at the host's
+    distance (host photo-z first, else a Mangrove match) and whether that distance is known."""
+    out = np.zeros((n_objects, len(BRIGHTNESS_CHANNELS)), dtype=np.float32)
+    peak_flux = np.asarray(peak_flux, dtype=np.float64)
+    bright = np.isfinite(peak_flux) & (peak_flux > 0)
+    mag = np.where(bright, FLUXCAL_ZEROPOINT - 2.5 * np.log10(np.where(bright, peak_flux, 1.0)), np.nan)
+    out[:, 0] = np.where(bright, np.clip((mag - APPARENT_MAG_CENTRE) / MAG_WIDTH, -SCALED_LIMIT, SCALED_LIMIT), 0.0)
+    distance = np.full(n_objects, np.nan)
+    if host_z is not None:
+        z = np.asarray(host_z, dtype=np.float64).reshape(-1)
+        if len(z) != n_objects:
+            raise ValueError(f"host_z has {len(z)} values, expected one per object ({n_objects})")
+        with_z = np.isfinite(z) & (z > MIN_DISTANCE_REDSHIFT) & (z < 20.0)
+        distance[with_z] = luminosity_distance_mpc(z[with_z])
+    if sky is not None:
+        if len(sky) != n_objects:
+            raise ValueError(f"sky context has {len(sky)} entries, expected one per object ({n_objects})")
+        from_host = ~np.isfinite(distance) & sky.host_matched
+        distance[from_host] = sky.host_distance_mpc[from_host]
+    known = bright & np.isfinite(distance) & (distance > 0)
+    absolute = mag - distance_modulus(np.where(known, distance, 1.0))
+    out[:, 1] = np.where(known, np.clip((absolute - ABSOLUTE_MAG_CENTRE) / MAG_WIDTH, -SCALED_LIMIT, SCALED_LIMIT),
+                         0.0)
+    out[:, 2] = known
+    return out
+
+
 def prepare(obs: Observations, config: PreparationConfig | None = None,
             host_z: np.ndarray | None = None, sky: SkyContext | None = None) -> PreparedBatch:
     """Observations of many objects -> model input ``(n_objects, n_steps, n_channels)``: one flux channel
@@ -579,9 +633,15 @@ def prepare(obs: Observations, config: PreparationConfig | None = None,
         if config.context_channels:
             values[objects, :, n_bands:2 * n_bands + 1] = _context_channels(kept, objects, t_ref, first_detection,
                                                                             config)
+        names = config.channel_names
         if redshift is not None:
-            start = config.n_channels - len(REDSHIFT_CHANNELS) - (len(SKY_CHANNELS) if config.sky_context else 0)
+            start = names.index(REDSHIFT_CHANNELS[0])
             values[objects, :, start:start + len(REDSHIFT_CHANNELS)] = redshift[objects][:, None, :]
         if config.sky_context:
-            values[objects, :, -len(SKY_CHANNELS):] = sky_input(sky, peak, n)[objects][:, None, :]
+            start = names.index(SKY_CHANNELS[0])
+            values[objects, :, start:start + len(SKY_CHANNELS)] = sky_input(sky, peak, n)[objects][:, None, :]
+        if config.brightness:
+            start = names.index(BRIGHTNESS_CHANNELS[0])
+            values[objects, :, start:start + len(BRIGHTNESS_CHANNELS)] = \
+                brightness_input(peak, host_z, sky, n)[objects][:, None, :]
     return PreparedBatch(values=values, ok=ok, reason=reason, n_detections=n_det)

@@ -106,6 +106,21 @@ def valid_position(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
         return np.isfinite(ra) & np.isfinite(dec) & (ra >= 0) & (ra <= 360) & (dec >= -90) & (dec <= 90)
 
 
+#: Flat LambdaCDM for the distance of a redshift (a host photo-z, a simulated object's redshift).
+HUBBLE_CONSTANT = 70.0
+OMEGA_MATTER = 0.3
+SPEED_OF_LIGHT_KM_S = 299792.458
+
+
+def luminosity_distance_mpc(z) -> np.ndarray:
+    """Luminosity distance (Mpc) of redshifts in a flat LambdaCDM universe (H0 70, Omega_m 0.3)."""
+    z = np.asarray(z, dtype=np.float64)
+    grid = np.linspace(0.0, max(float(np.nanmax(z, initial=0.0)), 1e-3) * 1.001, 2001)
+    inverse_e = 1.0 / np.sqrt(OMEGA_MATTER * (1 + grid) ** 3 + 1 - OMEGA_MATTER)
+    comoving = np.concatenate([[0.0], np.cumsum((inverse_e[1:] + inverse_e[:-1]) / 2 * np.diff(grid))])
+    return (1 + z) * SPEED_OF_LIGHT_KM_S / HUBBLE_CONSTANT * np.interp(z, grid, comoving)
+
+
 def distance_modulus(distance_mpc) -> np.ndarray:
     """``5 log10(D / 10 pc)`` of luminosity distances in Mpc."""
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -12,6 +12,12 @@ restricted to g and r (what four more bands, and the redshift, buy). Metrics
 are those of :func:`fink_t2.training.evaluation.classification_metrics`, on
 the views all three judge.
 
+PLAsTiCC-test-like: the same test objects moved to the test set's population (farther, fainter,
+sparser: :mod:`fink_t2.training.test_like`), scored as Rubin alerts (detections, 365 days of
+history) at the alert epochs and pooled, with the supernova metrics the Rubin issue set, beside the
+same metrics on the plain test objects and, when ``benchmarks/rubin_yardstick.py`` has been run on
+the same views (same digest), beside the boosted-tree yardstick.
+
 ELAsTiCC: the 556 SN Ia alerts and the 100 AGN alerts of the shared
 ``rubin_alerts`` folder, read by :mod:`fink_t2.scoring.rubin_alerts`: SN Ia and
 AGN recall (top class), with and without the host redshift the alerts carry.
@@ -134,10 +140,54 @@ def elasticc_recall(models: dict, alerts_dir: Path) -> dict:
     return out
 
 
+#: Where ``benchmarks/rubin_yardstick.py`` writes its metrics (a checkout; absent from an installed package).
+YARDSTICK_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "rubin_yardstick.json"
+
+
+def test_like_report(data, test_objects: np.ndarray, models: dict, yardstick: str | Path | None = YARDSTICK_RESULTS,
+                     progress: bool = True) -> dict:
+    """Supernova metrics on the plain test objects and the test-like set, per epoch, for every predictor; the
+    yardstick's, read from its results file, where its views were the same (digest)."""
+    from fink_t2.training.test_like import population, supernova_report, test_like_objects
+
+    copies = test_like_objects(data, test_objects)
+    sets = {"plain": (data, test_objects),
+            "test_like": (copies.data, np.arange(copies.data.observations.n_objects))}
+    predict = {name: (lambda obs, z, f=f: f(obs, z)[0]) for name, f in models.items()}
+    report = {"population": {"plain": population(_subset(data, test_objects)), "test_like": population(copies.data),
+                             "augmentation": copies.stats},
+              "sets": supernova_report(predict, sets, progress), "yardstick": None}
+    path = Path(yardstick) if yardstick is not None else None
+    if path is not None and path.is_file():
+        trees = json.loads(path.read_text())
+        same = {name: trees["sets"].get(name, {}).get("digest") == entry["digest"]
+                for name, entry in report["sets"].items()}
+        report["yardstick"] = {"file": path.name, "same_views": same, "best_iteration": trees.get("best_iteration")}
+        for name, entry in report["sets"].items():
+            if same[name]:
+                for epoch, values in entry["epochs"].items():
+                    values["yardstick"] = trees["sets"][name]["epochs"][epoch]["models"]
+    return report
+
+
+def _subset(data, objects: np.ndarray):
+    """The labels and host redshifts of ``objects`` with their observations (for :func:`population`)."""
+    from fink_t2.training.plasticc import PlasticcData
+
+    keep = np.isin(data.observations.object_index, objects)
+    remap = np.full(data.observations.n_objects, -1)
+    remap[objects] = np.arange(len(objects))
+    obs = data.observations.subset(keep)
+    obs.object_index = remap[obs.object_index]
+    obs.n_objects = len(objects)
+    return PlasticcData(obs, obs, np.asarray(data.object_ids)[objects], data.labels[objects],
+                        data.metadata.iloc[objects].reset_index(drop=True), data.survey)
+
+
 def evaluate_rubin(rubin_model_path: str | Path = RUBIN_MODEL, ztf_model_path: str | Path = ZTF_MODEL,
                    data_dir: str | Path | None = None, output: str | Path = "docs",
                    max_objects: int | None = None, alerts_dir: str | Path | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, yardstick: str | Path | None = YARDSTICK_RESULTS) -> dict:
     """The whole report: PLAsTiCC held-out tables and ELAsTiCC recalls, as JSON and markdown in ``output``."""
     from fink_t2.scoring.runtime import load_model
     from fink_t2.training.train import TrainConfig
@@ -167,6 +217,7 @@ def evaluate_rubin(rubin_model_path: str | Path = RUBIN_MODEL, ztf_model_path: s
                   **{name: int(len(idx)) for name, idx in split.items()}},
         "max_objects": max_objects,
         "plasticc": plasticc_held_out(data, split["test"], models, progress),
+        "test_like": test_like_report(data, split["test"], models, yardstick, progress),
     }
     alerts_dir = Path(alerts_dir) if alerts_dir is not None else shared_path("data", "rubin_alerts")
     report["elasticc"] = elasticc_recall(models, alerts_dir)
@@ -212,6 +263,8 @@ def markdown_report(report: dict) -> str:
         for cls in CLASSES:
             lines.append(f"| {cls} | " + " | ".join(_f(e["models"][name]["per_class_recall"][cls])
                                                    for e in report["plasticc"].values()) + " |")
+    if report.get("test_like"):
+        lines += test_like_markdown(report["test_like"])
     lines += ["", "## ELAsTiCC alerts (simulated LSST alerts, shared `rubin_alerts`)", "",
               "| alerts | class | model | judged | recall (of judged) | recall (of all) | mean p(class) "
               "| top classes |",
@@ -225,5 +278,69 @@ def markdown_report(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["evaluate_rubin", "elasticc_recall", "markdown_report", "plasticc_held_out", "predictors",
-           "restrict_to_survey"]
+TREES_Z, TREES_NO_Z = "trees, host z", "trees, no host z"
+
+
+def _pair(values: dict, model: str, trees: dict | None, tree_name: str, key: str) -> str:
+    ours = _f(values["models"][model][key])
+    if trees is None:
+        return ours
+    theirs = trees[tree_name][key]
+    mark = "**" if key != "non_supernova_top_share" and values["models"][model][key] > theirs else ""
+    return f"{mark}{ours}{mark} / {_f(theirs)}"
+
+
+def test_like_markdown(section: dict) -> list[str]:
+    """The supernova tables: population, then per set and epoch t2 beside the yardstick."""
+    from fink_t2.training.test_like import SUPERNOVAE, TARGET_POPULATION
+
+    pop = section["population"]
+    lines = ["", "## Supernovae as Rubin alerts: plain test objects and the PLAsTiCC-test-like set", "",
+             "The test-like set: the same held-out test objects moved to higher redshift and observed again "
+             "(`fink_t2.training.test_like`, seed fixed; copies of test objects only). Views: detections only, "
+             "365 days of history; `pooled` = the 3rd detection, first+10 d and first+30 d together. "
+             f"Augmentation: {pop['augmentation']}.", "",
+             "| class | set | n | median host photo-z | median detections | share with 2 |",
+             "|---|---|---|---|---|---|"]
+    for cls in SUPERNOVAE:
+        for name in ("plain", "test_like"):
+            m = pop[name][cls]
+            lines.append(f"| {cls} | {name} | {m['n']} | {_f(m['photoz_median'])} | {m['detections_median']:.0f} | "
+                         f"{_f(m['share_with_2_detections'])} |")
+        lines.append(f"| {cls} | PLAsTiCC test set (the issue's measurement) | | "
+                     f"{TARGET_POPULATION['photoz_median'][cls]:.2f} | {TARGET_POPULATION['detections_median']} | "
+                     f"{TARGET_POPULATION['share_with_2_detections']:.2f} (all three) |")
+    yard = section.get("yardstick")
+    lines += ["", "SN Ia vs II + Ibc AUC of p(SN Ia), Ia/II/Ibc balanced accuracy (top class among the three) and "
+              "the share whose top class of all 14 is none of the three; "
+              + ("t2 / boosted-tree yardstick (`benchmarks/rubin_yardstick.py`, same split, augmentation and "
+                 "views; **bold**: t2 better)." if yard else "the yardstick's results are absent (run "
+                                                              "`benchmarks/rubin_yardstick.py`)."), "",
+              "| set | epoch | n | AUC, host z | AUC, no host z | AUC, g/r model | bal. acc., host z | "
+              "bal. acc., no host z | non-SN top, host z | non-SN top, no host z |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, entry in section["sets"].items():
+        for epoch, values in entry["epochs"].items():
+            trees = values.get("yardstick")
+            lines.append(
+                f"| {name} | {epoch} | {values['n_judged_by_all']} | "
+                f"{_pair(values, WITH_Z, trees, TREES_Z, 'snia_auc')} | "
+                f"{_pair(values, WITHOUT_Z, trees, TREES_NO_Z, 'snia_auc')} | "
+                f"{_f(values['models'][ZTF_GR]['snia_auc'])} | "
+                f"{_pair(values, WITH_Z, trees, TREES_Z, 'balanced_accuracy')} | "
+                f"{_pair(values, WITHOUT_Z, trees, TREES_NO_Z, 'balanced_accuracy')} | "
+                f"{_pair(values, WITH_Z, trees, TREES_Z, 'non_supernova_top_share')} | "
+                f"{_pair(values, WITHOUT_Z, trees, TREES_NO_Z, 'non_supernova_top_share')} |")
+    return lines
+
+
+__all__ = [
+    "evaluate_rubin",
+    "test_like_markdown",
+    "test_like_report",
+    "elasticc_recall",
+    "markdown_report",
+    "plasticc_held_out",
+    "predictors",
+    "restrict_to_survey",
+]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fink_t2.scoring.sky import SkyContext, galactic_latitude, sky_context
+from fink_t2.scoring.sky import SkyContext, galactic_latitude, luminosity_distance_mpc, sky_context
 
 #: (redshift, share of objects whose host Mangrove holds), BTS development objects with a redshift, bins of
 #: 0.01 (z < 0.02: 0.77, 0.02-0.03: 0.65, 0.03-0.04: 0.68, 0.04-0.05: 0.47, 0.05-0.06: 0.20 of which the
@@ -48,19 +48,6 @@ CHANCE_MATCH_BY_LATITUDE: tuple[tuple[float, float], ...] = ((5.0, 0.0035), (15.
                                                             (65.0, 0.0083))
 #: The catalogue's depth: no host beyond it.
 CATALOGUE_DEPTH_MPC = 230.0
-#: Flat LambdaCDM for the distance of a redshift.
-HUBBLE_CONSTANT = 70.0
-OMEGA_MATTER = 0.3
-SPEED_OF_LIGHT_KM_S = 299792.458
-
-
-def luminosity_distance_mpc(z) -> np.ndarray:
-    """Luminosity distance (Mpc) of redshifts in a flat LambdaCDM universe (H0 70, Omega_m 0.3)."""
-    z = np.asarray(z, dtype=np.float64)
-    grid = np.linspace(0.0, max(float(np.nanmax(z, initial=0.0)), 1e-3) * 1.001, 2001)
-    inverse_e = 1.0 / np.sqrt(OMEGA_MATTER * (1 + grid) ** 3 + 1 - OMEGA_MATTER)
-    comoving = np.concatenate([[0.0], np.cumsum((inverse_e[1:] + inverse_e[:-1]) / 2 * np.diff(grid))])
-    return (1 + z) * SPEED_OF_LIGHT_KM_S / HUBBLE_CONSTANT * np.interp(z, grid, comoving)
 
 
 def _interpolate(table, x) -> np.ndarray:

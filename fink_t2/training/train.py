@@ -36,6 +36,7 @@ from fink_t2.training.plasticc import (
     split_objects,
     training_view_observations,
 )
+from fink_t2.training.redshift_augmentation import RedshiftAugmentation, augmented_split
 from fink_t2.training.sky_simulation import plasticc_sky_inputs, real_sky, simulate_sky, training_sky
 
 KERAS_FILE = "t2.keras"
@@ -129,6 +130,9 @@ class TrainConfig:
     preparation: PreparationConfig = field(default_factory=PreparationConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     real: RealStageConfig | None = None  # null: PLAsTiCC only
+    #: Redshift augmentation of the PLAsTiCC training and validation objects
+    #: (:mod:`fink_t2.training.redshift_augmentation`); null: none.
+    augmentation: RedshiftAugmentation | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.redshift_dropout <= 1.0:
@@ -149,6 +153,8 @@ class TrainConfig:
         values = asdict(self)
         values["split"] = list(self.split)
         values["preparation"] = self.preparation.to_dict()  # a ZTF preparation as it was always written
+        if self.augmentation is None:  # configurations from before it existed are written as they were
+            del values["augmentation"]
         return values
 
 
@@ -202,7 +208,7 @@ def view_sky(data: PlasticcData, sources: np.ndarray, prep: PreparationConfig, r
              dropout: float = 0.0, with_sky: bool = True) -> SkyContext | None:
     """Simulated sky context of PLAsTiCC views of ``sources`` (:mod:`fink_t2.training.sky_simulation`), ``dropout``
     of it withheld; exact views (``rng`` None) get a fixed draw with all context. None without sky channels."""
-    if not prep.sky_context:
+    if not prep.reads_sky:
         return None
     if not with_sky:
         return SkyContext.unknown(len(sources))
@@ -292,6 +298,11 @@ def train(config: TrainConfig, output_dir: str | Path, data_dir: str | Path | No
     split = split_objects(data.labels, config.split, config.seed)
     _log(f"objects: {len(data.labels)} (train {len(split['train'])}, validation {len(split['validation'])}, "
          f"test {len(split['test'])}); {time.time() - started:.1f}s", progress)
+    if config.augmentation is not None:
+        data, split, counts = augmented_split(data, split, config.augmentation, config.seed, data_dir=data_dir,
+                                              max_objects=max_objects)
+        _log(f"redshift augmentation: {counts['train']} training and {counts['validation']} validation objects "
+             f"added (test objects untouched); {time.time() - started:.1f}s", progress)
     x_val, y_val = validation_set(data, split["validation"], config, prep)
     summary: dict = {"split": {name: int(len(idx)) for name, idx in split.items()}, "classes": CLASSES}
 
