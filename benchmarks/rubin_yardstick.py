@@ -3,7 +3,9 @@
 Not the product: a strong plain learner given what t2 is given (the same PLAsTiCC training objects,
 the same redshift augmentation of conf/train_rubin.yaml, alert-like views drawn the same way, the host
 photo-z withheld from the same share of views), so every model choice is judged against it on the
-same held-out views: the plain test objects and the test-like set (fink_t2.training.test_like).
+same held-out views: the plain test objects and the test-like set (fink_t2.training.test_like). The trees
+are trained class-weighted like t2 (a flat prior) and their output is moved to the served Rubin t2's
+class prior (fink_t2.scoring.calibration.PLASTICC_TRAINING_PRIOR), as t2's is.
 
 Features (per view, detections only, as a Rubin alert carries): per band the number of detections,
 log10 of the peak |flux|, the time from the band's peak to the latest point, the mean signal-to-noise,
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fink_t2.scoring.calibration import PLASTICC_TRAINING, PLASTICC_TRAINING_PRIOR, calibrate, prior_vector
 from fink_t2.scoring.classes import CLASSES
 from fink_t2.scoring.lightcurves import FLUXCAL_ZEROPOINT, Observations
 from fink_t2.scoring.sky import distance_modulus, luminosity_distance_mpc
@@ -166,9 +169,11 @@ def main(argv=None) -> int:
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / "rubin_yardstick.txt"), num_iteration=booster.best_iteration)
 
+    prior = prior_vector(PLASTICC_TRAINING_PRIOR)  # what the served Rubin t2 applies to its flat output
+
     def predict(obs, host_z):
         x = features(detections_only(obs), host_z)
-        p = booster.predict(x, num_iteration=booster.best_iteration)
+        p = calibrate(booster.predict(x, num_iteration=booster.best_iteration), 1.0, prior)
         p[np.isnan(x[:, N_DET_COLUMN])] = np.nan
         return p
 
@@ -176,7 +181,8 @@ def main(argv=None) -> int:
     sets = {"plain": (plain, test_objects),
             "test_like": (test_like.data, np.arange(test_like.data.observations.n_objects))}
     predictors = {"trees, host z": predict, "trees, no host z": lambda obs, z: predict(obs, None)}
-    report = {"config": args.config, "params": params, "best_iteration": int(booster.best_iteration),
+    report = {"config": args.config, "params": params, "prior": PLASTICC_TRAINING,
+              "best_iteration": int(booster.best_iteration),
               "rows": {"train": int(len(y_train)), "validation": int(len(y_val))},
               "sets": supernova_report(predictors, sets), "seconds": round(time.time() - started, 1)}
     output = Path(args.output)

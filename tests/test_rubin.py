@@ -334,6 +334,41 @@ def test_host_redshift_reaches_a_model_that_reads_it(rubin_model):
                                atol=1e-6, equal_nan=True)
 
 
+def test_mangrove_distance_reaches_a_model_with_brightness_where_no_photoz_is_known(rubin_model):
+    """Fink's Rubin stage adds ``mangrove_lum_dist`` (null: no galaxy): the absolute brightness uses it where
+    the alert has no host photo-z; a photo-z wins where both are known."""
+    from fink_t2.scoring import classify
+    from fink_t2.scoring.runtime import get_model
+
+    if not get_model(rubin_model).preparation.brightness:
+        pytest.skip("this Rubin model has no brightness channels")
+    columns = rubin_alert_columns(pq.read_table(shared("fink_science_elasticc_sample.parquet")))
+    known = columns[HOST_Z_COLUMN].notna().to_numpy()
+    near = columns.assign(mangrove_lum_dist=80.0)
+    plain, with_host = classify(columns, rubin_model, survey="rubin"), classify(near, rubin_model, survey="rubin")
+    scored = np.isfinite(plain.to_numpy()).all(axis=1)
+    assert (scored & ~known).sum() > 10
+    assert not np.allclose(plain.to_numpy()[scored & ~known], with_host.to_numpy()[scored & ~known], atol=1e-7)
+    np.testing.assert_allclose(plain.to_numpy()[known], with_host.to_numpy()[known], atol=1e-6, equal_nan=True)
+
+
+def test_the_rubin_udf_body_takes_the_mangrove_distance_last(rubin_model):
+    pytest.importorskip("pyspark")
+    from fink_t2.scoring import classify
+    from fink_t2.scoring.cuts import Cuts
+    from fink_t2.spark.processor import score_batch
+
+    columns = rubin_alert_columns(pq.read_table(shared("fink_science_elasticc_sample.parquet")))
+    distance = pd.Series(np.where(np.arange(len(columns)) % 2 == 0, 80.0, np.nan))
+    names = ["cmidpointMjdTai", "cband", "cpsfFlux", "cpsfFluxErr", HOST_Z_COLUMN]
+    scores = score_batch((*(columns[n] for n in names), distance), str(rubin_model), Cuts(enabled=False), "rubin")
+    expected = classify(columns.assign(mangrove_lum_dist=distance), rubin_model, survey="rubin")
+    np.testing.assert_allclose(scores.probabilities, expected.to_numpy(), atol=1e-6, equal_nan=True)
+    with pytest.raises(TypeError, match="mangrove_lum_dist"):
+        score_batch((*(columns[n] for n in names), distance, distance), str(rubin_model), Cuts(enabled=False),
+                    "rubin")
+
+
 def test_a_host_redshift_column_beside_raw_alerts_is_used():
     """A cross-match's ``host_z`` next to raw alerts wins over diaObject (and is NaN-safe)."""
     from fink_t2.scoring.readers import light_curve_columns

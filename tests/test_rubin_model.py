@@ -33,8 +33,9 @@ def test_training_config_parses():
     config = TrainConfig.from_yaml(ROOT / "conf" / "train_rubin.yaml")
     prep = config.preparation
     assert prep.survey == "rubin" and prep.bands == RUBIN.bands and prep.host_redshift
-    assert prep.n_channels == 6 + 7 + 2 and not prep.use_upper_limits
+    assert prep.n_channels == 6 + 7 + 2 + 3 and prep.brightness and not prep.use_upper_limits
     assert config.real is None and 0 < config.redshift_dropout < 1
+    assert config.augmentation is not None and config.augmentation.copies >= 1
     # The held-out objects are the ZTF model's held-out objects too: same seed and fractions.
     ztf = TrainConfig.from_yaml(ROOT / "conf" / "train.yaml")
     assert (config.seed, config.split) == (ztf.seed, ztf.split)

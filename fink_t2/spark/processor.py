@@ -77,6 +77,7 @@ from fink_t2.scoring.cuts import FINK_CUTS, Cuts, make_selector
 from fink_t2.scoring.paths import default_model
 from fink_t2.scoring.readers import get_reader, survey_of_columns
 from fink_t2.scoring.rubin_alerts import ELASTICC_COLUMNS, FIELD_NAMES, HOST_Z_FIELDS
+from fink_t2.scoring.sky import MANGROVE_DISTANCE_COLUMN
 
 #: Arguments of the UDF, in order (the first four are required). The last three are the sky context a model
 #: with sky channels reads (the alert's position and Fink's Mangrove cross-match, :mod:`fink_t2.scoring.sky`).
@@ -107,11 +108,12 @@ def score_batch(columns: tuple, model_path: str | None, cuts: Cuts, survey: str 
     if survey != "ztf":
         reader = get_reader(survey)
         n_columns = len(reader.columns)
-        if not n_columns <= len(columns) <= n_columns + 1:
-            raise TypeError(f"t2 for {survey} takes {n_columns} or {n_columns + 1} columns "
-                            f"{[*reader.columns, reader.host_redshift_column]}, got {len(columns)}")
+        trailing = (reader.host_redshift_column, MANGROVE_DISTANCE_COLUMN)
+        if not n_columns <= len(columns) <= n_columns + len(trailing):
+            raise TypeError(f"t2 for {survey} takes {n_columns} to {n_columns + len(trailing)} columns "
+                            f"{[*reader.columns, *trailing]}, got {len(columns)}")
         model = runtime.get_model(model_path)
-        host = {reader.host_redshift_column: columns[n_columns]} if len(columns) > n_columns else {}
+        host = dict(zip(trailing, columns[n_columns:]))
         return score_columns(list(columns[:n_columns]), host, survey=survey, model=model)
     if not _N_REQUIRED <= len(columns) <= len(T2_INPUTS):
         raise TypeError(f"t2 takes {_N_REQUIRED} to {len(T2_INPUTS)} columns {list(T2_INPUTS)}, got {len(columns)}")
@@ -454,7 +456,8 @@ def _rubin_host_z(df: DataFrame) -> Column:
 
 
 def rubin_input_columns(df: DataFrame) -> list[Column]:
-    """The Rubin UDF's arguments for ``df``: cmidpointMjdTai, cband, cpsfFlux, cpsfFluxErr, host_z.
+    """The Rubin UDF's arguments for ``df``: cmidpointMjdTai, cband, cpsfFlux, cpsfFluxErr, host_z, and
+    ``mangrove_lum_dist`` when ``df`` has it.
 
     Fink-style c* columns when ``df`` has all four (ELAsTiCC-named ones too),
     else built from the raw ``diaSource`` / ``prvDiaSources`` of any schema
@@ -474,7 +477,9 @@ def rubin_input_columns(df: DataFrame) -> list[Column]:
     else:
         raise ValueError(f"the alerts have neither Fink's {list(reader.columns)} columns nor a raw 'diaSource' "
                          f"column to build them from (columns: {sorted(names)[:12]})")
-    return [*light_curve, _rubin_host_z(df)]
+    # Fink's Rubin stage adds the Mangrove host distance (null: no galaxy): a distance where no photo-z is known.
+    context = [F.col(MANGROVE_DISTANCE_COLUMN).cast("double")] if MANGROVE_DISTANCE_COLUMN in names else []
+    return [*light_curve, _rubin_host_z(df), *context]
 
 
 # --------------------------------------------------------------------------- session helper

@@ -607,7 +607,8 @@ def _trained_on(config) -> str:
 def run_calibration(run_dir: Path) -> dict:
     """The metadata's ``calibration`` section for a run: its fitted temperature and the stated class prior.
 
-    A run without a real-data stage has no fitted temperature: its output stays flat.
+    A run without a real-data stage has no fitted temperature: its output stays flat, except the augmented
+    Rubin model's, which states the PLAsTiCC training set's class mix as its prior.
     """
     import json
 
@@ -616,6 +617,15 @@ def run_calibration(run_dir: Path) -> dict:
 
     path = Path(run_dir) / CALIBRATION_FILE
     if not path.is_file():
+        from fink_t2.scoring.calibration import PLASTICC_TRAINING, PLASTICC_TRAINING_PRIOR
+        from fink_t2.training.train import TrainConfig
+
+        config = TrainConfig.from_yaml(Path(run_dir) / "config.yaml")
+        if config.preparation.survey == "rubin" and config.augmentation is not None:
+            # No real alerts to fit a temperature on: the flat output under the training set's class mix.
+            return {"calibration": {"prior": PLASTICC_TRAINING, "temperature": 1.0,
+                                    "temperature_fitted_on": "none (no labelled real Rubin alerts)",
+                                    "class_priors": {PLASTICC_TRAINING: dict(PLASTICC_TRAINING_PRIOR)}}}
         return {}
     fitted = json.loads(path.read_text())
     return {"calibration": {"prior": ZTF_ALERTS, "temperature": round(float(fitted["temperature"]), 4),

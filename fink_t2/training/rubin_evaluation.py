@@ -217,8 +217,13 @@ def evaluate_rubin(rubin_model_path: str | Path = RUBIN_MODEL, ztf_model_path: s
                   **{name: int(len(idx)) for name, idx in split.items()}},
         "max_objects": max_objects,
         "plasticc": plasticc_held_out(data, split["test"], models, progress),
-        "test_like": test_like_report(data, split["test"], models, yardstick, progress),
     }
+    # As served: each model's default class prior (the Rubin model's PLAsTiCC training mix), as an alert
+    # stream's astronomer gets its top class.
+    served_rubin, served_ztf = load_model(rubin_model_path), load_model(ztf_model_path)
+    report["test_like"] = test_like_report(data, split["test"], predictors(served_rubin, served_ztf), yardstick,
+                                           progress)
+    report["test_like"]["priors"] = {"rubin": served_rubin.prior, "ztf": served_ztf.prior}
     alerts_dir = Path(alerts_dir) if alerts_dir is not None else shared_path("data", "rubin_alerts")
     report["elasticc"] = elasticc_recall(models, alerts_dir)
     output = Path(output)
@@ -299,7 +304,8 @@ def test_like_markdown(section: dict) -> list[str]:
              "The test-like set: the same held-out test objects moved to higher redshift and observed again "
              "(`fink_t2.training.test_like`, seed fixed; copies of test objects only). Views: detections only, "
              "365 days of history; `pooled` = the 3rd detection, first+10 d and first+30 d together. "
-             f"Augmentation: {pop['augmentation']}.", "",
+             f"Augmentation: {pop['augmentation']}. Each model with its default class prior, as served "
+             f"({section.get('priors', {})}); the yardstick's trees with the Rubin model's.", "",
              "| class | set | n | median host photo-z | median detections | share with 2 |",
              "|---|---|---|---|---|---|"]
     for cls in SUPERNOVAE:
