@@ -170,6 +170,39 @@ def test_like_report(data, test_objects: np.ndarray, models: dict, yardstick: st
     return report
 
 
+def plot_test_like(section: dict, path: Path) -> None:
+    """SN Ia AUC and Ia/II/Ibc balanced accuracy per epoch: t2 (solid) beside the yardstick (dashed), with and
+    without host z, plain test objects and the test-like set side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fink_t2.training.test_like import EPOCHS
+
+    sets = list(section["sets"])
+    fig, axes = plt.subplots(2, len(sets), figsize=(5.2 * len(sets), 7), sharey="row", squeeze=False)
+    x = np.arange(len(EPOCHS))
+    curves = [(WITH_Z, TREES_Z, "tab:blue", "host z"), (WITHOUT_Z, TREES_NO_Z, "tab:orange", "no host z")]
+    for col, name in enumerate(sets):
+        epochs = section["sets"][name]["epochs"]
+        for row, key in enumerate(("snia_auc", "balanced_accuracy")):
+            ax = axes[row, col]
+            for model, trees, colour, label in curves:
+                ax.plot(x, [epochs[e]["models"][model][key] for e in EPOCHS], "o-", color=colour, label=f"t2, {label}")
+                if all("yardstick" in epochs[e] for e in EPOCHS):
+                    ax.plot(x, [epochs[e]["yardstick"][trees][key] for e in EPOCHS], "s--", color=colour,
+                            alpha=0.7, label=f"trees, {label}")
+            ax.plot(x, [epochs[e]["models"][ZTF_GR][key] for e in EPOCHS], "^:", color="grey", label="g/r t2")
+            ax.set_xticks(x, EPOCHS)
+            ax.grid(alpha=0.3)
+            ax.set_title(f"{name}: {'SN Ia vs II+Ibc AUC' if row == 0 else 'Ia/II/Ibc balanced accuracy'}")
+    axes[0, -1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
 def _subset(data, objects: np.ndarray):
     """The labels and host redshifts of ``objects`` with their observations (for :func:`population`)."""
     from fink_t2.training.plasticc import PlasticcData
@@ -230,6 +263,7 @@ def evaluate_rubin(rubin_model_path: str | Path = RUBIN_MODEL, ztf_model_path: s
     output.mkdir(parents=True, exist_ok=True)
     (output / "evaluation_rubin.json").write_text(json.dumps(report, indent=1, default=float))
     (output / "evaluation_rubin.md").write_text(markdown_report(report))
+    plot_test_like(report["test_like"], output / "evaluation_rubin.png")
     if progress:
         print(f"wrote {output / 'evaluation_rubin.md'} and {output / 'evaluation_rubin.json'}")
     return report
@@ -269,7 +303,7 @@ def markdown_report(report: dict) -> str:
             lines.append(f"| {cls} | " + " | ".join(_f(e["models"][name]["per_class_recall"][cls])
                                                    for e in report["plasticc"].values()) + " |")
     if report.get("test_like"):
-        lines += test_like_markdown(report["test_like"])
+        lines += test_like_markdown(report["test_like"]) + ["", "![t2 beside the yardstick](evaluation_rubin.png)"]
     lines += ["", "## ELAsTiCC alerts (simulated LSST alerts, shared `rubin_alerts`)", "",
               "| alerts | class | model | judged | recall (of judged) | recall (of all) | mean p(class) "
               "| top classes |",
