@@ -207,3 +207,20 @@ def test_test_like_supernovae_are_farther_and_sparser_than_the_plain_ones():
     for name in ("SNIa", "SNII"):
         assert moved[name]["photoz_median"] > plain[name]["photoz_median"] + 0.05
         assert moved[name]["detections_median"] < plain[name]["detections_median"]
+
+
+def test_supernova_metrics_by_hand():
+    from fink_t2.training.test_like import supernova_metrics
+
+    ia, ii, ibc, tde = (CLASSES.index(c) for c in ("SNIa", "SNII", "SNIbc", "TDE"))
+    labels = np.array([ia, ia, ii, ibc])
+    p = np.full((5, 14), 0.01)
+    p[0, ia], p[1, tde], p[1, ia], p[2, ii], p[3, ia] = 0.8, 0.6, 0.3, 0.5, 0.4  # row 1: TDE on top, Ia second
+    p[4] = np.nan  # declined: not judged
+    m = supernova_metrics(np.append(labels, ia), p / np.nansum(p, axis=1, keepdims=True))
+    assert m["n"] == 4
+    # p(Ia): Ia 0.8 and 0.3 against II 0.01, Ibc 0.4 -> 3 of 4 pairs ordered
+    assert m["snia_auc"] == pytest.approx(0.75)
+    # top among Ia/II/Ibc: Ia, Ia, II, Ia -> recalls Ia 1, II 1, Ibc 0
+    assert m["balanced_accuracy"] == pytest.approx(2 / 3)
+    assert m["non_supernova_top_share"] == pytest.approx(0.25)

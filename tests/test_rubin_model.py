@@ -19,8 +19,8 @@ from fink_t2.training.plasticc import (
     load_plasticc,
     passband_to_band,
     resample_views,
+    restrict_to_survey,
 )
-from fink_t2.training.rubin_evaluation import restrict_to_survey
 from fink_t2.training.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

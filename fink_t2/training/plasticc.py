@@ -301,8 +301,10 @@ EVALUATION_EPOCHS: dict[str, str] = {
 }
 
 
-def evaluation_views(obs: Observations, objects: np.ndarray, epoch: str) -> tuple[ViewSpec, np.ndarray]:
-    """Deterministic views of ``objects`` at a named epoch (no thinning, no extra noise).
+def evaluation_views(obs: Observations, objects: np.ndarray, epoch: str,
+                     history_days: float = ALERT_HISTORY_DAYS) -> tuple[ViewSpec, np.ndarray]:
+    """Deterministic views of ``objects`` at a named epoch (no thinning, no extra noise), alert epochs with
+    ``history_days`` of history (ZTF's 30 days by default; Rubin's alerts carry 365).
 
     Returns the spec and the positions in ``objects`` that have such a view
     (an object with fewer than 3 detections has no ``det3`` view).
@@ -331,7 +333,7 @@ def evaluation_views(obs: Observations, objects: np.ndarray, epoch: str) -> tupl
         alert_time.append(t)
     positions = np.asarray(positions, dtype=np.int64)
     m = len(positions)
-    history = np.full(m, 1e5 if epoch == "full" else ALERT_HISTORY_DAYS)
+    history = np.full(m, 1e5 if epoch == "full" else history_days)
     spec = ViewSpec(objects[positions], np.asarray(alert_time, dtype=np.float64), history, np.ones(m), np.ones(m))
     return spec, positions
 
@@ -459,6 +461,17 @@ def resample_views(forced: Observations, spec: ViewSpec, rng: np.random.Generato
     # unchanged, and the peak magnitude (absolute, with a host distance) stays the source's.
     unit = np.where(usable, peak, 1.0)[view]
     return Observations(view, time, band, np.where(detected, flux * unit, 0.0), sigma * unit, detected, n)
+
+
+def restrict_to_survey(obs: Observations, source: Survey, target: Survey) -> Observations:
+    """``obs`` (band indices of ``source``) keeping only the bands ``target`` has, re-indexed by name."""
+    mapping = np.full(source.n_bands, -1, dtype=np.int64)
+    for i, band in enumerate(source.bands):
+        mapping[i] = target.band_index.get(band, -1)
+    band = mapping[obs.band.astype(np.int64)]
+    kept = obs.subset(band >= 0)
+    kept.band = band[band >= 0].astype(np.int8)
+    return kept
 
 
 def concatenate_observations(parts: list[Observations]) -> Observations:

@@ -41,7 +41,7 @@ import pandas as pd
 
 from fink_t2.scoring.lightcurves import Observations
 from fink_t2.scoring.sky import luminosity_distance_mpc
-from fink_t2.training.plasticc import DETECTION_SNR, HOST_REDSHIFT_COLUMN, PlasticcData
+from fink_t2.training.plasticc import DETECTION_SNR, HOST_REDSHIFT_COLUMN, PlasticcData, restrict_to_survey
 
 #: LSST's effective wavelengths (Angstrom) of PLAsTiCC's passbands u g r i z y.
 PASSBAND_WAVELENGTHS = np.array([3685.0, 4802.0, 6231.0, 7542.0, 8690.0, 9736.0])
@@ -359,15 +359,8 @@ def in_survey(data: PlasticcData, survey) -> PlasticcData:
     survey = get_survey(survey) if isinstance(survey, str) else survey
     if survey.name == data.survey.name:
         return data
-    mapping = np.array([survey.band_index.get(band, -1) for band in data.survey.bands], dtype=np.int64)
-
-    def restrict(obs: Observations) -> Observations:
-        band = mapping[obs.band.astype(np.int64)]
-        kept = obs.subset(band >= 0)
-        kept.band = band[band >= 0].astype(np.int8)
-        return kept
-
-    return PlasticcData(restrict(data.observations), restrict(data.forced), data.object_ids, data.labels,
+    return PlasticcData(restrict_to_survey(data.observations, data.survey, survey),
+                        restrict_to_survey(data.forced, data.survey, survey), data.object_ids, data.labels,
                         data.metadata, survey)
 
 

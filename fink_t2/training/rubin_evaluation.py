@@ -36,9 +36,15 @@ import numpy as np
 from fink_t2.scoring.classes import CLASSES
 from fink_t2.scoring.lightcurves import Observations, prepare
 from fink_t2.scoring.paths import MODELS, shared_path
-from fink_t2.scoring.surveys import Survey
 from fink_t2.training.evaluation import classification_metrics
-from fink_t2.training.plasticc import EVALUATION_EPOCHS, evaluation_views, load_plasticc, make_views, split_objects
+from fink_t2.training.plasticc import (
+    EVALUATION_EPOCHS,
+    evaluation_views,
+    load_plasticc,
+    make_views,
+    restrict_to_survey,
+    split_objects,
+)
 
 RUBIN_MODEL = MODELS / "t2_rubin.tflite"
 ZTF_MODEL = MODELS / "t2.tflite"
@@ -48,17 +54,6 @@ ZTF_GR = "ZTF t2 (shipped), g/r only"
 #: ELAsTiCC alert files (shared ``data/rubin_alerts``) and the class every alert in them has.
 ELASTICC_FILES: dict[str, str] = {"fink_science_elasticc_snia.parquet": "SNIa",
                                   "fink_science_elasticc_agn.parquet": "AGN"}
-
-
-def restrict_to_survey(obs: Observations, source: Survey, target: Survey) -> Observations:
-    """``obs`` (band indices of ``source``) keeping only the bands ``target`` has, re-indexed by name."""
-    mapping = np.full(source.n_bands, -1, dtype=np.int64)
-    for i, band in enumerate(source.bands):
-        mapping[i] = target.band_index.get(band, -1)
-    band = mapping[obs.band.astype(np.int64)]
-    kept = obs.subset(band >= 0)
-    kept.band = band[band >= 0].astype(np.int8)
-    return kept
 
 
 def _predict(model, obs: Observations, host_z: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -382,5 +377,4 @@ __all__ = [
     "markdown_report",
     "plasticc_held_out",
     "predictors",
-    "restrict_to_survey",
 ]

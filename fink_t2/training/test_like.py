@@ -27,7 +27,7 @@ import numpy as np
 from fink_t2.scoring.classes import CLASSES
 from fink_t2.scoring.lightcurves import Observations
 from fink_t2.training.evaluation import balanced_accuracy, roc_auc
-from fink_t2.training.plasticc import PlasticcData, ViewSpec, detection_epochs, make_views
+from fink_t2.training.plasticc import PlasticcData, ViewSpec, evaluation_views, make_views
 from fink_t2.training.redshift_augmentation import AugmentedObjects, RedshiftAugmentation, augment
 
 #: How far and how many: copies of each test object, drawn farther than the training augmentation.
@@ -68,31 +68,7 @@ def population(data: PlasticcData) -> dict:
 def epoch_spec(obs: Observations, objects: np.ndarray, epoch: str,
                history_days: float = RUBIN_HISTORY_DAYS) -> ViewSpec:
     """Exact views of ``objects`` at ``epoch`` (one of :data:`ALERT_EPOCHS` or ``full``), Rubin's history."""
-    times, owner = detection_epochs(obs)
-    counts = np.bincount(owner, minlength=obs.n_objects)
-    starts = np.cumsum(counts) - counts
-    sources, alert_time = [], []
-    for obj in objects:
-        n_det = counts[obj]
-        if n_det == 0:
-            continue
-        seg = times[starts[obj]:starts[obj] + n_det]
-        if epoch == "full":
-            t = seg[-1]
-        elif epoch == "det3":
-            if n_det < 3:
-                continue
-            t = seg[2]
-        elif epoch in ("first+10d", "first+30d"):
-            t = seg[np.searchsorted(seg, seg[0] + (10.0 if epoch == "first+10d" else 30.0), "right") - 1]
-        else:
-            raise ValueError(f"unknown epoch {epoch!r}; known: {[*ALERT_EPOCHS, 'full']}")
-        sources.append(obj)
-        alert_time.append(t)
-    m = len(sources)
-    history = np.full(m, 1e5 if epoch == "full" else history_days)
-    return ViewSpec(np.asarray(sources, np.int64), np.asarray(alert_time, np.float64), history, np.ones(m),
-                    np.ones(m))
+    return evaluation_views(obs, objects, epoch, history_days)[0]
 
 
 def supernova_views(data: PlasticcData, objects: np.ndarray, epoch: str) -> tuple[Observations, np.ndarray]:
