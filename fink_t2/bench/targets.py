@@ -16,6 +16,8 @@ TARGET_VS_SNN_CPU = 1.0
 #: each would leave for t2's own work.
 TARGET_VS_IO_CEILING = 0.6
 TARGET_VS_SNN = 1.5
+#: Rubin (issue 25 and the brief): t2 at least twice Fink's Rubin SuperNNova's rate in the same run, every measure.
+TARGET_RUBIN_VS_SNN = 2.0
 TARGET_ONSKY_VS_SNN = 2.0
 TARGET_WORKER_RSS_MB = 300.0
 TARGET_FIRST_ALERT_S = 1.0
