@@ -115,7 +115,7 @@ def test_shipped_rubin_model_loads_and_scores_a_six_band_light_curve():
     model = load_model(RUBIN_MODEL)
     assert model.survey is RUBIN and model.metadata["survey"] == RUBIN.to_dict()
     assert model.metadata["bands"] == list(RUBIN.bands)
-    assert model.input_shape == (model.preparation.n_steps, 15)
+    assert model.input_shape == (model.preparation.n_steps, model.preparation.n_channels) == (30, 6 + 7 + 2 + 3)
     train = TrainConfig.from_yaml(RUBIN_MODEL.with_name("t2_rubin_train.yaml"))
     assert train.preparation == model.preparation
     obs = _six_band_curve()

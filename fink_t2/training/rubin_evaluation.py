@@ -254,6 +254,7 @@ def evaluate_rubin(rubin_model_path: str | Path = RUBIN_MODEL, ztf_model_path: s
     report["test_like"]["priors"] = {"rubin": served_rubin.prior, "ztf": served_ztf.prior}
     alerts_dir = Path(alerts_dir) if alerts_dir is not None else shared_path("data", "rubin_alerts")
     report["elasticc"] = elasticc_recall(models, alerts_dir)
+    report["elasticc_served"] = elasticc_recall(predictors(served_rubin, served_ztf), alerts_dir)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "evaluation_rubin.json").write_text(json.dumps(report, indent=1, default=float))
@@ -299,16 +300,19 @@ def markdown_report(report: dict) -> str:
                                                    for e in report["plasticc"].values()) + " |")
     if report.get("test_like"):
         lines += test_like_markdown(report["test_like"]) + ["", "![t2 beside the yardstick](evaluation_rubin.png)"]
-    lines += ["", "## ELAsTiCC alerts (simulated LSST alerts, shared `rubin_alerts`)", "",
-              "| alerts | class | model | judged | recall (of judged) | recall (of all) | mean p(class) "
-              "| top classes |",
-              "|---|---|---|---|---|---|---|---|"]
-    for label, entry in report["elasticc"].items():
-        for name, m in entry["models"].items():
-            top = ", ".join(f"{k} {v}" for k, v in list(m["top_class_counts"].items())[:4])
-            lines.append(f"| {entry['n_alerts']} ({entry['n_with_host_z']} with host z) | {label} | {name} | "
-                         f"{m['n_judged']} | {_f(m['recall_of_judged'])} | {_f(m['recall_of_all'])} | "
-                         f"{_f(m['mean_probability'])} | {top} |")
+    for key, title in (("elasticc", "flat prior"), ("elasticc_served", "each model's default prior, as served")):
+        if not report.get(key):
+            continue
+        lines += ["", f"## ELAsTiCC alerts (simulated LSST alerts, shared `rubin_alerts`): {title}", "",
+                  "| alerts | class | model | judged | recall (of judged) | recall (of all) | mean p(class) "
+                  "| top classes |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for label, entry in report[key].items():
+            for name, m in entry["models"].items():
+                top = ", ".join(f"{k} {v}" for k, v in list(m["top_class_counts"].items())[:4])
+                lines.append(f"| {entry['n_alerts']} ({entry['n_with_host_z']} with host z) | {label} | {name} | "
+                             f"{m['n_judged']} | {_f(m['recall_of_judged'])} | {_f(m['recall_of_all'])} | "
+                             f"{_f(m['mean_probability'])} | {top} |")
     return "\n".join(lines) + "\n"
 
 
