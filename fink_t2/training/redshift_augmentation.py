@@ -86,17 +86,6 @@ class RedshiftAugmentation:
         if self.min_detections < 1:
             raise ValueError("redshift augmentation: min_detections >= 1")
 
-    @classmethod
-    def from_dict(cls, values: dict | None, source: str = "redshift augmentation") -> "RedshiftAugmentation":
-        values = dict(values or {})
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{source}: unknown key(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
 
 def flux_scale(z_source: np.ndarray, z_new: np.ndarray) -> np.ndarray:
     """Factor of a flux per unit frequency moved from redshift ``z_source`` to ``z_new`` (same rest frame):
